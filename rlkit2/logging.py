@@ -1,0 +1,147 @@
+"""The one logger interface: console, JSONL (`metrics.jsonl`) and wandb, combined.
+
+`write(metrics, step)` takes floats or tensors; tensors are read (`.item()`) here,
+only when a log step happens, so the hot loop never syncs. wandb failures are
+caught and reported once: metrics keep going to the other sinks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def to_float(v: Any) -> float:
+    if isinstance(v, torch.Tensor):
+        return float(v.detach().float().mean().item())
+    return float(v)
+
+
+class Logger:
+    """Interface: write a dict of scalars at a step; close at the end."""
+
+    def write(self, metrics: Mapping[str, Any], step: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class JsonlLogger(Logger):
+    """Appends one JSON object a log step to `<run_dir>/metrics.jsonl` (flushed each line)."""
+
+    def __init__(self, run_dir: str | os.PathLike[str], filename: str = "metrics.jsonl"):
+        self.path = Path(run_dir) / filename
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", buffering=1)
+
+    def write(self, metrics: Mapping[str, Any], step: int) -> None:
+        row = {"step": int(step)}
+        for k, v in metrics.items():
+            x = to_float(v)
+            row[k] = x if math.isfinite(x) else str(x)
+        self._f.write(json.dumps(row) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop rows logged after the checkpoint we resume from (they will be redone)."""
+        self._f.close()
+        rows = read_metrics(self.path) if self.path.exists() else []
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.path)
+        self._f = open(self.path, "a", buffering=1)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class ConsoleLogger(Logger):
+    """Prints a compact line of selected metrics each log step (progress bars live in the trainer)."""
+
+    def __init__(self, keys: Sequence[str] | None = None, stream: Any = None):
+        self.keys = list(keys) if keys else None
+        self.stream = stream or sys.stdout
+
+    def write(self, metrics: Mapping[str, Any], step: int) -> None:
+        items = [(k, v) for k, v in metrics.items() if self.keys is None or k in self.keys]
+        text = "  ".join(f"{k}={to_float(v):.4g}" for k, v in items)
+        print(f"[step {step}] {text}", file=self.stream, flush=True)
+
+
+class WandbLogger(Logger):
+    """wandb sink. `WANDB_MODE=offline` works without a network. Any wandb error disables it, never the run."""
+
+    def __init__(self, project: str, run_dir: str | os.PathLike[str], config: Mapping[str, Any] | None = None,
+                 group: str | None = None, name: str | None = None, mode: str | None = None,
+                 entity: str | None = None, tags: Sequence[str] = ()):
+        self.run: Any = None
+        try:
+            import wandb
+
+            self.run = wandb.init(project=project, dir=str(run_dir), config=dict(config or {}), group=group,
+                                  name=name, mode=mode, entity=entity, tags=list(tags), reinit=True)
+        except Exception as e:  # noqa: BLE001 - wandb must never stop training
+            warnings.warn(f"wandb could not start ({e!r}); continuing with the other loggers", stacklevel=2)
+
+    def write(self, metrics: Mapping[str, Any], step: int) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log({k: to_float(v) for k, v in metrics.items()}, step=int(step))
+        except Exception as e:  # noqa: BLE001
+            warnings.warn(f"wandb failed mid-run ({e!r}); disabling it, metrics.jsonl keeps going", stacklevel=2)
+            self.run = None
+
+    def close(self) -> None:
+        if self.run is not None:
+            try:
+                self.run.finish()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class MultiLogger(Logger):
+    def __init__(self, loggers: Sequence[Logger]):
+        self.loggers = list(loggers)
+
+    def write(self, metrics: Mapping[str, Any], step: int) -> None:
+        floats = {k: to_float(v) for k, v in metrics.items()}  # one host read, shared by all sinks
+        for lg in self.loggers:
+            lg.write(floats, step)
+
+    def close(self) -> None:
+        for lg in self.loggers:
+            lg.close()
+
+
+class CallbackLogger(Logger):
+    """Adapts a plain `fn(metrics: dict[str, float], step: int)` into a Logger (library use)."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def write(self, metrics: Mapping[str, Any], step: int) -> None:
+        self.fn({k: to_float(v) for k, v in metrics.items()}, step)
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a metrics.jsonl (or the one inside a run dir) into a list of dicts."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    rows = []
+    with open(p) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows

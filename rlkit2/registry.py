@@ -1,0 +1,98 @@
+"""Name -> builder tables for agents and environment kinds.
+
+An agent package registers itself once (`register_agent`) with its typed config
+class, its family (which training loop runs it) and a builder. Hydra's config
+group `agent/<name>.yaml` and `rlkit2.make(name, ...)` both resolve through here,
+so an unknown name fails with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+from rlkit2.core import Actor, ConfigError, Learner
+
+
+@dataclasses.dataclass
+class EnvSpec:
+    """What a control agent needs to know about its environment."""
+
+    obs_dim: int
+    act_dim: int
+    action_low: float = -1.0
+    action_high: float = 1.0
+
+
+@dataclasses.dataclass
+class Agent:
+    """What a builder returns: the learner, the evaluation (greedy) actor and, for
+    online collection, an exploring actor."""
+
+    learner: Learner
+    policy: Actor
+    explorer: Actor | None = None
+
+
+@dataclasses.dataclass
+class AgentEntry:
+    name: str
+    config_cls: type
+    family: str  # "control" (online/offline RL, BC), "imitation" (POIR), "lm" (RLHF)
+    builder: Callable[..., Any]
+    offline: bool = True
+
+
+_AGENTS: dict[str, AgentEntry] = {}
+# Modules imported lazily so `import rlkit2` stays light; each registers its agents on import.
+_AGENT_MODULES: list[str] = []
+
+
+def register_agent(name: str, config_cls: type, family: str, builder: Callable[..., Any], offline: bool) -> None:
+    _AGENTS[name] = AgentEntry(name, config_cls, family, builder, offline)
+
+
+def declare_agent_module(module: str) -> None:
+    if module not in _AGENT_MODULES:
+        _AGENT_MODULES.append(module)
+
+
+def _load_all() -> None:
+    for m in _AGENT_MODULES:
+        if importlib.util.find_spec(m) is None:  # not built in this install
+            continue
+        try:
+            importlib.import_module(m)
+        except ImportError as e:  # an optional extra (robosuite, transformers) may be absent
+            if getattr(e, "name", None) and not str(e.name).startswith("rlkit2"):
+                continue
+            raise
+
+
+def get_agent(name: str) -> AgentEntry:
+    _load_all()
+    if name not in _AGENTS:
+        raise ConfigError(f"unknown agent '{name}'; valid agents: {', '.join(sorted(_AGENTS))}")
+    return _AGENTS[name]
+
+
+def agent_names() -> list[str]:
+    _load_all()
+    return sorted(_AGENTS)
+
+
+# Built-in agents (each module calls register_agent at import).
+for _m in (
+    "rlkit2.agents.td3",
+    "rlkit2.agents.sac",
+    "rlkit2.agents.td3_bc",
+    "rlkit2.agents.iql",
+    "rlkit2.agents.qsarsa",
+    "rlkit2.agents.bc",
+    "rlkit2.agents.poir",
+    "rlkit2.agents.ppo_lm",
+):
+    declare_agent_module(_m)
