@@ -84,6 +84,43 @@ def agent_names() -> list[str]:
     return sorted(_AGENTS)
 
 
+# --------------------------------------------------------------------------- training loops
+# A family's runner: run(cfg, run_dir, logger) -> dict of final metrics. "control" lives in
+# rlkit2/trainer.py; the imitation and language families register their own loops, which
+# reuse the shared checkpoint, logger and evaluate machinery.
+_RUNNERS: dict[str, Callable[..., dict[str, float]]] = {}
+
+
+def register_runner(family: str, fn: Callable[..., dict[str, float]]) -> None:
+    _RUNNERS[family] = fn
+
+
+def get_runner(family: str) -> Callable[..., dict[str, float]]:
+    if family not in _RUNNERS:
+        raise ConfigError(f"no training loop registered for family '{family}' (have {sorted(_RUNNERS)})")
+    return _RUNNERS[family]
+
+
+# --------------------------------------------------------------------------- environment kinds
+# env configs carry `kind` ("gym", "robosuite", "text"); make_env dispatches on it.
+_ENV_KINDS: dict[str, Callable[..., Any]] = {}
+_ENV_MODULES = {"gym": "rlkit2.envs.gym_mujoco", "robosuite": "rlkit2.envs.robosuite", "text": "rlkit2.envs.text"}
+
+
+def register_env_kind(kind: str, maker: Callable[..., Any]) -> None:
+    """`maker(env_cfg, seed)` returns a Gymnasium-style env."""
+    _ENV_KINDS[kind] = maker
+
+
+def make_env(env_cfg: Any, seed: int | None = None) -> Any:
+    kind = getattr(env_cfg, "kind", None) or env_cfg["kind"]
+    if kind not in _ENV_KINDS and kind in _ENV_MODULES:
+        importlib.import_module(_ENV_MODULES[kind])
+    if kind not in _ENV_KINDS:
+        raise ConfigError(f"unknown env kind '{kind}'; valid kinds: {', '.join(sorted(_ENV_MODULES))}")
+    return _ENV_KINDS[kind](env_cfg, seed)
+
+
 # Built-in agents (each module calls register_agent at import).
 for _m in (
     "rlkit2.agents.td3",
