@@ -1,0 +1,66 @@
+"""Typed top-level configuration, registered in Hydra's ConfigStore.
+
+Each config group's YAML (`conf/agent/td3.yaml`, ...) starts from a dataclass
+schema stored here or by its agent/env module (`<name>_schema`), so Hydra runs in
+struct mode: a misspelt key is an error that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    total_steps: int = 100_000  # learner updates (offline) or env steps (online)
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    log_every: int = 1_000
+    checkpoint_every: int = 10_000
+    keep_checkpoints: int = 2
+    learning_starts: int = 5_000  # online: random-action steps before updates begin
+    updates_per_step: int = 1  # online: learner updates per env step
+    nan_policy: str = "stop"  # "stop": save last good checkpoint and raise; "skip": drop the update
+    device: str = "cpu"
+    threads: int = 0  # 0: number of physical cores
+    compile: bool = False  # torch.compile the update (eager fallback on failure)
+    progress: bool = True
+    distributed: bool = False
+    plot: bool = True  # learning-curve PNG in the run dir at the end
+
+
+@dataclasses.dataclass
+class LoggerConfig:
+    console: bool = True
+    jsonl: bool = True
+    wandb: bool = False
+    project: str = "rlkit2"
+    entity: str | None = None
+    group: str | None = None  # default: the multirun sweep dir, so a sweep shares one group
+    mode: str | None = None  # "online" | "offline" | "disabled"; WANDB_MODE also works
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class RunConfig:
+    agent: Any = MISSING
+    env: Any = MISSING
+    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    seed: int = 0
+    # "" starts fresh; "true"/"auto" resumes from this run dir's checkpoints (set hydra.run.dir to
+    # the old dir); any other value is a run dir or checkpoint file to resume from.
+    resume: str = ""
+    name: str = ""
+
+
+def store(name: str, node: Any, group: str | None = None) -> None:
+    ConfigStore.instance().store(group=group, name=name, node=node)
+
+
+store("base_config", RunConfig)
+store("console_schema", LoggerConfig, group="logger")
