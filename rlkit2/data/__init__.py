@@ -1,0 +1,158 @@
+"""Offline data: D4RL HDF5 files, Minari datasets on disk, and D4RL-style datasets generated here.
+
+The control trainer calls `load_offline_dataset(env_cfg)` for offline agents and
+`score_function(env_cfg, dataset.metadata)` for `rlkit2.core.evaluate`'s `score_fn`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlkit2.core import ConfigError, DataError
+from rlkit2.data.d4rl import (
+    D4RL_ENVS,
+    D4RL_KINDS,
+    D4RLData,
+    episode_returns,
+    parse_d4rl_name,
+    read_d4rl,
+    resolve_dataset_path,
+    resolve_env_id,
+    to_transitions,
+    write_d4rl,
+)
+from rlkit2.data.scores import (
+    D4RL_REFERENCE,
+    REFERENCE_SETS,
+    V5_REFERENCE,
+    add_v5_score,
+    evaluate_with_scores,
+    normalized_score,
+    reference_returns,
+    score_function,
+    score_functions,
+)
+
+__all__ = [
+    "D4RL_ENVS", "D4RL_KINDS", "D4RL_REFERENCE", "D4RLData", "OfflineDataset", "REFERENCE_SETS", "V5_REFERENCE",
+    "add_v5_score", "evaluate_with_scores", "load_offline_dataset", "normalized_score", "parse_d4rl_name",
+    "read_d4rl", "reference_returns", "resolve_dataset_path", "resolve_env_id", "score_function",
+    "score_functions", "to_transitions", "write_d4rl",
+]
+
+
+@dataclasses.dataclass
+class OfflineDataset:
+    """A fixed dataset of transitions, ready for `TransitionReplay.from_arrays(dataset.arrays)`.
+
+    arrays (all float32, one row a transition): observations, actions, rewards, next_observations,
+    terminals (1 = true end, no bootstrap; a time-limit end is *not* terminal), timeouts (1 = the
+    episode was cut by the time limit after this step), next_actions (the dataset's a', for SARSA
+    targets), next_action_valid (0 where a' is unknown - the episode ended after this step - and
+    next_actions holds the row's own action as a placeholder). `TransitionReplay` keeps the fields it
+    knows (next_actions included) and ignores the others.
+    """
+
+    arrays: dict[str, np.ndarray]
+    metadata: dict[str, Any]
+    source: str  # the file path, or "minari:<id>"
+    env_id: str  # the Gymnasium id to evaluate on
+    d4rl_name: str | None = None
+    episode_returns: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.arrays["observations"])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.arrays["observations"].shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.arrays["actions"].shape[1])
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if isinstance(cfg, Mapping):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def _env_spaces(gym_id: str) -> tuple[Any, Any] | None:
+    """The env's (observation_space, action_space), or None when `gym_id` is not a registered Gymnasium id."""
+    import gymnasium as gym
+
+    if gym_id not in gym.registry:
+        return None
+    env = gym.make(gym_id)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
+    """Load the dataset an env config names, as validated transitions.
+
+    `env_cfg.dataset` may be a file path (`/data/hopper.hdf5`), a D4RL name (`hopper-medium-v2`, resolved
+    to rlkit2's cache then D4RL's), or `minari:<id>`; when empty, `env_cfg.id` is used if it is a D4RL
+    name. Rows are checked against the env's spaces (observation width, action bounds) when `env_cfg.id`
+    resolves to a registered Gymnasium env. `seed` is accepted so every loader has the same signature:
+    loading is deterministic and does not use it.
+    """
+    del seed
+    env_name = str(_get(env_cfg, "id", "") or "")
+    spec = str(_get(env_cfg, "dataset", "") or "")
+    gym_id, d4rl_name = resolve_env_id(env_name) if env_name else ("", None)
+    if not spec:
+        if d4rl_name is None:
+            raise ConfigError(f"env '{env_name}' names no dataset: set env.dataset to a file, a D4RL name "
+                              "(hopper-medium-v2) or minari:<id>, or use a D4RL name as env.id")
+        spec = d4rl_name
+
+    if spec.startswith("minari:"):
+        from rlkit2.data.minari_io import read_minari
+
+        data = read_minari(spec[len("minari:"):])
+        source = spec
+    else:
+        parsed = parse_d4rl_name(spec) if not Path(spec).expanduser().exists() else None
+        path = resolve_dataset_path(parsed.name) if parsed is not None else Path(spec).expanduser()
+        if parsed is not None:
+            d4rl_name = d4rl_name or parsed.name
+            if not gym_id:
+                gym_id = parsed.gym_id
+        data = read_d4rl(path)
+        source = str(path)
+    metadata = dict(data.metadata)
+    if not gym_id:
+        gym_id = str(metadata.get("env_id", ""))
+        if not gym_id:
+            raise ConfigError(f"dataset {source}: env.id is empty and the dataset does not name its env "
+                              "(metadata env_id)")
+    if d4rl_name is None and isinstance(metadata.get("d4rl_name"), str) and metadata["d4rl_name"]:
+        d4rl_name = metadata["d4rl_name"]
+
+    spaces = _env_spaces(gym_id)
+    if spaces is not None:
+        obs_space, act_space = spaces
+        obs_w = int(np.prod(obs_space.shape))
+        if data.arrays["observations"].shape[1] != obs_w:
+            raise DataError(f"dataset {source}: observations have width {data.arrays['observations'].shape[1]} "
+                            f"but env {gym_id} observes {obs_w} numbers; is this the right dataset for the env?")
+        act_w = int(np.prod(act_space.shape))
+        if data.arrays["actions"].shape[1] != act_w:
+            raise DataError(f"dataset {source}: actions have width {data.arrays['actions'].shape[1]} "
+                            f"but env {gym_id} takes {act_w}")
+        from rlkit2.data.d4rl import validate_arrays
+
+        validate_arrays(data.arrays, source=source, action_low=act_space.low, action_high=act_space.high)
+
+    rows = data.arrays
+    returns = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
+    return OfflineDataset(to_transitions(rows), metadata, source, gym_id, d4rl_name, returns)

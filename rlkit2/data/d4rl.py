@@ -1,0 +1,421 @@
+"""D4RL's HDF5 format, read and written with h5py (the `d4rl` package does not run on a modern stack).
+
+Schema (REFERENCE.md): `observations (N, obs_dim)`, `actions (N, act_dim)`, `rewards (N,)`,
+`terminals (N,)`, `timeouts (N,)`; optional `next_observations (N, obs_dim)`, `infos/*`, `metadata/*`.
+`terminals` marks a true end (the hopper fell): the bootstrap is cut there. `timeouts` marks a
+time-limit end: *not* a terminal state, but the next row starts a new episode.
+
+`read_d4rl` validates everything and raises `DataError` naming the file, key and problem.
+`write_d4rl` writes atomically (temp file in the same directory, fsync, rename), so a killed
+writer never leaves a half-written file under the real name. `to_transitions` turns raw rows into
+(s, a, r, s', terminal, a') transitions without ever crossing an episode boundary.
+
+D4RL names (`hopper-medium-v2`) resolve to Gymnasium MuJoCo v5 ids (`Hopper-v5`) with
+`resolve_env_id`, and to a file with `resolve_dataset_path` (rlkit2's cache, then D4RL's cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rlkit2.core import ConfigError, DataError
+
+# --------------------------------------------------------------------------- names
+
+D4RL_ENVS: dict[str, str] = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+D4RL_KINDS: tuple[str, ...] = ("random", "medium", "medium-replay", "medium-expert", "expert")
+_D4RL_RE = re.compile(r"^(?P<env>[a-z0-9]+)-(?P<kind>[a-z]+(?:-[a-z]+)?)-v(?P<version>\d+)$")
+
+REQUIRED_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "terminals", "timeouts")
+FLOAT_KEYS: tuple[str, ...] = ("observations", "actions", "rewards", "next_observations")
+
+
+@dataclasses.dataclass(frozen=True)
+class D4RLName:
+    env: str  # "hopper"
+    kind: str  # "medium-replay"
+    version: int  # 2
+
+    @property
+    def name(self) -> str:
+        return f"{self.env}-{self.kind}-v{self.version}"
+
+    @property
+    def gym_id(self) -> str:
+        return D4RL_ENVS[self.env]
+
+
+def parse_d4rl_name(name: str) -> D4RLName | None:
+    """`hopper-medium-replay-v2` -> D4RLName; None when `name` does not look like a D4RL name.
+
+    A name shaped like a D4RL name but naming an unknown environment or kind raises ConfigError
+    (so `ant-medium-v2` fails loudly instead of being passed to Gymnasium).
+    """
+    m = _D4RL_RE.match(name.strip())
+    if m is None:
+        return None
+    env, kind = m.group("env"), m.group("kind")
+    if env not in D4RL_ENVS or kind not in D4RL_KINDS:
+        raise ConfigError(
+            f"'{name}' looks like a D4RL dataset name but is not supported: environments are "
+            f"{', '.join(D4RL_ENVS)} and kinds are {', '.join(D4RL_KINDS)} (e.g. hopper-medium-v2)"
+        )
+    return D4RLName(env, kind, int(m.group("version")))
+
+
+def resolve_env_id(name: str) -> tuple[str, str | None]:
+    """A Gymnasium id or a D4RL name -> (Gymnasium id, D4RL name or None).
+
+    `hopper-medium-v2` -> ("Hopper-v5", "hopper-medium-v2"); `Hopper-v5` -> ("Hopper-v5", None).
+    D4RL's envs were mujoco-py `-v2`; the v5 envs are their maintained Gymnasium successors
+    (same observation and action spaces for these three).
+    """
+    parsed = parse_d4rl_name(name)
+    if parsed is None:
+        return name, None
+    return parsed.gym_id, parsed.name
+
+
+def env_family(gym_id: str) -> str | None:
+    """`Hopper-v5` -> "hopper" (the key of the reference-return tables); None for other envs."""
+    base = gym_id.split("-v")[0].lower()
+    return base if base in D4RL_ENVS else None
+
+
+# --------------------------------------------------------------------------- where files live
+
+
+def rlkit2_data_dir() -> Path:
+    """rlkit2's dataset cache: $RLKIT2_DATA_DIR, default ~/.cache/rlkit2/datasets."""
+    return Path(os.environ.get("RLKIT2_DATA_DIR") or Path.home() / ".cache" / "rlkit2" / "datasets").expanduser()
+
+
+def d4rl_data_dir() -> Path:
+    """D4RL's own cache: $D4RL_DATASET_DIR, default ~/.d4rl/datasets."""
+    return Path(os.environ.get("D4RL_DATASET_DIR") or Path.home() / ".d4rl" / "datasets").expanduser()
+
+
+def dataset_candidates(name: str) -> list[Path]:
+    """Files a D4RL name may live in, in search order.
+
+    rlkit2 names files `<name>.hdf5`; D4RL's downloader keeps the URL's basename, which spells the
+    kind with underscores (`hopper_medium_replay-v2.hdf5`).
+    """
+    parsed = parse_d4rl_name(name)
+    if parsed is None:
+        raise ConfigError(f"'{name}' is not a D4RL dataset name (e.g. hopper-medium-v2)")
+    d4rl_base = f"{parsed.env}_{parsed.kind.replace('-', '_')}-v{parsed.version}.hdf5"
+    return [rlkit2_data_dir() / f"{parsed.name}.hdf5", d4rl_data_dir() / d4rl_base, d4rl_data_dir() / f"{name}.hdf5"]
+
+
+def make_command(name: str, transitions: int = 1_000_000) -> str:
+    return f"rlkit2-data make {name} --transitions {transitions}"
+
+
+def resolve_dataset_path(name: str) -> Path:
+    """A D4RL name -> the cached file holding it, or DataError saying how to make it."""
+    candidates = dataset_candidates(name)
+    for p in candidates:
+        if p.is_file():
+            return p
+    raise DataError(
+        f"dataset '{name}' not found; looked in: {', '.join(str(p) for p in candidates)}. "
+        f"The original D4RL files cannot be downloaded here: generate a D4RL-style dataset with "
+        f"`{make_command(name)}` (add e.g. `--transitions 100000 --train-steps 100000` for a scaled-down one; "
+        f"it is written to {candidates[0]}), or point env.dataset at an existing HDF5 file."
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclasses.dataclass
+class D4RLData:
+    """A D4RL file's content: the row arrays (validated), `infos/*`, `metadata/*` (flattened, '/'-joined keys)."""
+
+    arrays: dict[str, np.ndarray]
+    infos: dict[str, np.ndarray]
+    metadata: dict[str, Any]
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.arrays["observations"])
+
+
+def _read_group(group: h5py.Group, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in group.items():
+        full = f"{prefix}{key}"
+        if isinstance(item, h5py.Group):
+            out.update(_read_group(item, full + "/"))
+        else:
+            out[full] = item[()]
+    return out
+
+
+def _from_h5(value: Any) -> Any:
+    """HDF5 metadata values back to Python: bytes -> str, 0-d numbers -> int/float/bool."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO":
+        return np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in value.ravel()],
+                        dtype=object).reshape(value.shape)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_d4rl(
+    path: str | os.PathLike[str],
+    *,
+    action_low: np.ndarray | float | None = None,
+    action_high: np.ndarray | float | None = None,
+    action_tolerance: float = 1e-4,
+) -> D4RLData:
+    """Read and validate a D4RL HDF5 file. Raises DataError (naming file and key) on any problem.
+
+    `action_low/high` (the env's action space) turn on the bounds check; actions beyond them by
+    more than `action_tolerance` are refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such dataset file")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays: dict[str, np.ndarray] = {}
+            for key, item in f.items():
+                if key in ("infos", "metadata"):
+                    continue
+                if isinstance(item, h5py.Dataset):
+                    arrays[key] = item[()]
+            infos = _read_group(f["infos"]) if isinstance(f.get("infos"), h5py.Group) else {}
+            metadata = _read_group(f["metadata"]) if isinstance(f.get("metadata"), h5py.Group) else {}
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from e
+    arrays = validate_arrays(arrays, source=str(path), action_low=action_low, action_high=action_high,
+                             action_tolerance=action_tolerance)
+    n = len(arrays["observations"])
+    for key, value in infos.items():
+        if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
+            raise DataError(f"{path}: 'infos/{key}' has shape {np.shape(value)}, expected {n} rows")
+    return D4RLData(arrays, infos, {k: _from_h5(v) for k, v in metadata.items()}, str(path))
+
+
+def validate_arrays(
+    arrays: Mapping[str, Any],
+    *,
+    source: str = "dataset",
+    action_low: np.ndarray | float | None = None,
+    action_high: np.ndarray | float | None = None,
+    action_tolerance: float = 1e-4,
+) -> dict[str, np.ndarray]:
+    """Check keys, ranks, lengths, dtypes, finiteness, flags and action bounds; return normalised copies.
+
+    Floats become float32, flags become bool. `rewards`, `terminals`, `timeouts` may be (N,) or (N, 1).
+    """
+    missing = [k for k in REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{source}: missing key(s) {', '.join(repr(k) for k in missing)} "
+                        f"(have {sorted(arrays)}; a D4RL file needs {', '.join(REQUIRED_KEYS)})")
+    out: dict[str, np.ndarray] = {}
+    for key in (*REQUIRED_KEYS, "next_observations"):
+        if key not in arrays:
+            continue
+        v = np.asarray(arrays[key])
+        if v.dtype.kind not in "biuf":
+            raise DataError(f"{source}: '{key}' has dtype {v.dtype}, expected a numeric array")
+        if key in ("observations", "actions", "next_observations"):
+            if v.ndim != 2:
+                raise DataError(f"{source}: '{key}' has shape {v.shape} (rank {v.ndim}), expected (N, dim) (rank 2)")
+            if v.shape[1] == 0:
+                raise DataError(f"{source}: '{key}' has shape {v.shape}: zero-width rows")
+        else:
+            if v.ndim == 2 and v.shape[1] == 1:
+                v = v[:, 0]
+            if v.ndim != 1:
+                raise DataError(f"{source}: '{key}' has shape {v.shape} (rank {v.ndim}), expected (N,) (rank 1)")
+        out[key] = v
+    n = len(out["observations"])
+    if n == 0:
+        raise DataError(f"{source}: empty dataset (0 rows in 'observations')")
+    for key, v in out.items():
+        if len(v) != n:
+            raise DataError(f"{source}: '{key}' has {len(v)} rows but 'observations' has {n}; lengths must match")
+    if "next_observations" in out and out["next_observations"].shape[1] != out["observations"].shape[1]:
+        raise DataError(f"{source}: 'next_observations' has width {out['next_observations'].shape[1]}, "
+                        f"'observations' has {out['observations'].shape[1]}")
+    for key in FLOAT_KEYS:
+        if key not in out:
+            continue
+        v = out[key].astype(np.float32, copy=False)
+        finite = np.isfinite(v)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            raise DataError(f"{source}: '{key}' has {int((~finite).sum())} NaN/inf value(s), first at index "
+                            f"{tuple(int(i) for i in bad)}")
+        out[key] = v
+    for key in ("terminals", "timeouts"):
+        v = out[key]
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise DataError(f"{source}: '{key}' has NaN/inf values; expected 0/1 flags")
+        if not np.isin(v, (0, 1)).all():
+            raise DataError(f"{source}: '{key}' has values other than 0/1 (e.g. {v[~np.isin(v, (0, 1))][0]}); "
+                            "expected boolean flags")
+        out[key] = v.astype(bool)
+    if action_low is not None or action_high is not None:
+        acts = out["actions"]
+        lo = np.broadcast_to(np.asarray(-np.inf if action_low is None else action_low, np.float64), acts.shape[1:])
+        hi = np.broadcast_to(np.asarray(np.inf if action_high is None else action_high, np.float64), acts.shape[1:])
+        outside = (acts < lo - action_tolerance) | (acts > hi + action_tolerance)
+        if outside.any():
+            i, j = (int(x) for x in np.argwhere(outside)[0])
+            raise DataError(f"{source}: 'actions' has {int(outside.any(axis=1).sum())} row(s) outside the action space "
+                            f"[{lo.min():g}, {hi.max():g}]; first: actions[{i}, {j}] = {acts[i, j]:g}")
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _to_h5(value: Any) -> Any:
+    arr = np.asarray(value)
+    if arr.dtype.kind in "OU":  # lists of strings
+        return np.array([str(v).encode("utf-8") for v in arr.ravel()], dtype=object).reshape(arr.shape)
+    return arr
+
+
+def _write_mapping(group: h5py.Group, mapping: Mapping[str, Any], what: str) -> None:
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            _write_mapping(group.require_group(key), value, what)
+            continue
+        if value is None:
+            raise DataError(f"cannot write {what} '{key}': value is None")
+        if isinstance(value, str):
+            group.create_dataset(key, data=value, dtype=h5py.string_dtype("utf-8"))
+        elif np.asarray(value).dtype.kind in "OU":
+            group.create_dataset(key, data=_to_h5(value), dtype=h5py.string_dtype("utf-8"))
+        else:
+            group.create_dataset(key, data=_to_h5(value))
+
+
+def write_d4rl(
+    path: str | os.PathLike[str],
+    arrays: Mapping[str, np.ndarray],
+    *,
+    infos: Mapping[str, np.ndarray] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    compression: str | None = None,
+) -> Path:
+    """Validate and write a D4RL file atomically. `metadata` values: str, numbers, arrays, nested dicts.
+
+    Keys with '/' (as `read_d4rl` returns them) become nested groups, so `read_d4rl(write_d4rl(x))`
+    gives back the same arrays, infos and metadata.
+    """
+    path = Path(path)
+    clean = validate_arrays(arrays, source=str(path))
+    n = len(clean["observations"])
+    # Written in the canonical dtypes (float32 rows, bool flags), which is what read_d4rl returns.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, v in clean.items():
+                f.create_dataset(key, data=v, compression=compression)
+            if infos:
+                g = f.create_group("infos")
+                for key, v in infos.items():
+                    v = np.asarray(v)
+                    if v.ndim == 0 or len(v) != n:
+                        raise DataError(f"{path}: 'infos/{key}' has shape {v.shape}, expected {n} rows")
+                    g.create_dataset(key, data=v, compression=compression)
+            if metadata:
+                _write_mapping(f.create_group("metadata"), metadata, "metadata")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def episode_ends(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
+    """Bool mask of rows that end an episode (terminal or timeout; the last row always does)."""
+    ends = np.asarray(terminals, bool) | np.asarray(timeouts, bool)
+    if len(ends):
+        ends = ends.copy()
+        ends[-1] = True
+    return ends
+
+
+def episode_returns(rewards: np.ndarray, terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
+    """Undiscounted return of each episode (the final, possibly cut, episode included)."""
+    ends = episode_ends(terminals, timeouts)
+    idx = np.flatnonzero(ends)
+    csum = np.concatenate([[0.0], np.cumsum(rewards, dtype=np.float64)])
+    starts = np.concatenate([[0], idx[:-1] + 1])
+    return csum[idx + 1] - csum[starts]
+
+
+def to_transitions(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validated D4RL rows -> transitions for a replay (all float32).
+
+    Returns observations, actions, rewards, next_observations, terminals, timeouts, next_actions,
+    next_action_valid.
+
+    With `next_observations` present every row is a transition. Without it (like D4RL's
+    `qlearning_dataset`) s' = observations[i+1], and a row whose timeouts[i] is set is dropped (its
+    successor is a reset), as is the file's last row (no successor) unless it is terminal. A terminal
+    row keeps s' = observations[i+1] only if that row belongs to the same episode, which it never
+    does: so s' is set to s itself - never bootstrapped (terminal = 1), and never a reset state.
+
+    `next_actions[i]` is the dataset's a' (the action taken at s'), for SARSA-style targets. It is
+    known only when row i+1 continues the same episode; elsewhere (terminal, timeout, last row) it
+    is set to actions[i] and `next_action_valid[i] = 0`, so a SARSA learner can mask those targets
+    (at a terminal the target does not bootstrap anyway).
+    """
+    obs, act = arrays["observations"], arrays["actions"]
+    rew = np.asarray(arrays["rewards"], np.float32)
+    term = np.asarray(arrays["terminals"], bool)
+    tout = np.asarray(arrays["timeouts"], bool)
+    n = len(obs)
+    ends = episode_ends(term, tout)
+    continues = ~ends  # row i+1 is the same episode's next step
+    next_act = act.copy()
+    next_act[:-1][continues[:-1]] = act[1:][continues[:-1]]
+    if "next_observations" in arrays:
+        keep = np.ones(n, bool)
+        next_obs = np.asarray(arrays["next_observations"], np.float32)
+    else:
+        next_obs = np.empty_like(obs)
+        next_obs[:-1] = obs[1:]
+        next_obs[ends] = obs[ends]  # terminal rows (timeouts and the last row are dropped below)
+        keep = continues | term
+    out = {
+        "observations": obs[keep],
+        "actions": act[keep],
+        "rewards": rew[keep],
+        "next_observations": next_obs[keep],
+        "terminals": term[keep].astype(np.float32),
+        "timeouts": (tout & ~term)[keep].astype(np.float32),
+        "next_actions": next_act[keep],
+        "next_action_valid": continues[keep].astype(np.float32),
+    }
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
