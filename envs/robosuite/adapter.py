@@ -1,0 +1,163 @@
+"""Gymnasium adapter for robosuite 1.5 manipulation tasks (low-dim observations, headless).
+
+robosuite's own GymWrapper fails Gymnasium's env checker (float64 obs, no seeding through
+`reset(seed=...)`), hence this adapter: float32 `Box` observations made of `obs_keys`
+concatenated in order, `Box(-1, 1)` actions, `terminated` on success (when
+`terminate_on_success`), `truncated` at the horizon, and `info["success"]` from
+`env._check_success()` so `rlkit2.core.evaluate` reports `eval/success_rate`.
+Deployment shifts (envs/robosuite/shifts.py) are applied at construction and every reset.
+robosuite is imported here, lazily from the package's maker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlkit2.core import ConfigError
+
+from .config import DEFAULT_OBS_KEYS, RobosuiteEnvConfig, ShiftConfig
+from .shifts import apply_dynamics_shift, apply_init_shift, noisy_action
+
+# robomimic names -> robosuite observation keys
+_ALIASES = {"object": "object-state"}
+
+
+def _controller_config(robot: str, controller: str) -> dict[str, Any]:
+    from robosuite.controllers import load_composite_controller_config
+
+    cfg = load_composite_controller_config(controller="BASIC", robot=robot)
+    # Keep only the arm; BASIC also lists torso/head/base/legs, which a Panda lacks (robosuite warns per part).
+    arm = cfg["body_parts"]["right"]
+    if controller != arm["type"]:
+        from robosuite.controllers import load_part_controller_config
+
+        arm = {**load_part_controller_config(default_controller=controller), "gripper": arm.get("gripper")}
+    cfg["body_parts"] = {"right": arm}
+    return cfg
+
+
+class RobosuiteEnv(gym.Env):
+    """A robosuite task as a Gymnasium env. Build it from a `RobosuiteEnvConfig` (or its OmegaConf node)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, cfg: RobosuiteEnvConfig | Any | None = None, seed: int | None = None):
+        try:
+            import robosuite as suite
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ConfigError("env.kind='robosuite' needs robosuite: pip install 'rlkit2[robosuite]'") from e
+        logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
+        self.cfg = cfg if cfg is not None else RobosuiteEnvConfig()
+        self.shift: ShiftConfig = self.cfg.shift
+        self.obs_keys: list[str] = list(self.cfg.obs_keys or DEFAULT_OBS_KEYS)
+        try:
+            self._env = suite.make(
+                str(self.cfg.task),
+                robots=str(self.cfg.robot),
+                controller_configs=_controller_config(str(self.cfg.robot), str(self.cfg.controller)),
+                has_renderer=False,
+                has_offscreen_renderer=False,
+                use_camera_obs=False,
+                use_object_obs=True,
+                reward_shaping=bool(self.cfg.reward_shaping),
+                control_freq=int(self.cfg.control_freq),
+                horizon=int(self.cfg.horizon),
+                ignore_done=True,  # the adapter owns truncation
+                hard_reset=bool(self.cfg.hard_reset),
+                seed=seed,
+            )
+        except Exception as e:
+            raise ConfigError(f"env.task={self.cfg.task!r}, env.robot={self.cfg.robot!r}: "
+                              f"robosuite.make failed: {e}") from e
+        self.horizon = int(self.cfg.horizon)
+        self._rng = np.random.default_rng(seed)
+        apply_init_shift(self._env, self.shift)
+        apply_dynamics_shift(self._env, self.shift)
+
+        raw = self._env.reset()
+        missing = [k for k in self.obs_keys if _ALIASES.get(k, k) not in raw]
+        if missing:
+            raise ConfigError(f"env.obs_keys: {missing} not observed by robosuite '{self.cfg.task}' "
+                              f"(available: {sorted(raw)})")
+        self.obs_slices: dict[str, slice] = {}
+        i = 0
+        for k in self.obs_keys:
+            n = int(np.asarray(raw[_ALIASES.get(k, k)]).size)
+            self.obs_slices[k] = slice(i, i + n)
+            i += n
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(i,), dtype=np.float32)
+        low, high = self._env.action_spec
+        self.action_dim = int(len(low))
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_dim,), dtype=np.float32)
+        self._t = 0
+        self._last_raw = raw
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def unwrapped_robosuite(self) -> Any:
+        return self._env
+
+    def flatten(self, raw: dict[str, Any]) -> np.ndarray:
+        return np.concatenate([np.asarray(raw[_ALIASES.get(k, k)], dtype=np.float32).ravel() for k in self.obs_keys])
+
+    def raw_obs_dict(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The last raw observation under robomimic names (for writing demonstrations)."""
+        keys = self.obs_keys if keys is None else keys
+        return {k: np.asarray(self._last_raw[_ALIASES.get(k, k)]) for k in keys}
+
+    def sim_state(self) -> np.ndarray:
+        """Flattened MuJoCo state (robomimic's `states`)."""
+        return np.asarray(self._env.sim.get_state().flatten())
+
+    def env_args(self) -> dict[str, Any]:
+        """robomimic's `env_args` attribute for datasets collected in this env."""
+        return {
+            "env_name": str(self.cfg.task),
+            "type": 1,  # robomimic EnvType.ROBOSUITE_TYPE
+            "env_kwargs": {
+                "robots": [str(self.cfg.robot)],
+                "controller": str(self.cfg.controller),
+                "control_freq": int(self.cfg.control_freq),
+                "reward_shaping": bool(self.cfg.reward_shaping),
+                "has_renderer": False,
+                "has_offscreen_renderer": False,
+                "use_camera_obs": False,
+                "use_object_obs": True,
+            },
+        }
+
+    def success(self) -> bool:
+        return bool(self._env._check_success())
+
+    # ----------------------------------------------------------------- gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if seed is not None:
+            # robosuite shares one Generator between its placement sampler and robot reset: reseed it in place.
+            self._env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+            self._rng = np.random.default_rng(seed + 1_000_003)
+        apply_init_shift(self._env, self.shift)
+        raw = self._env.reset()
+        apply_dynamics_shift(self._env, self.shift)  # a hard reset rebuilds the model
+        self._last_raw = raw
+        self._t = 0
+        return self.flatten(raw), {"success": self.success()}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
+        executed = noisy_action(action, float(self.shift.action_noise), self._rng)
+        raw, reward, _, _ = self._env.step(executed)
+        self._last_raw = raw
+        self._t += 1
+        success = self.success()
+        terminated = bool(success and self.cfg.terminate_on_success)
+        truncated = (not terminated) and self._t >= self.horizon
+        return self.flatten(raw), float(reward), terminated, truncated, {"success": success}
+
+    def close(self) -> None:
+        self._env.close()

@@ -1,0 +1,48 @@
+"""Typed configs of the robosuite environment kind and of its deployment shifts.
+
+Kept free of any robosuite import so Hydra can compose `env=robosuite/lift` (and the
+rest of rlkit2 can import) on a machine without robosuite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# robomimic's low-dim observation keys for Lift / PickPlaceCan; "object" is robosuite's "object-state".
+DEFAULT_OBS_KEYS = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+
+
+@dataclasses.dataclass
+class ShiftConfig:
+    """How the deployment env differs from the nominal (demonstration) env. All zero = nominal.
+
+    Strengths (reconstruction; the paper's exact shifts are not public):
+    - `init`: object placement range widened by `init` metres on every side (nominal Lift: +-0.03 m),
+      displaced by `init_offset` (x, y), and the robot's start joints perturbed by Gaussian noise of
+      std 0.02 + `init * robot_init_scale` rad (nominal 0.02).
+    - `action_noise`: std of Gaussian noise added to every (normalised) action before clipping.
+    - `friction`: object friction scaled by max(1 - friction, 0.05) (slippery objects).
+    - `mass`: object mass scaled by 1 + mass.
+    """
+
+    init: float = 0.0
+    init_offset: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
+    robot_init_scale: float = 1.0
+    action_noise: float = 0.0
+    friction: float = 0.0
+    mass: float = 0.0
+
+
+@dataclasses.dataclass
+class RobosuiteEnvConfig:
+    kind: str = "robosuite"
+    task: str = "Lift"  # robosuite env name: Lift, PickPlaceCan, ...
+    robot: str = "Panda"
+    controller: str = "OSC_POSE"  # the arm's part controller (robosuite's BASIC composite config)
+    horizon: int = 200  # max control steps; reaching it is a truncation
+    control_freq: int = 20
+    reward_shaping: bool = False
+    obs_keys: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_OBS_KEYS))
+    terminate_on_success: bool = True  # robomimic demos end at success; so do episodes
+    hard_reset: bool = False  # False: ~100x cheaper resets (same model reused)
+    shift: ShiftConfig = dataclasses.field(default_factory=ShiftConfig)
