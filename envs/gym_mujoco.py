@@ -1,0 +1,52 @@
+"""Gymnasium MuJoCo locomotion under Gymnasium ids (`Hopper-v5`) or D4RL names (`hopper-medium-v2`).
+
+A D4RL name selects both the v5 environment whose spaces match D4RL's v2 datasets
+and, unless `dataset` says otherwise, the dataset of that name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium as gym
+
+from rlkit2.config import store
+from rlkit2.core import ConfigError
+from rlkit2.registry import register_env_kind
+
+
+@dataclasses.dataclass
+class GymEnvConfig:
+    kind: str = "gym"
+    id: str = "Hopper-v5"  # a Gymnasium id, or a D4RL name such as "hopper-medium-v2"
+    dataset: str = ""  # offline agents: a D4RL-format HDF5 path, a D4RL name, or "minari:<dataset id>"
+    max_episode_steps: int = 1000
+    num_envs: int = 1  # >1: vectorised collection (gymnasium AsyncVectorEnv) where the loop supports it
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def gym_id(env_cfg: Any) -> str:
+    """The Gymnasium id behind `env_cfg.id` (D4RL names resolve to their v5 environment)."""
+    name = str(env_cfg.id)
+    try:
+        from rlkit2.data.d4rl import resolve_env_id
+    except ImportError:  # pragma: no cover - data package always ships with rlkit2
+        return name
+    return resolve_env_id(name)[0]
+
+
+def make_gym_env(env_cfg: Any, seed: int | None = None) -> gym.Env:
+    env_id = gym_id(env_cfg)
+    try:
+        env = gym.make(env_id, max_episode_steps=int(env_cfg.max_episode_steps), **dict(env_cfg.kwargs or {}))
+    except gym.error.Error as e:
+        raise ConfigError(f"env.id='{env_cfg.id}': Gymnasium cannot make '{env_id}': {e}") from e
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+store("gym_schema", GymEnvConfig, group="env")
+register_env_kind("gym", make_gym_env)

@@ -1,0 +1,101 @@
+"""`rlkit2-train`: the Hydra entry point for every agent family.
+
+    rlkit2-train agent=sac env=hopper trainer.total_steps=50000
+    rlkit2-train experiment=qsarsa_ac_halfcheetah_medium
+    rlkit2-train -m seed=0,1,2 agent.actor_lr=1e-4,3e-4 hydra/launcher=joblib
+
+Configs live inside the package (`pkg://rlkit2.conf`), so a plain wheel install works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import psutil
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+import rlkit2.config  # noqa: F401 - registers the top-level schemas
+from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger
+from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
+
+# Families whose runner lives outside the agent modules.
+_RUNNER_MODULES = {"control": "rlkit2.trainer", "imitation": "rlkit2.imitation_trainer", "lm": "rlkit2.lm.trainer"}
+
+
+def register_schemas() -> None:
+    """Import every agent and env module so their dataclass schemas are in the ConfigStore."""
+    agent_names()
+    for module in _ENV_MODULES.values():
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def set_threads(threads: int) -> None:
+    n = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    torch.set_num_threads(int(n))
+
+
+def build_logger(cfg: DictConfig, run_dir: Path) -> Logger:
+    lc = cfg.logger
+    loggers: list[Logger] = []
+    if lc.jsonl:
+        loggers.append(JsonlLogger(run_dir))
+    if lc.console:
+        loggers.append(ConsoleLogger())
+    if lc.wandb:
+        hc = HydraConfig.get()
+        multirun = hc.mode == RunMode.MULTIRUN
+        group = lc.group or (Path(hc.sweep.dir).name if multirun else None)
+        name = cfg.name or (hc.job.override_dirname or None)
+        loggers.append(WandbLogger(lc.project, run_dir, OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+                                   group=group, name=name, mode=lc.mode, entity=lc.entity, tags=list(lc.tags)))
+    return MultiLogger(loggers)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Run one training job described by a composed config, writing into `run_dir`."""
+    entry = get_agent(cfg.agent.name)
+    importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.trainer"))
+    set_threads(int(cfg.trainer.threads))
+    logger = build_logger(cfg, run_dir)
+    try:
+        final = get_runner(entry.family)(cfg, run_dir, logger)
+    finally:
+        logger.close()
+    if cfg.trainer.plot and (run_dir / "metrics.jsonl").exists():
+        from rlkit2.plotting import pick_key, plot_runs
+        from rlkit2.logging import read_metrics
+
+        if pick_key(read_metrics(run_dir)):
+            plot_runs([run_dir], run_dir / "learning_curve.png", title=f"{cfg.agent.name} on {cfg.env.id}")
+    summary = "  ".join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, int | float))
+    print(f"[rlkit2] done: {summary}\n[rlkit2] run dir: {run_dir}", flush=True)
+    return final
+
+
+@hydra.main(config_path="pkg://rlkit2.conf", config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> float:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    final = run(cfg, run_dir)
+    # The value an Optuna sweeper maximises: the normalised score, else the return or success.
+    for key in ("eval/normalized_score", "eval/success_rate", "eval/return", "eval/true_score"):
+        if key in final and isinstance(final[key], int | float) and math.isfinite(final[key]):
+            return float(final[key])
+    return float("nan")
+
+
+def main() -> Any:
+    register_schemas()
+    return _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""The control training loop (family "control"): online (TD3, SAC) and offline (TD3+BC, IQL, Q-sarsa, BC).
+
+Online: an exploring actor collects transitions into the replay; after
+`learning_starts` random steps the learner updates every env step. Offline: the
+replay holds a fixed dataset and the loop only calls `learner.step()`.
+
+Both evaluate with `rlkit2.core.evaluate`, log through one `Logger`, and write
+checkpoints with `rlkit2.checkpoint`. Online checkpoints are taken at episode
+boundaries (each episode's reset seed is derived from the run seed and episode
+index), so a resumed run reproduces the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rlkit2 import checkpoint as ckpt
+from rlkit2.core import ConfigError, DataError, NumericalError, evaluate
+from rlkit2.logging import JsonlLogger, Logger
+from rlkit2.registry import Agent, EnvSpec, get_agent, make_env, register_runner
+from rlkit2.replay import TransitionReplay
+from rlkit2.seeding import rng_state, seed_everything, set_rng_state
+
+EVAL_SEED_OFFSET = 10_000
+
+
+def to_dataclass(node: Any, cls: type) -> Any:
+    """An OmegaConf node (or dict, or dataclass) as an instance of `cls`."""
+    if isinstance(node, cls):
+        return node
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(node, dict)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(node) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no option(s) {unknown}; valid: {sorted(names)}")
+    return cls(**node)
+
+
+def env_spec(env: Any) -> EnvSpec:
+    obs_space, act_space = env.observation_space, env.action_space
+    if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
+        raise ConfigError(f"control agents need flat Box spaces; got {obs_space} and {act_space}")
+    high = float(np.max(act_space.high))
+    return EnvSpec(int(obs_space.shape[0]), int(act_space.shape[0]), float(np.min(act_space.low)), high)
+
+
+def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> None:
+    """Refuse out-of-range values before any training starts."""
+    for field in dataclasses.fields(agent_cfg):
+        v = getattr(agent_cfg, field.name)
+        if field.name.endswith("lr") and isinstance(v, int | float) and v <= 0:
+            raise ConfigError(f"agent.{field.name}={v}: learning rates must be positive")
+    bs = getattr(agent_cfg, "batch_size", None)
+    if bs is not None and bs <= 0:
+        raise ConfigError(f"agent.batch_size={bs}: must be positive")
+    if bs is not None and replay_size is not None and bs > replay_size:
+        raise ConfigError(f"agent.batch_size={bs} is larger than the dataset ({replay_size} transitions)")
+    if trainer.total_steps <= 0:
+        raise ConfigError(f"trainer.total_steps={trainer.total_steps}: must be positive")
+    if trainer.nan_policy not in ("stop", "skip"):
+        raise ConfigError(f"trainer.nan_policy='{trainer.nan_policy}': expected 'stop' or 'skip'")
+    for name in ("eval_every", "log_every", "checkpoint_every"):
+        if getattr(trainer, name) <= 0:
+            raise ConfigError(f"trainer.{name}={getattr(trainer, name)}: must be positive")
+
+
+class MetricAccumulator:
+    """Sums tensor metrics between log steps without reading them (no host sync in the loop)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for k, v in metrics.items():
+            v = torch.as_tensor(v, dtype=torch.float32).detach()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+
+    def pop(self, prefix: str = "train/") -> dict[str, float]:
+        out = {f"{prefix}{k}": float(v) / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return out
+
+
+def check_finite(metrics: dict[str, Any]) -> str | None:
+    """Name of the first non-finite metric, or None."""
+    for k, v in metrics.items():
+        if not bool(torch.isfinite(torch.as_tensor(v)).all()):
+            return k
+    return None
+
+
+def resolve_resume(resume: str, run_dir: Path) -> Path | None:
+    """`resume` -> the checkpoint directory or file to resume from (None: start fresh)."""
+    r = str(resume or "").strip()
+    if r.lower() in ("", "false", "none", "0"):
+        return None
+    if r.lower() in ("true", "auto", "1"):
+        return run_dir / "checkpoints"
+    p = Path(r)
+    if p.is_file():
+        return p
+    if (p / "checkpoints").is_dir():
+        return p / "checkpoints"
+    if p.is_dir():
+        return p
+    raise ConfigError(f"resume='{resume}': no such run dir or checkpoint")
+
+
+class ControlTrainer:
+    """Runs one control agent (online or offline) for `trainer.total_steps`."""
+
+    def __init__(self, cfg: Any, run_dir: Path, logger: Logger):
+        self.cfg, self.run_dir, self.logger = cfg, Path(run_dir), logger
+        self.trainer = cfg.trainer
+        self.entry = get_agent(cfg.agent.name)
+        self.agent_cfg = to_dataclass(cfg.agent, self.entry.config_cls)
+        self.seed = int(cfg.seed)
+        seed_everything(self.seed)
+        self.env = make_env(cfg.env, self.seed)
+        self.eval_env = make_env(cfg.env, self.seed + EVAL_SEED_OFFSET)
+        self.spec = env_spec(self.env)
+        self.score_fn = None
+        self.offline = self.entry.offline
+        if self.offline:
+            from rlkit2.data import load_offline_dataset, score_function
+
+            dataset = load_offline_dataset(cfg.env, seed=self.seed)
+            arrays = dataset.arrays if hasattr(dataset, "arrays") else dataset
+            self._check_dataset_matches_env(arrays)
+            self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
+            self.score_fn = score_function(cfg.env, getattr(dataset, "metadata", None))
+        else:
+            from rlkit2.data.scores import score_function
+
+            capacity = min(int(getattr(self.agent_cfg, "replay_capacity", 1_000_000)), self.trainer.total_steps)
+            self.replay = TransitionReplay(capacity, self.spec.obs_dim, self.spec.act_dim, seed=self.seed)
+            self.score_fn = score_function(cfg.env, None)
+        validate_common(self.agent_cfg, self.trainer, len(self.replay) if self.offline else None)
+        self.agent: Agent = self.entry.builder(self.agent_cfg, self.spec, self.replay, self.seed)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.step = 0
+        self.episode = 0
+        self.random_rng = np.random.default_rng(self.seed)
+        self.last_eval: dict[str, float] = {}
+
+    def _check_dataset_matches_env(self, arrays: dict[str, np.ndarray]) -> None:
+        obs, act = arrays["observations"], arrays["actions"]
+        if obs.shape[1:] != (self.spec.obs_dim,) or act.shape[1:] != (self.spec.act_dim,):
+            raise DataError(f"dataset '{self.cfg.env.dataset or self.cfg.env.id}' has observations {obs.shape[1:]} "
+                            f"and actions {act.shape[1:]}, but env '{self.cfg.env.id}' expects "
+                            f"({self.spec.obs_dim},) and ({self.spec.act_dim},)")
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        explorer = self.agent.explorer
+        return {
+            "step": self.step,
+            "episode": self.episode,
+            "learner": self.agent.learner.state_dict(),
+            # Offline: the dataset is re-read on resume; only the sampler's RNG is saved.
+            "replay": {"generator": self.replay.generator.get_state()} if self.offline else self.replay.state_dict(),
+            "explorer": explorer.state_dict() if explorer is not None and hasattr(explorer, "state_dict") else None,
+            "random_rng": self.random_rng.bit_generator.state,
+            "rng": rng_state(),
+            "agent": self.cfg.agent.name,
+            "config": OmegaConf.to_container(self.cfg, resolve=True) if isinstance(self.cfg, DictConfig) else None,
+        }
+
+    def save_checkpoint(self) -> Path:
+        path = ckpt.save(self.state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
+        ckpt.prune(self.ckpt_dir, self.trainer.keep_checkpoints)
+        return path
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("agent") not in (None, self.cfg.agent.name):
+            raise ConfigError(f"checkpoint is for agent '{state['agent']}', not '{self.cfg.agent.name}'")
+        self.agent.learner.load_state_dict(state["learner"])
+        if self.offline:
+            self.replay.generator.set_state(state["replay"]["generator"])
+        else:
+            self.replay.load_state_dict(state["replay"])
+        if state.get("explorer") is not None and self.agent.explorer is not None:
+            self.agent.explorer.load_state_dict(state["explorer"])  # type: ignore[attr-defined]
+        self.random_rng.bit_generator.state = state["random_rng"]
+        set_rng_state(state["rng"])
+        self.step, self.episode = int(state["step"]), int(state["episode"])
+
+    def maybe_resume(self) -> None:
+        source = resolve_resume(self.cfg.resume, self.run_dir)
+        if source is None:
+            return
+        if source.is_file():
+            found: tuple[Path, dict[str, Any]] | None = (source, ckpt.load(source))
+        else:
+            found = ckpt.latest_valid(source)
+        if found is None:
+            print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            return
+        path, state = found
+        self.load_state(state)
+        for lg in getattr(self.logger, "loggers", [self.logger]):
+            if isinstance(lg, JsonlLogger):
+                lg.truncate_after(self.step)
+        print(f"[rlkit2] resumed from {path} at step {self.step}", flush=True)
+
+    # ------------------------------------------------------------------ loop pieces
+    def run_eval(self) -> dict[str, float]:
+        self.last_eval = evaluate(self.eval_env, self.agent.policy, self.trainer.eval_episodes,
+                                  seed=self.seed + EVAL_SEED_OFFSET, score_fn=self.score_fn)
+        return self.last_eval
+
+    def _numerical_fault(self, name: str) -> None:
+        if self.trainer.nan_policy == "skip":
+            return
+        found = ckpt.latest_valid(self.ckpt_dir)
+        where = f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"
+        raise NumericalError(f"non-finite value in '{name}' at step {self.step} ({where}); "
+                             "set trainer.nan_policy=skip to drop such updates instead")
+
+    def _learner_step(self, acc: MetricAccumulator) -> None:
+        if self.trainer.nan_policy == "skip":
+            backup = copy.deepcopy(self.agent.learner.state_dict())
+        metrics = self.agent.learner.step()
+        bad = check_finite(metrics)
+        if bad is not None:
+            if self.trainer.nan_policy == "skip":
+                self.agent.learner.load_state_dict(backup)
+                acc.add({"skipped_updates": 1.0})
+                return
+            self._numerical_fault(bad)
+        acc.add(metrics)
+
+    def _progress(self) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.trainer.total_steps, initial=self.step, disable=not self.trainer.progress,
+                    desc=f"{self.cfg.agent.name} {self.cfg.env.id}", dynamic_ncols=True, mininterval=2.0)
+
+    # ------------------------------------------------------------------ main loops
+    def run(self) -> dict[str, float]:
+        self.maybe_resume()
+        start_step, t0 = self.step, time.perf_counter()
+        bar = self._progress()
+        try:
+            if self.offline:
+                self._run_offline(bar)
+            else:
+                self._run_online(bar)
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - t0
+        final = dict(self.last_eval) if self.last_eval else self.run_eval()
+        final["time/seconds"] = elapsed
+        final["time/steps_per_s"] = (self.step - start_step) / max(elapsed, 1e-9)
+        if not ckpt.list_checkpoints(self.ckpt_dir) or ckpt.list_checkpoints(self.ckpt_dir)[-1][0] != self.step:
+            self.save_checkpoint()
+        return final
+
+    def _after_step(self, acc: MetricAccumulator, bar: Any, t_log: list[float], extra: dict[str, float]) -> None:
+        s = self.step
+        if s % self.trainer.log_every == 0 and acc.count:
+            now = time.perf_counter()
+            metrics = acc.pop()
+            metrics["time/steps_per_s"] = self.trainer.log_every / max(now - t_log[0], 1e-9)
+            metrics.update(extra)
+            t_log[0] = now
+            self.logger.write(metrics, s)
+            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
+        if s % self.trainer.eval_every == 0 or s == self.trainer.total_steps:
+            ev = self.run_eval()
+            self.logger.write(ev, s)
+            bar.set_postfix({"eval": f"{ev.get('eval/normalized_score', ev['eval/return']):.3g}"})
+
+    def _run_offline(self, bar: Any) -> None:
+        acc, t_log = MetricAccumulator(), [time.perf_counter()]
+        while self.step < self.trainer.total_steps:
+            self._learner_step(acc)
+            self.step += 1
+            bar.update(1)
+            self._after_step(acc, bar, t_log, {})
+            if self.step % self.trainer.checkpoint_every == 0:
+                self.save_checkpoint()
+
+    def _run_online(self, bar: Any) -> None:
+        tr, env, explorer = self.trainer, self.env, self.agent.explorer
+        assert explorer is not None, f"online agent '{self.cfg.agent.name}' must provide an explorer"
+        acc, t_log = MetricAccumulator(), [time.perf_counter()]
+        obs, _ = env.reset(seed=self.seed * 100_003 + self.episode)
+        ep_return, ep_len, checkpoint_due = 0.0, 0, False
+        episode_stats: dict[str, float] = {}
+        while self.step < tr.total_steps:
+            if self.step < tr.learning_starts:
+                action = self.random_rng.uniform(self.spec.action_low, self.spec.action_high,
+                                                 self.spec.act_dim).astype(np.float32)
+            else:
+                action = explorer.act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            self.replay.add(obs, action, float(reward), next_obs, bool(terminated))
+            obs, ep_return, ep_len = next_obs, ep_return + float(reward), ep_len + 1
+            self.step += 1
+            bar.update(1)
+            if self.step > tr.learning_starts:
+                for _ in range(tr.updates_per_step):
+                    self._learner_step(acc)
+            if self.step % tr.checkpoint_every == 0:
+                checkpoint_due = True
+            if terminated or truncated:
+                episode_stats = {"train/episode_return": ep_return, "train/episode_length": float(ep_len)}
+                self.episode += 1
+                ep_return, ep_len = 0.0, 0
+                obs, _ = env.reset(seed=self.seed * 100_003 + self.episode)
+                episode_done = True
+            else:
+                episode_done = False
+            self._after_step(acc, bar, t_log, episode_stats)
+            if checkpoint_due and episode_done:  # at an episode boundary, so a resume replays exactly
+                self.save_checkpoint()
+                checkpoint_due = False
+
+
+def run_control(cfg: Any, run_dir: Path, logger: Logger) -> dict[str, float]:
+    """Runner for family "control"."""
+    return ControlTrainer(cfg, run_dir, logger).run()
+
+
+register_runner("control", run_control)
