@@ -1,0 +1,264 @@
+"""robomimic-format HDF5 demonstrations: read (real robomimic datasets load) and write (atomic).
+
+Layout (robomimic v0.3 "low_dim" files):
+    data/                      attrs: env_args (JSON: env_name, type, env_kwargs), total (transitions)
+    data/demo_<i>/             attrs: num_samples
+        obs/<key>              (T, ...)  observation before the action
+        next_obs/<key>         (T, ...)  observation after it (optional on read: derived from obs)
+        actions                (T, A)
+        rewards, dones         (T,)
+        states                 (T, S)    flattened MuJoCo state (optional on read)
+    mask/<filter>              names of demos (bytes), e.g. train / valid (optional)
+
+h5py only: PyPI robomimic 0.3 imports mujoco_py, which this stack does not have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rlkit2.core import DataError
+
+_DEMO_RE = re.compile(r"^demo_(\d+)$")
+
+
+@dataclasses.dataclass
+class Demo:
+    """One demonstration; every array has the same leading length T."""
+
+    obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    next_obs: dict[str, np.ndarray] | None = None
+    states: np.ndarray | None = None
+    name: str = ""
+
+    def __len__(self) -> int:
+        return int(len(self.actions))
+
+    def flat_obs(self, keys: Sequence[str], *, next: bool = False) -> np.ndarray:
+        """(T, D) float32: the `keys` concatenated in order (the adapter's observation layout)."""
+        src = self.next_obs if next else self.obs
+        if src is None:
+            raise DataError(f"demo '{self.name}' has no next_obs")
+        return np.concatenate([np.asarray(src[k], np.float32).reshape(len(self), -1) for k in keys], axis=1)
+
+
+@dataclasses.dataclass
+class RobomimicDataset:
+    demos: list[Demo]
+    env_args: dict[str, Any]
+    path: str
+    masks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.demos)
+
+    @property
+    def num_transitions(self) -> int:
+        return sum(len(d) for d in self.demos)
+
+
+def _demo_sort_key(name: str) -> tuple[int, str]:
+    m = _DEMO_RE.match(name)
+    return (int(m.group(1)), name) if m else (1 << 62, name)
+
+
+def _read_array(group: h5py.Group, key: str, path: str, demo: str) -> np.ndarray:
+    if key not in group:
+        raise DataError(f"{path}: demo '{demo}' has no '{key}' (has {sorted(group.keys())})")
+    return np.asarray(group[key][()])
+
+
+def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | None = None,
+                   filter_key: str | None = None, max_demos: int | None = None) -> RobomimicDataset:
+    """Read a robomimic HDF5 file. `obs_keys` (default: all of the first demo's) must exist in every demo;
+    `filter_key` selects the demos listed under `mask/<filter_key>`. Malformed files raise DataError."""
+    path = str(Path(path).expanduser())
+    if not Path(path).is_file():
+        raise DataError(f"robomimic dataset {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"{path} is not a readable HDF5 file: {e}") from e
+    with f:
+        if "data" not in f:
+            raise DataError(f"{path}: no 'data' group; is this a robomimic dataset? "
+                            f"(top-level keys {sorted(f.keys())})")
+        data = f["data"]
+        env_args: dict[str, Any] = {}
+        if "env_args" in data.attrs:
+            try:
+                env_args = json.loads(data.attrs["env_args"])
+            except (json.JSONDecodeError, TypeError) as e:
+                raise DataError(f"{path}: data.attrs['env_args'] is not valid JSON: {e}") from e
+        masks = {k: [n.decode() if isinstance(n, bytes) else str(n) for n in f["mask"][k][()]]
+                 for k in (f["mask"].keys() if "mask" in f else [])}
+        if filter_key is not None:
+            if filter_key not in masks:
+                raise DataError(f"{path}: filter_key '{filter_key}' not in mask/ (have {sorted(masks)})")
+            names = masks[filter_key]
+        else:
+            names = sorted(data.keys(), key=_demo_sort_key)
+        if not names:
+            raise DataError(f"{path}: no demonstrations under data/")
+        if max_demos is not None:
+            names = names[:max_demos]
+        demos = []
+        for name in names:
+            if name not in data:
+                raise DataError(f"{path}: demo '{name}' (listed in mask/{filter_key}) is missing from data/")
+            demos.append(_read_demo(data[name], name, path, obs_keys))
+            if obs_keys is None:
+                obs_keys = list(demos[0].obs)
+    return RobomimicDataset(demos, env_args, path, masks)
+
+
+def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | None) -> Demo:
+    actions = _read_array(g, "actions", path, name).astype(np.float32)
+    T = len(actions)
+    if "obs" not in g:
+        raise DataError(f"{path}: demo '{name}' has no 'obs' group (has {sorted(g.keys())})")
+    keys = list(obs_keys) if obs_keys is not None else sorted(g["obs"].keys())
+    obs = {k: _read_array(g["obs"], k, path, f"{name}/obs") for k in keys}
+    next_obs = None
+    if "next_obs" in g:
+        next_obs = {k: _read_array(g["next_obs"], k, path, f"{name}/next_obs") for k in keys}
+    else:  # robomimic can omit next_obs; the last next observation repeats the last one
+        next_obs = {k: np.concatenate([v[1:], v[-1:]]) for k, v in obs.items()}
+    rewards = _read_array(g, "rewards", path, name).astype(np.float32).reshape(-1)
+    dones = _read_array(g, "dones", path, name).astype(np.float32).reshape(-1)
+    states = np.asarray(g["states"][()]) if "states" in g else None
+    fields: dict[str, np.ndarray] = {"rewards": rewards, "dones": dones}
+    fields.update({f"obs/{k}": v for k, v in obs.items()})
+    fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})
+    if states is not None:
+        fields["states"] = states
+    for k, v in fields.items():
+        if len(v) != T:
+            raise DataError(f"{path}: demo '{name}' field '{k}' has {len(v)} rows but actions has {T}")
+    if T == 0:
+        raise DataError(f"{path}: demo '{name}' is empty")
+    return Demo(obs, actions, rewards, dones, next_obs, states, name)
+
+
+def to_transitions(dataset: RobomimicDataset | Iterable[Demo], obs_keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Flatten demos into the arrays `TransitionReplay.from_arrays` takes (+ `next_actions`, `timeouts`).
+
+    `terminals` = the demo's `dones` (robomimic marks success at the end); the last step of a demo that
+    is not done is a time-out, not a terminal.
+    """
+    demos = dataset.demos if isinstance(dataset, RobomimicDataset) else list(dataset)
+    if not demos:
+        raise DataError("no demonstrations to convert")
+    obs, nxt, act, rew, term, nact, tout = [], [], [], [], [], [], []
+    for d in demos:
+        missing = [k for k in obs_keys if k not in d.obs]
+        if missing:
+            raise DataError(f"demo '{d.name}' lacks observation keys {missing} (has {sorted(d.obs)})")
+        obs.append(d.flat_obs(obs_keys))
+        nxt.append(d.flat_obs(obs_keys, next=True))
+        act.append(d.actions.astype(np.float32))
+        rew.append(d.rewards)
+        term.append(d.dones)
+        nact.append(np.concatenate([d.actions[1:], d.actions[-1:]]).astype(np.float32))
+        t = np.zeros(len(d), np.float32)
+        t[-1] = 1.0 - float(d.dones[-1])
+        tout.append(t)
+    return {"observations": np.concatenate(obs), "next_observations": np.concatenate(nxt),
+            "actions": np.concatenate(act), "rewards": np.concatenate(rew).astype(np.float32),
+            "terminals": np.concatenate(term).astype(np.float32), "next_actions": np.concatenate(nact),
+            "timeouts": np.concatenate(tout)}
+
+
+class RobomimicWriter:
+    """Streams demos into a robomimic HDF5 file, atomically: everything goes to a temp file in the
+    target's directory, renamed over `path` only by a successful `close()` (or `with` exit).
+    An exception inside the `with` block deletes the temp file and leaves `path` untouched."""
+
+    def __init__(self, path: str | os.PathLike[str], env_args: Mapping[str, Any] | None = None):
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self._f = h5py.File(self._tmp, "w")
+        self._data = self._f.create_group("data")
+        self._data.attrs["env_args"] = json.dumps(dict(env_args or {}))
+        self.num_demos = 0
+        self.total = 0
+
+    def add(self, demo: Demo) -> str:
+        T = len(demo)
+        if T == 0:
+            raise DataError("cannot write an empty demonstration")
+        name = f"demo_{self.num_demos}"
+        g = self._data.create_group(name)
+        g.attrs["num_samples"] = T
+        g.create_dataset("actions", data=np.asarray(demo.actions))
+        g.create_dataset("rewards", data=np.asarray(demo.rewards).reshape(T))
+        g.create_dataset("dones", data=np.asarray(demo.dones).reshape(T))
+        if demo.states is not None:
+            g.create_dataset("states", data=np.asarray(demo.states))
+        for group, src in (("obs", demo.obs), ("next_obs", demo.next_obs)):
+            if src is None:
+                continue
+            og = g.create_group(group)
+            for k, v in src.items():
+                if len(v) != T:
+                    raise DataError(f"demo {name}: {group}/{k} has {len(v)} rows, actions has {T}")
+                og.create_dataset(k, data=np.asarray(v))
+        self.num_demos += 1
+        self.total += T
+        return name
+
+    def set_masks(self, masks: Mapping[str, Sequence[str]]) -> None:
+        mg = self._f.require_group("mask")
+        for k, names in masks.items():
+            mg.create_dataset(k, data=np.array([n.encode() for n in names], dtype="S"))
+
+    def close(self) -> Path:
+        self._data.attrs["total"] = self.total
+        self._f.flush()
+        self._f.close()
+        with open(self._tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+
+    def __enter__(self) -> RobomimicWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_robomimic(path: str | os.PathLike[str], demos: Iterable[Demo], env_args: Mapping[str, Any] | None = None,
+                    masks: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """Write demos to `path` atomically (temp file + rename)."""
+    with RobomimicWriter(path, env_args) as w:
+        for d in demos:
+            w.add(d)
+        if masks:
+            w.set_masks(masks)
+    return w.path

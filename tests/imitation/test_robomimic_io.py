@@ -1,0 +1,119 @@
+"""robomimic HDF5 reader/writer: round trip, masks, clear errors, atomic writes, collected demos."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from rlkit2.core import DataError
+from rlkit2.data.robomimic import Demo, RobomimicWriter, read_robomimic, to_transitions, write_robomimic
+from rlkit2.replay import TransitionReplay
+
+KEYS = ["object", "robot0_eef_pos"]
+
+
+def _demo(T: int, seed: int) -> Demo:
+    r = np.random.default_rng(seed)
+    obs = {"object": r.normal(size=(T + 1, 10)), "robot0_eef_pos": r.normal(size=(T + 1, 3))}
+    dones = np.zeros(T, np.int64)
+    dones[-1] = 1
+    return Demo({k: v[:-1] for k, v in obs.items()}, r.uniform(-1, 1, (T, 7)), dones.astype(np.float64), dones,
+                {k: v[1:] for k, v in obs.items()}, r.normal(size=(T, 32)))
+
+
+@pytest.fixture
+def small_file(tmp_path):
+    demos = [_demo(5, 0), _demo(7, 1), _demo(4, 2)]
+    path = write_robomimic(tmp_path / "d.hdf5", demos, {"env_name": "Lift", "type": 1, "env_kwargs": {}},
+                           masks={"train": ["demo_0", "demo_1"], "valid": ["demo_2"]})
+    return path, demos
+
+
+def test_round_trip(small_file):
+    path, demos = small_file
+    ds = read_robomimic(path)
+    assert ds.env_args["env_name"] == "Lift" and len(ds) == 3 and ds.num_transitions == 16
+    for a, b in zip(demos, ds.demos, strict=True):
+        np.testing.assert_allclose(a.actions, b.actions, rtol=1e-6)
+        np.testing.assert_array_equal(a.states, b.states)
+        for k in KEYS:
+            np.testing.assert_array_equal(a.obs[k], b.obs[k])
+            np.testing.assert_array_equal(a.next_obs[k], b.next_obs[k])
+    with h5py.File(path) as f:  # robomimic's own bookkeeping
+        assert f["data"].attrs["total"] == 16 and f["data/demo_1"].attrs["num_samples"] == 7
+
+
+def test_filter_key_and_transitions(small_file):
+    path, demos = small_file
+    ds = read_robomimic(path, obs_keys=KEYS, filter_key="train")
+    assert [d.name for d in ds.demos] == ["demo_0", "demo_1"]
+    arrays = to_transitions(ds, KEYS)
+    assert arrays["observations"].shape == (12, 13) and arrays["terminals"].sum() == 2
+    # s' of step t is s of step t+1 within a demo.
+    np.testing.assert_allclose(arrays["next_observations"][:4], arrays["observations"][1:5], rtol=1e-6)
+    replay = TransitionReplay.from_arrays(arrays)
+    assert len(replay) == 12 and replay.sample(4).observations.shape == (4, 13)
+
+
+def test_missing_demo_is_refused(tmp_path):
+    path = write_robomimic(tmp_path / "d.hdf5", [_demo(3, 0)], masks={"train": ["demo_0", "demo_7"]})
+    with pytest.raises(DataError, match=r"demo 'demo_7'.*missing"):
+        read_robomimic(path, filter_key="train")
+    with pytest.raises(DataError, match="filter_key 'nope'"):
+        read_robomimic(path, filter_key="nope")
+
+
+def test_missing_keys_are_refused(tmp_path, small_file):
+    path, _ = small_file
+    with pytest.raises(DataError, match=r"demo_0/obs' has no 'cube_pos'"):
+        read_robomimic(path, obs_keys=["cube_pos"])
+    with h5py.File(path, "a") as f:
+        del f["data/demo_1/actions"]
+    with pytest.raises(DataError, match=r"d.hdf5: demo 'demo_1' has no 'actions'"):
+        read_robomimic(path)
+    bad = tmp_path / "bad.hdf5"
+    with h5py.File(bad, "w") as f:
+        f.create_group("observations")
+    with pytest.raises(DataError, match="no 'data' group"):
+        read_robomimic(bad)
+    with pytest.raises(DataError, match="does not exist"):
+        read_robomimic(tmp_path / "absent.hdf5")
+
+
+def test_length_mismatch_is_refused(tmp_path):
+    d = _demo(5, 0)
+    d.rewards = d.rewards[:3]
+    with h5py.File(tmp_path / "x.hdf5", "w") as f:
+        g = f.create_group("data/demo_0")
+        g["actions"], g["rewards"], g["dones"] = d.actions, d.rewards, d.dones
+        for k, v in d.obs.items():
+            g[f"obs/{k}"] = v
+    with pytest.raises(DataError, match="field 'rewards' has 3 rows but actions has 5"):
+        read_robomimic(tmp_path / "x.hdf5")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.hdf5"
+    with pytest.raises(RuntimeError):
+        with RobomimicWriter(target) as w:
+            w.add(_demo(3, 0))
+            raise RuntimeError("killed mid-collection")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_collected_demos_match_the_env_layout(tmp_path):
+    pytest.importorskip("robosuite")
+    from rlkit2.envs.robosuite import RobosuiteEnvConfig, ShiftConfig
+
+    from rlkit2.data.collect_demos import collect_demos
+
+    cfg = RobosuiteEnvConfig(horizon=80, shift=ShiftConfig(init=0.2))  # the shift must be ignored
+    stats = collect_demos(cfg, tmp_path / "lift.hdf5", 2, seed=0, progress=False)
+    assert stats.demos == 2 and stats.success_rate > 0
+    ds = read_robomimic(tmp_path / "lift.hdf5")
+    assert ds.env_args["env_name"] == "Lift" and set(ds.masks) == {"train", "valid"}
+    arrays = to_transitions(ds, cfg.obs_keys)
+    assert arrays["observations"].shape[1] == 19 and arrays["terminals"][-1] == 1.0
+    cube_xy = np.stack([d.obs["object"][0, :2] for d in ds.demos])
+    assert np.abs(cube_xy).max() <= 0.031  # nominal placement despite cfg.shift
