@@ -1,0 +1,18 @@
+"""`-m` sweeps with the joblib launcher: one run dir (and metrics.jsonl) per job."""
+
+from __future__ import annotations
+
+from rlkit2.logging import read_metrics
+from tests.helpers import cli
+
+
+def test_joblib_multirun_three_seeds(tmp_path):
+    sweep = tmp_path / "sweep"
+    cli(["-m", "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}",
+         "agent=td3", "agent.hidden=[16]", "agent.batch_size=16", "trainer.total_steps=300",
+         "trainer.learning_starts=100", "trainer.eval_every=300", "trainer.eval_episodes=1", "trainer.log_every=100",
+         "trainer.progress=false", "trainer.plot=false", "trainer.threads=1", "logger.console=false"], tmp_path)
+    runs = sorted(p.parent for p in sweep.rglob("metrics.jsonl"))
+    assert [r.name for r in runs] == ["seed=0", "seed=1", "seed=2"]
+    finals = [[row["eval/return"] for row in read_metrics(r) if "eval/return" in row][-1] for r in runs]
+    assert len(set(finals)) == 3  # the seeds really differ
