@@ -38,6 +38,16 @@ def register_schemas() -> None:
             importlib.import_module(module)
 
 
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """Compose a run config in Python, exactly as `rlkit2-train <overrides>` would (no run dir, no logging)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    register_schemas()
+    with initialize_config_module(config_module="rlkit2.conf", version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+
 def set_threads(threads: int) -> None:
     n = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
     torch.set_num_threads(int(n))
@@ -71,8 +81,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     finally:
         logger.close()
     if cfg.trainer.plot and (run_dir / "metrics.jsonl").exists():
-        from rlkit2.plotting import pick_key, plot_runs
         from rlkit2.logging import read_metrics
+        from rlkit2.plotting import pick_key, plot_runs
 
         if pick_key(read_metrics(run_dir)):
             plot_runs([run_dir], run_dir / "learning_curve.png", title=f"{cfg.agent.name} on {cfg.env.id}")

@@ -7,16 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from rlkit2.train import compose as compose_config
 
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    from rlkit2.train import register_schemas
-
-    register_schemas()
-    with initialize_config_module(config_module="rlkit2.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+__all__ = ["cli", "compose_config"]
 
 
 def cli(args: list[str], cwd: Path, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

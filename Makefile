@@ -1,0 +1,36 @@
+# rlkit2: the two commands a new user needs (see README.md).
+#   make main   set up .venv and run the main job on its embedded default
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= all,dev
+
+.PHONY: setup main test test-slow lint ci clean
+
+$(BIN)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU build of torch first, or pip pulls several GB of CUDA packages.
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[$(EXTRAS)]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+main: setup
+	$(BIN)/rlkit2-train experiment=main_default
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check rlkit2 envs tests experiments examples
+
+ci: test lint
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
