@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from rlkit2 import checkpoint
 from rlkit2.core import ConfigError
 from rlkit2.merging import average_state_dicts
+from rlkit2.rewards.base import ShapingOptions, register_reward_kind
 from rlkit2.rewards.bradley_terry import (
     BTTrainConfig,
     PreferencePair,
@@ -223,3 +227,81 @@ def train_warm(make_model: Callable[[], nn.Module], pairs: Sequence[PreferencePa
         metrics["warm/eval_accuracy"] = evaluate_pairs(warm, eval_pairs)["accuracy"]
         metrics["ens/eval_accuracy"] = evaluate_pairs(ens, eval_pairs)["accuracy"]
     return WarmResult(members, warm, ens, specs, metrics)
+
+
+# --------------------------------------------------------------------------- `reward=warm`: the reward kind
+
+
+@dataclasses.dataclass
+class WarmRewardConfig(ShapingOptions):
+    """`reward=warm`: load M member reward models (rlkit2.rewards.reward_model.RewardModel checkpoints) and
+    combine them. `combine`: "average" (WARM, one forward pass), "ensemble" (ENS, M passes) or "member"
+    (just member `member`, the single-RM baseline)."""
+
+    kind: str = "warm"
+    model: str = "minilm"  # trunk every member was fine-tuned from (HF name/dir or "minilm")
+    checkpoints: list[str] = dataclasses.field(default_factory=list)
+    directory: str = ""  # alternatively: every `member*.pt` in this folder (sorted)
+    combine: str = "average"
+    member: int = 0
+    pooling: str = "mean"
+    max_length: int = 256
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+def member_checkpoints(cfg: WarmRewardConfig) -> list[str]:
+    paths = list(cfg.checkpoints)
+    if cfg.directory:
+        d = Path(cfg.directory)
+        if not d.is_dir():
+            raise ConfigError(f"reward.directory='{cfg.directory}' is not a folder of WARM member checkpoints")
+        paths += [str(p) for p in sorted(d.glob("member*.pt"))]
+    if not paths:
+        raise ConfigError("reward=warm needs member checkpoints: set reward.checkpoints=[a.pt,b.pt,...] or "
+                          "reward.directory=<folder with member*.pt>")
+    return paths
+
+
+def save_members(members: Sequence[nn.Module], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write member i to `<directory>/member{i:02d}.pt` via rlkit2.checkpoint (what `reward=warm` reads)."""
+    out = []
+    for i, m in enumerate(members):
+        p = Path(directory) / f"member{i:02d}.pt"
+        m.save(str(p)) if hasattr(m, "save") else checkpoint.save({"state_dict": m.state_dict()}, p)
+        out.append(p)
+    return out
+
+
+def load_combined(cfg: WarmRewardConfig) -> nn.Module:
+    """The reward model `cfg` describes: WARM average, ENS or one member."""
+    from rlkit2.rewards.reward_model import RewardModel
+
+    if cfg.combine not in ("average", "ensemble", "member"):
+        raise ConfigError(f"reward.combine='{cfg.combine}'; expected average, ensemble or member")
+    paths = member_checkpoints(cfg)
+    template = RewardModel.from_pretrained(cfg.model, cfg.pooling, cfg.max_length)
+    if cfg.combine == "member":
+        if not 0 <= cfg.member < len(paths):
+            raise ConfigError(f"reward.member={cfg.member} but only {len(paths)} member checkpoints were given")
+        paths = [paths[cfg.member]]
+    sds = [checkpoint.load(p)["state_dict"] for p in paths]
+    if cfg.combine == "ensemble":
+        members = []
+        for sd in sds:
+            m = copy.deepcopy(template)
+            m.load_state_dict(sd)
+            members.append(m.eval())
+        return PredictionEnsemble(members).to(cfg.device).eval()
+    return WeightAveragedRewardModel.from_state_dicts(template, sds).to(cfg.device).eval()
+
+
+def _make(cfg: WarmRewardConfig, device: str | None = None, **_: Any) -> Any:
+    from rlkit2.rewards.reward_model import RewardModelReward
+
+    if device:
+        cfg = dataclasses.replace(cfg, device=device)
+    return RewardModelReward(load_combined(cfg), cfg.batch_size)
+
+
+register_reward_kind("warm", WarmRewardConfig, _make)
