@@ -1,0 +1,39 @@
+"""Typed config of the PPO-style LM learner (and its RLOO / REINFORCE variants)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlkit2.lm.generation import GenerationConfig
+from rlkit2.lm.models import LMConfig
+
+
+@dataclasses.dataclass
+class PpoLmConfig:
+    name: str = "ppo_lm"
+    model: LMConfig = dataclasses.field(default_factory=LMConfig)
+    generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
+    init_checkpoint: str = ""  # rlkit2 checkpoint with {"lm": state_dict} (e.g. the SFT policy); also the reference
+    algo: str = "ppo"  # "ppo" (critic + GAE) | "rloo" (leave-one-out baseline, no critic) | "reinforce"
+    prompts_per_step: int = 16  # prompts per rollout
+    samples_per_prompt: int = 1  # k; RLOO needs >= 2
+    ppo_epochs: int = 2
+    minibatch_size: int = 16
+    lr: float = 1e-4
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    clip_range: float = 0.2
+    clip_range_value: float = 0.2
+    vf_coef: float = 0.1
+    entropy_coef: float = 0.0
+    gamma: float = 1.0
+    lam: float = 0.95
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"  # in the reward: k1 (Ziegler/Roit) | k3 | k2
+    adaptive_kl: bool = False
+    kl_target: float = 1.0  # per-sequence KL target of the adaptive controller
+    kl_horizon: int = 10_000
+    whiten_rewards: bool = False
+    whiten_advantages: bool = True
+    score_clip: float = 0.0  # > 0: clip sequence scores to [-c, c]
+    missing_eos_penalty: float = 0.0  # subtracted from the score of a response that never emits EOS

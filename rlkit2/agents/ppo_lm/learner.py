@@ -1,0 +1,188 @@
+"""The policy-gradient loop for LM policies: PPO (critic + GAE), RLOO, REINFORCE, with KL to a reference.
+
+One `step()` = one iteration: sample prompts from the environment, generate with the actor
+(one batched generate with the KV cache), score with the env's reward function, compute
+behaviour log-probs + values (one forward) and reference log-probs (one forward), store the
+rollout in the SequenceReplay, compute KL-penalised rewards and advantages over the whole
+rollout, then `ppo_epochs` passes of minibatch updates.
+
+Swappable pieces (what WARP/BOND reuse): `reward_fn` (any `(documents, responses) -> [B]`),
+`reference` (any causal LM; WARP's EMA anchor is a module whose weights a hook updates,
+`learner.hooks` run after every step), and `algo` / the loss functions in `losses.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from rlkit2.agents.ppo_lm import losses as L
+from rlkit2.agents.ppo_lm.config import PpoLmConfig
+from rlkit2.core import ConfigError, Learner, NumericalError
+from rlkit2.lm.generation import LMActor, response_logprobs
+from rlkit2.lm.replay import SequenceReplay
+
+
+class PolicyGradientLearner(Learner):
+    """PPO / RLOO / REINFORCE on token sequences with a per-token KL penalty to `reference`."""
+
+    def __init__(self, config: PpoLmConfig, policy: Any, reference: Any, tokenizer: Any, env: Any,
+                 replay: SequenceReplay | None = None, reward_fn: Callable[..., torch.Tensor] | None = None,
+                 seed: int = 0):
+        if config.algo not in ("ppo", "rloo", "reinforce"):
+            raise ConfigError(f"agent.algo='{config.algo}'; expected ppo, rloo or reinforce")
+        if config.algo == "rloo" and config.samples_per_prompt < 2:
+            raise ConfigError("agent.algo=rloo needs agent.samples_per_prompt >= 2 (the leave-one-out baseline)")
+        if config.algo == "ppo" and getattr(policy, "value_head", None) is None:
+            raise ConfigError("agent.algo=ppo needs a policy with a value head (PolicyWithValue(value_head=True))")
+        self.config, self.policy, self.reference, self.tokenizer, self.env = config, policy, reference, tokenizer, env
+        self.reward_fn = reward_fn or env.score
+        self.replay = replay or SequenceReplay(seed=seed)
+        self.actor = LMActor(policy, tokenizer, config.generation)
+        params = [p for p in policy.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps)
+        self.kl_ctl: L.FixedKLController = (
+            L.AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon) if config.adaptive_kl
+            else L.FixedKLController(config.kl_coef))
+        self.steps = 0
+        self.hooks: list[Callable[[PolicyGradientLearner], None]] = []
+        self.last_rollout_metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ rollout
+    @torch.no_grad()
+    def collect(self) -> dict[str, Any]:
+        """Generate, score and store one rollout; returns rollout metrics."""
+        c = self.config
+        t0 = time.perf_counter()
+        docs = self.env.sample_documents(c.prompts_per_step)
+        prompts = [self.env.format_prompt(d) for d in docs]
+        k = c.samples_per_prompt
+        ro = self.actor.rollout(prompts, num_samples=k)
+        docs_k = [d for d in docs for _ in range(k)]
+        prompts_k = [p for p in prompts for _ in range(k)]
+        t_gen = time.perf_counter()
+        temp = c.generation.temperature
+        self.policy.eval()
+        pol = response_logprobs(self.policy, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp,
+                                with_values=c.algo == "ppo")
+        ref = response_logprobs(self.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp)
+        self.policy.train()
+        scores = self.reward_fn(docs_k, ro.texts).float().to(ro.response_ids.device)
+        t_score = time.perf_counter()
+        raw_scores = scores.clone()
+        if c.missing_eos_penalty:
+            has_eos = (ro.response_ids == self.tokenizer.eos_token_id).any(1)
+            scores = scores - c.missing_eos_penalty * (~has_eos).float()
+        if c.score_clip > 0:
+            scores = scores.clamp(-c.score_clip, c.score_clip)
+        fields = {"query_ids": ro.query_ids, "query_mask": ro.query_mask, "response_ids": ro.response_ids,
+                  "response_mask": ro.response_mask, "logprobs": pol["logprobs"], "ref_logprobs": ref["logprobs"],
+                  "scores": scores, "raw_scores": raw_scores}
+        if "values" in pol:
+            fields["values"] = pol["values"]
+        self.replay.add(fields, documents=docs_k, prompts=prompts_k, responses=ro.texts)
+        n_tokens = ro.response_mask.sum()
+        return {"time/generate_s": t_gen - t0, "time/score_s": t_score - t_gen,
+                "rollout/response_tokens": n_tokens, "rollout/sequences": float(len(ro.texts))}
+
+    # ------------------------------------------------------------------ advantages
+    @torch.no_grad()
+    def compute_advantages(self) -> dict[str, torch.Tensor]:
+        c = self.config
+        b = self.replay.all()
+        mask = b.response_mask
+        beta = self.kl_ctl.value
+        kl = L.per_token_kl(b.logprobs, b.ref_logprobs, c.kl_estimator) * mask
+        seq_kl = kl.sum(1)
+        if c.algo == "ppo":
+            rewards, _ = L.kl_penalized_rewards(b.scores, b.logprobs, b.ref_logprobs, mask, beta, c.kl_estimator)
+            if c.whiten_rewards:
+                rewards = L.masked_whiten(rewards, mask, shift_mean=False)
+            adv, returns = L.gae(rewards, b.values, mask, c.gamma, c.lam)
+            if c.whiten_advantages:
+                adv = L.masked_whiten(adv, mask)
+            self.replay.set("advantages", adv)
+            self.replay.set("returns", returns)
+        else:
+            seq_reward = b.scores - beta * seq_kl
+            adv = L.rloo_advantages(seq_reward, c.samples_per_prompt if c.algo == "rloo" else 1)
+            if c.whiten_advantages:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8) if c.algo == "reinforce" else adv / (adv.std() + 1e-8)
+            self.replay.set("advantages", adv)
+        return {"train/kl": seq_kl.mean(), "train/kl_coef": torch.tensor(beta), "train/score": b.raw_scores.mean(),
+                "train/reward": (b.scores - beta * seq_kl).mean(), "train/response_len": mask.sum(1).mean()}
+
+    # ------------------------------------------------------------------ update
+    def update_minibatch(self, mb: Any) -> dict[str, torch.Tensor]:
+        c = self.config
+        out = response_logprobs(self.policy, mb.query_ids, mb.query_mask, mb.response_ids, mb.response_mask,
+                                c.generation.temperature, with_values=c.algo == "ppo",
+                                return_entropy=c.entropy_coef > 0)
+        mask = mb.response_mask
+        metrics: dict[str, torch.Tensor] = {}
+        if c.algo == "ppo":
+            pg, st = L.ppo_policy_loss(out["logprobs"], mb.logprobs, mb.advantages, mask, c.clip_range)
+            vl, vst = L.clipped_value_loss(out["values"], mb.values, mb.returns, mask, c.clip_range_value)
+            loss = pg + c.vf_coef * vl
+            metrics["train/value_loss"] = vl.detach()
+            metrics.update({f"train/{k}": v for k, v in vst.items()})
+        else:
+            pg, st = L.sequence_pg_loss(out["logprobs"], mb.logprobs, mb.advantages, mask,
+                                        c.clip_range if c.ppo_epochs > 1 or c.algo == "rloo" else None)
+            loss = pg
+        if c.entropy_coef > 0:
+            ent = L.masked_mean(out["entropy"], mask)
+            loss = loss - c.entropy_coef * ent
+            metrics["train/entropy"] = ent.detach()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], c.max_grad_norm)
+        self.optimizer.step()
+        metrics.update({"train/policy_loss": pg.detach(), "train/loss": loss.detach(), "train/grad_norm": gn.detach()})
+        metrics.update({f"train/{k}": v for k, v in st.items()})
+        return metrics
+
+    def learn(self) -> dict[str, torch.Tensor]:
+        c = self.config
+        sums: dict[str, torch.Tensor] = {}
+        n = 0
+        for mb in self.replay.minibatches(c.minibatch_size, c.ppo_epochs):
+            for k, v in self.update_minibatch(mb).items():
+                sums[k] = sums.get(k, 0) + v
+            n += 1
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def step(self) -> dict[str, Any]:
+        self.replay.clear()
+        metrics: dict[str, Any] = self.collect()
+        adv_metrics = self.compute_advantages()
+        metrics.update(adv_metrics)
+        t0 = time.perf_counter()
+        metrics.update(self.learn())
+        metrics["time/learn_s"] = time.perf_counter() - t0
+        if not torch.isfinite(metrics["train/loss"]):
+            raise NumericalError(f"ppo_lm: loss became {metrics['train/loss'].item()} at iteration {self.steps}")
+        n_seq = self.config.prompts_per_step * self.config.samples_per_prompt
+        self.kl_ctl.update(float(adv_metrics["train/kl"]), n_seq)
+        self.steps += 1
+        for hook in self.hooks:
+            hook(self)
+        return metrics
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "kl_ctl": self.kl_ctl.state_dict(), "steps": self.steps, "replay": self.replay.state_dict(),
+                "reference": self.reference.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        self.steps = int(state["steps"])
+        self.replay.load_state_dict(state["replay"])
+        if "reference" in state:  # a moving anchor (WARP's EMA) must resume too
+            self.reference.load_state_dict(state["reference"])

@@ -1,0 +1,187 @@
+"""Language models for RLHF: HF causal LMs by name/path, tiny local Gemma-family configs,
+an offline word-level tokenizer, and the policy-with-value-head module.
+
+Any `AutoModelForCausalLM` loads by `name_or_path` (e.g. `google/gemma-2-2b` where the weights
+are present). With `name_or_path=""` a tiny randomly initialised Gemma / Gemma 2 /
+RecurrentGemma is built locally (tests, the embedded synthetic task). Gemma 2 always runs with
+`attn_implementation="eager"`: SDPA would skip its attention-logit soft-capping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlkit2.core import ConfigError
+
+PAD, EOS, BOS, UNK = "<pad>", "<eos>", "<bos>", "<unk>"  # ids 0, 1, 2, 3 = Gemma's pad/eos/bos layout
+ARCHS = ("gemma", "gemma2", "recurrent_gemma")
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclasses.dataclass
+class LMConfig:
+    """Which causal LM the policy (and its frozen reference) is.
+
+    `name_or_path` empty: a tiny random model of `arch` is built from the fields below.
+    """
+
+    name_or_path: str = ""
+    arch: str = "gemma2"
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 128
+    max_position_embeddings: int = 512
+    sliding_window: int = 32  # Gemma 2 local layers; small so the interleaving matters on tiny inputs
+    dtype: str = "float32"
+    device: str = "cpu"
+    tokenizer: str = ""  # path/name of a tokenizer; "" = the task's (word-level) tokenizer or the model's own
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ConfigError(f"model.dtype='{name}' is not supported; expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def build_word_tokenizer(words: Iterable[str], model_max_length: int = 512) -> Any:
+    """A `PreTrainedTokenizerFast` over a fixed word vocabulary (whitespace split), built offline.
+
+    ids 0..3 are <pad>, <eos>, <bos>, <unk>; padding is on the left (batched generation).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab: dict[str, int] = {PAD: 0, EOS: 1, BOS: 2, UNK: 3}
+    for w in words:
+        if w not in vocab:
+            vocab[w] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=BOS,
+                                   unk_token=UNK, model_max_length=model_max_length)
+    fast.padding_side = "left"
+    return fast
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name_or_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+# --------------------------------------------------------------------------- models
+
+
+def tiny_config(cfg: LMConfig, vocab_size: int, pad_id: int = 0, eos_id: int = 1, bos_id: int = 2) -> Any:
+    """A tiny HF config of `cfg.arch` (random weights; for tests and the synthetic task)."""
+    from transformers import Gemma2Config, GemmaConfig, RecurrentGemmaConfig
+
+    head_dim = cfg.hidden_size // cfg.num_heads
+    common = dict(vocab_size=vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+                  num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+                  max_position_embeddings=cfg.max_position_embeddings, pad_token_id=pad_id, eos_token_id=eos_id,
+                  bos_token_id=bos_id, tie_word_embeddings=True)
+    if cfg.arch == "gemma":
+        return GemmaConfig(**common, num_key_value_heads=cfg.num_kv_heads, head_dim=head_dim)
+    if cfg.arch == "gemma2":
+        # Interleaved local (sliding) / global attention, GQA, attention and final logit soft-capping.
+        layer_types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(cfg.num_layers)]
+        return Gemma2Config(**common, num_key_value_heads=cfg.num_kv_heads, head_dim=head_dim,
+                            query_pre_attn_scalar=head_dim, sliding_window=cfg.sliding_window,
+                            layer_types=layer_types, attn_logit_softcapping=50.0, final_logit_softcapping=30.0)
+    if cfg.arch == "recurrent_gemma":
+        if cfg.num_layers < 3:
+            raise ConfigError(f"model.num_layers={cfg.num_layers}: a RecurrentGemma needs >= 3 layers "
+                              "(its block pattern is recurrent, recurrent, attention)")
+        common.pop("max_position_embeddings")
+        return RecurrentGemmaConfig(**common, num_key_value_heads=cfg.num_kv_heads, lru_width=cfg.hidden_size,
+                                    attention_window_size=cfg.sliding_window * 4)
+    raise ConfigError(f"model.arch='{cfg.arch}' is unknown; expected one of {ARCHS} (or set model.name_or_path)")
+
+
+def build_causal_lm(cfg: LMConfig, tokenizer: Any | None = None, seed: int | None = None) -> Any:
+    """The policy's causal LM: pretrained by `name_or_path`, or tiny and random of `arch`."""
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch_dtype(cfg.dtype)
+    if cfg.name_or_path:
+        kw: dict[str, Any] = {"dtype": dtype}
+        if "gemma-2" in cfg.name_or_path.lower() or "gemma2" in cfg.name_or_path.lower():
+            kw["attn_implementation"] = "eager"
+        model = AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kw)
+    else:
+        if tokenizer is None:
+            raise ConfigError("a tiny model (model.name_or_path='') needs a tokenizer to size its vocabulary")
+        if seed is not None:
+            torch.manual_seed(seed)
+        hf_cfg = tiny_config(cfg, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id,
+                             tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id)
+        hf_cfg._attn_implementation = "eager"
+        model = AutoModelForCausalLM.from_config(hf_cfg, attn_implementation="eager", dtype=dtype)
+    return model.to(cfg.device)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding (what HF generate uses), so forward and generate agree."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
+class PolicyWithValue(nn.Module):
+    """A causal LM and a scalar value head on its last hidden state (shared trunk, DESIGN.md).
+
+    `forward(input_ids, attention_mask)` returns (logits [B, L, V], values [B, L]).
+    """
+
+    def __init__(self, lm: Any, value_head: bool = True):
+        super().__init__()
+        self.lm = lm
+        hidden = lm.config.hidden_size
+        self.value_head = nn.Linear(hidden, 1) if value_head else None
+        if self.value_head is not None:
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+            self.value_head.to(device=next(lm.parameters()).device, dtype=next(lm.parameters()).dtype)
+
+    @property
+    def config(self) -> Any:
+        return self.lm.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = lm_forward(self.lm, input_ids, attention_mask, hidden=self.value_head is not None)
+        values = None
+        if self.value_head is not None:
+            values = self.value_head(out.hidden_states[-1]).squeeze(-1)
+        return out.logits, values
+
+
+def lm_forward(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: bool = False) -> Any:
+    return lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
+              output_hidden_states=hidden, use_cache=False)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,152 @@
+"""The "lm" family's training loop (registered runner) and the learner builder.
+
+    rlkit2-train experiment=rlhf_toy
+    rlkit2-train agent=ppo_lm env=text_synthetic reward=entailment reward.model=/path/to/nli
+
+Builds tokenizer, policy (+ value head), frozen reference (a copy of the initial policy, or of
+`agent.init_checkpoint`), the text env with its reward, and the PolicyGradientLearner; then runs
+`trainer.total_steps` RL iterations, logging `train/*`, evaluating with rlkit2.core.evaluate
+(greedy actor, `eval/return`, `eval/success_rate`) plus the batched task metrics
+(`eval/true_consistency`, `eval/kl`, ...), and checkpointing through rlkit2.checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rlkit2 import checkpoint as ckpt
+from rlkit2.agents.ppo_lm.config import PpoLmConfig
+from rlkit2.agents.ppo_lm.learner import PolicyGradientLearner
+from rlkit2.core import ConfigError, evaluate
+from rlkit2.lm.generation import LMActor, response_logprobs
+from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
+from rlkit2.logging import Logger
+from rlkit2.registry import register_runner
+from rlkit2.seeding import rng_state, seed_everything, set_rng_state
+
+
+def to_config(cfg: Any, cls: type) -> Any:
+    if isinstance(cfg, cls):
+        return cfg
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), raw))
+
+
+def build_tokenizer(cfg: PpoLmConfig) -> Any:
+    if cfg.model.tokenizer:
+        return load_tokenizer(cfg.model.tokenizer)
+    if cfg.model.name_or_path:
+        return load_tokenizer(cfg.model.name_or_path)
+    from rlkit2.lm.synthetic import vocabulary
+
+    return build_word_tokenizer(vocabulary())  # the tiny policies' offline word-level vocabulary
+
+
+def build_policy(cfg: PpoLmConfig, tokenizer: Any, seed: int = 0) -> tuple[PolicyWithValue, Any]:
+    """(policy with value head, frozen reference); both start from `init_checkpoint` when given."""
+    lm = build_causal_lm(cfg.model, tokenizer, seed=seed)
+    if cfg.init_checkpoint:
+        state = ckpt.load(cfg.init_checkpoint)
+        if "lm" not in state:
+            raise ConfigError(f"agent.init_checkpoint={cfg.init_checkpoint} has no 'lm' state dict")
+        lm.load_state_dict(state["lm"])
+    reference = freeze(copy.deepcopy(lm))
+    policy = PolicyWithValue(lm, value_head=cfg.algo == "ppo")
+    return policy, reference
+
+
+def build_learner(cfg: Any, env: Any, tokenizer: Any | None = None, seed: int = 0,
+                  reward_fn: Any = None) -> PolicyGradientLearner:
+    cfg = to_config(cfg, PpoLmConfig)
+    tokenizer = tokenizer or build_tokenizer(cfg)
+    policy, reference = build_policy(cfg, tokenizer, seed)
+    return PolicyGradientLearner(cfg, policy, reference, tokenizer, env, reward_fn=reward_fn, seed=seed)
+
+
+@torch.no_grad()
+def score_policy(learner: PolicyGradientLearner, env: Any, documents: list[str], greedy: bool = False
+                 ) -> dict[str, float]:
+    """Reward, task metrics (exact checker), KL to the reference and length on fixed documents."""
+    c = learner.config
+    actor = LMActor(learner.policy, learner.tokenizer, c.generation, greedy=greedy)
+    out: dict[str, list[float]] = {}
+    texts_all: list[str] = []
+    for i in range(0, len(documents), 64):
+        docs = documents[i : i + 64]
+        ro = actor.rollout([env.format_prompt(d) for d in docs])
+        texts_all += ro.texts
+        lp = response_logprobs(learner.policy.lm, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
+                               c.generation.temperature)["logprobs"]
+        rp = response_logprobs(learner.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
+                               c.generation.temperature)["logprobs"]
+        out.setdefault("kl", []).extend(((lp - rp) * ro.response_mask).sum(1).tolist())
+        out.setdefault("reward", []).extend(env.score(docs, ro.texts).tolist())
+        out.setdefault("tokens", []).extend(ro.response_mask.sum(1).tolist())
+    res = {k: sum(v) / max(len(v), 1) for k, v in out.items()}
+    res.update(env.metrics(documents, texts_all))
+    return res
+
+
+def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
+    from rlkit2.envs.text import make_text_env
+
+    seed = int(cfg.seed)
+    seed_everything(seed)
+    agent_cfg = to_config(cfg.agent, PpoLmConfig)
+    agent_cfg.model.device = cfg.trainer.device if cfg.trainer.device != "cpu" else agent_cfg.model.device
+    env = make_text_env(cfg.env, seed)
+    eval_env = make_text_env(cfg.env, seed, reward_fn=env.reward_fn, evaluation=True)
+    learner = build_learner(agent_cfg, env, seed=seed)
+    tc = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    start = 0
+    if cfg.resume:
+        src = ckpt_dir if cfg.resume in ("true", "auto") else Path(cfg.resume)
+        found = ckpt.latest_valid(src) if src.is_dir() else (src, ckpt.load(src))
+        if found is not None:
+            learner.load_state_dict(found[1]["learner"])
+            set_rng_state(found[1]["rng"])
+            start = int(found[1]["step"])
+    eval_docs = eval_env.sample_documents(max(int(tc.eval_episodes), 1))
+    final: dict[str, float] = {}
+
+    def do_eval(step: int) -> dict[str, float]:
+        greedy = LMActor(learner.policy, learner.tokenizer, agent_cfg.generation, greedy=True)
+        m = evaluate(eval_env, greedy, min(int(tc.eval_episodes), 16), seed=seed + 10_000)
+        m.update({f"eval/{k}": v for k, v in score_policy(learner, eval_env, eval_docs).items()})
+        logger.write(m, step)
+        return m
+
+    progress = None
+    if tc.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=int(tc.total_steps), initial=start, desc="ppo_lm", mininterval=5)
+    for step in range(start + 1, int(tc.total_steps) + 1):
+        metrics = learner.step()
+        if step % max(int(tc.log_every), 1) == 0:
+            metrics.update({f"rollout/{k}": v for k, v in env.metrics(learner.replay.all().documents,
+                                                                       learner.replay.all().responses).items()})
+            logger.write(metrics, step)
+        if tc.eval_every and step % int(tc.eval_every) == 0:
+            final = do_eval(step)
+        if tc.checkpoint_every and step % int(tc.checkpoint_every) == 0:
+            ckpt.save({"learner": learner.state_dict(), "rng": rng_state(), "step": step,
+                       "config": dataclasses.asdict(agent_cfg)}, ckpt.checkpoint_path(ckpt_dir, step))
+            ckpt.prune(ckpt_dir, int(tc.keep_checkpoints))
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.close()
+    if not final or not tc.eval_every or int(tc.total_steps) % int(tc.eval_every):
+        final = do_eval(int(tc.total_steps))
+    return final
+
+
+register_runner("lm", run)
