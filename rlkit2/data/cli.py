@@ -1,0 +1,126 @@
+"""`rlkit2-data`: make D4RL-style datasets here, inspect dataset files, show reference returns.
+
+    rlkit2-data make halfcheetah-medium-v2 --transitions 1000000
+    rlkit2-data make hopper-all-v2 --transitions 100000 --train-steps 100000   # all five kinds, scaled down
+    rlkit2-data info hopper-medium-v2          # or a path, or minari:<id>
+    rlkit2-data refs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import numpy as np
+
+from rlkit2.core import RLKitError
+
+
+def _make(args: argparse.Namespace) -> int:
+    import torch
+
+    from rlkit2.data.d4rl import D4RL_KINDS, parse_d4rl_name
+    from rlkit2.data.generate import GenerationConfig, make_dataset
+
+    torch.set_num_threads(args.threads)
+    names: list[str] = []
+    for name in args.names:
+        if name.endswith(("-all-v2", "-all-v0", "-all-v1")) or "-all-v" in name:
+            env, version = name.split("-all-v")
+            names += [f"{env}-{k}-v{version}" for k in D4RL_KINDS]
+        else:
+            names.append(name)
+    if args.out and len(names) != 1:
+        print("rlkit2-data: --out needs exactly one dataset name", file=sys.stderr)
+        return 2
+    for name in names:
+        parsed = parse_d4rl_name(name)
+        if parsed is None:
+            print(f"rlkit2-data: '{name}' is not a D4RL name (e.g. hopper-medium-v2)", file=sys.stderr)
+            return 2
+        cfg = GenerationConfig(env=parsed.env, transitions=args.transitions, train_steps=args.train_steps,
+                               seed=args.seed, eval_every=min(args.eval_every, args.train_steps),
+                               learning_starts=args.learning_starts, threads=args.threads,
+                               data_dir=args.data_dir, progress=not args.quiet)
+        path = make_dataset(name, cfg, out=args.out or None, force=args.force)
+        print(path)
+    return 0
+
+
+def _describe(data: Any, returns: np.ndarray, env_cfg: dict[str, str]) -> None:
+    from rlkit2.data.scores import reference_returns
+
+    print(f"source: {data.source}\nenv: {data.env_id}  d4rl name: {data.d4rl_name}")
+    print(f"transitions: {len(data)}  episodes: {len(returns)}")
+    if len(returns):
+        print(f"episode return: mean {returns.mean():.1f}  std {returns.std():.1f}  "
+              f"min {returns.min():.1f}  max {returns.max():.1f}")
+    for ref in ("d4rl", "v5"):
+        refs = reference_returns(env_cfg, data.metadata, ref)
+        if refs is not None and len(returns):
+            score = 100 * (returns.mean() - refs[0]) / (refs[1] - refs[0])
+            print(f"normalised mean episode return ({ref} refs random={refs[0]:.1f}, "
+                  f"expert={refs[1]:.1f}): {score:.1f}")
+    for k, v in sorted(data.metadata.items()):
+        print(f"  metadata/{k}: {v}")
+
+
+def _info(args: argparse.Namespace) -> int:
+    from rlkit2.data import load_offline_dataset
+
+    env_cfg = {"id": "", "dataset": args.dataset}
+    data = load_offline_dataset(env_cfg)
+    _describe(data, data.episode_returns, {"id": data.env_id, "dataset": args.dataset})
+    return 0
+
+
+def _refs(_: argparse.Namespace) -> int:
+    from rlkit2.data.scores import D4RL_REFERENCE, REFERENCE_SETS, V5_REFERENCE, V5_REFERENCE_NOTES
+
+    for name, desc in REFERENCE_SETS.items():
+        print(f"[{name}] {desc}")
+        table = D4RL_REFERENCE if name == "d4rl" else V5_REFERENCE
+        for env, (lo, hi) in table.items():
+            note = f"  ({V5_REFERENCE_NOTES[env]})" if name == "v5" and env in V5_REFERENCE_NOTES else ""
+            print(f"  {env:12s} random {lo:10.2f}  expert {hi:10.2f}{note}")
+        if not table:
+            print("  (not measured yet)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rlkit2-data", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("make", help="generate D4RL-style datasets (resumable)")
+    m.add_argument("names", nargs="+", help="D4RL names (hopper-medium-v2) or <env>-all-v2 for all five kinds")
+    m.add_argument("--transitions", type=int, default=1_000_000, help="rows of random/medium/expert (D4RL: 1M)")
+    m.add_argument("--train-steps", type=int, default=1_000_000, help="SAC env steps for the behaviour policies")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", default="", help="output file (one name only); default <data dir>/<name>.hdf5")
+    m.add_argument("--data-dir", default="", help="default $RLKIT2_DATA_DIR or ~/.cache/rlkit2/datasets")
+    m.add_argument("--eval-every", type=int, default=5_000, help="policy snapshot/evaluation period (env steps)")
+    m.add_argument("--learning-starts", type=int, default=5_000)
+    m.add_argument("--threads", type=int, default=1, help="torch threads")
+    m.add_argument("--force", action="store_true", help="overwrite an output made with other settings")
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(fn=_make)
+    i = sub.add_parser("info", help="summarise a dataset: a path, a D4RL name or minari:<id>")
+    i.add_argument("dataset")
+    i.set_defaults(fn=_info)
+    r = sub.add_parser("refs", help="print the reference returns used for normalised scores")
+    r.set_defaults(fn=_refs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except RLKitError as e:
+        print(f"rlkit2-data: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

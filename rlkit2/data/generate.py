@@ -1,0 +1,463 @@
+"""D4RL-style datasets generated on the Gymnasium MuJoCo v5 envs with rlkit2's own behaviour policies.
+
+D4RL's recipe (REFERENCE.md), with the online SAC agent of `rlkit2.agents.sac` as the trainer:
+
+- random: a uniform random policy;
+- expert: a policy trained to convergence - here the best evaluated snapshot of one SAC run of
+  `train_steps` env steps (D4RL trained for 1M+; a scaled-down budget gives a weaker "expert", and the
+  metadata says how it was made);
+- medium: a snapshot of the *same* run, the earliest whose evaluation reached one third of the
+  expert's return (the run "stopped" there);
+- medium-replay: that run's replay buffer up to the medium snapshot (random warm-up included, as in D4RL);
+- medium-expert: medium followed by expert.
+
+random, medium and expert hold `transitions` rows collected with the behaviour policy (stochastic, as D4RL
+sampled its SAC policies), in 1000-step episodes that end with `timeouts`; a fall ends with `terminals`;
+the last episode is cut at `transitions` (marked as a timeout). Rows carry `next_observations`, and
+`infos/qpos`, `infos/qvel` like D4RL's files.
+
+Everything is resumable: SAC training resumes from its checkpoints (the control trainer's own), policy
+snapshots are kept in the work dir (`policies/step_*.pt`: learner state + eval return; reusable with
+`load_snapshot_agent`), collection is written in chunks, and each finished file is written atomically.
+Reference returns measured on v5 (random: the random dataset's complete episodes; expert: the expert's
+greedy return over `ref_episodes` episodes) go into every file's metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import rlkit2
+from rlkit2 import checkpoint as ckpt
+from rlkit2.core import ConfigError, DataError, EnvironmentLoop, FunctionActor
+from rlkit2.data.d4rl import (
+    D4RL_ENVS,
+    D4RL_KINDS,
+    episode_returns,
+    parse_d4rl_name,
+    read_d4rl,
+    rlkit2_data_dir,
+    write_d4rl,
+)
+from rlkit2.data.scores import (
+    D4RL_REFERENCE,
+    META_EXPERT_D4RL,
+    META_EXPERT_V5,
+    META_RANDOM_D4RL,
+    META_RANDOM_V5,
+    V5_REFERENCE,
+    normalized_score,
+)
+
+MEDIUM_FRACTION = 1.0 / 3.0
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    """How datasets for one environment family are made. Scaled-down runs are first-class:
+    e.g. transitions=100_000, train_steps=100_000 fits a 2-core machine."""
+
+    env: str  # "hopper" | "halfcheetah" | "walker2d"
+    transitions: int = 1_000_000  # rows of random / medium / expert
+    train_steps: int = 1_000_000  # SAC env steps for the behaviour-policy run
+    seed: int = 0
+    eval_every: int = 5_000  # policy snapshot + evaluation every this many env steps
+    eval_episodes: int = 5
+    ref_episodes: int = 10  # greedy episodes to measure the expert / medium return
+    learning_starts: int = 5_000
+    checkpoint_every: int = 10_000
+    max_episode_steps: int = 1_000
+    chunk_steps: int = 20_000  # collection is saved every ~this many rows (resume granularity)
+    threads: int = 1
+    data_dir: str = ""  # default: rlkit2's dataset cache (RLKIT2_DATA_DIR)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.env not in D4RL_ENVS:
+            raise ConfigError(f"env='{self.env}': expected one of {', '.join(D4RL_ENVS)}")
+        for name in ("transitions", "train_steps", "eval_every", "eval_episodes", "ref_episodes", "chunk_steps"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be positive")
+        if self.eval_every > self.train_steps:
+            raise ConfigError(f"eval_every={self.eval_every} exceeds train_steps={self.train_steps}: no snapshot")
+
+    @property
+    def gym_id(self) -> str:
+        return D4RL_ENVS[self.env]
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else rlkit2_data_dir()
+
+    @property
+    def work_dir(self) -> Path:
+        """Everything reusable for this (env, seed, training budget): SAC run, snapshots, collected chunks."""
+        return self.root / "work" / f"{self.env}-seed{self.seed}-train{self.train_steps}"
+
+
+def _log(cfg: GenerationConfig, msg: str) -> None:
+    if cfg.progress:
+        print(f"[rlkit2-data] {msg}", flush=True)
+
+
+def _env_cfg(cfg: GenerationConfig) -> Any:
+    from rlkit2.envs.gym_mujoco import GymEnvConfig
+
+    return GymEnvConfig(id=cfg.gym_id, max_episode_steps=cfg.max_episode_steps)
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    ckpt.atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+
+
+# --------------------------------------------------------------------------- behaviour-policy training
+
+
+def _snapshot_path(cfg: GenerationConfig, step: int) -> Path:
+    return cfg.work_dir / "policies" / f"step_{step:09d}.pt"
+
+
+def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
+    """Run (or resume) SAC for `train_steps` env steps, snapshotting the learner at every evaluation.
+
+    Returns [{step, eval_return, path}] sorted by step. Uses the control trainer (its loop, its
+    checkpoints, its evaluation); a subclass only adds the snapshot at each evaluation.
+    """
+    done = cfg.work_dir / "training_done.json"
+    if done.is_file():
+        return json.loads(done.read_text())["snapshots"]
+    import torch
+    from omegaconf import OmegaConf
+
+    from rlkit2.agents.sac import SACConfig
+    from rlkit2.config import RunConfig, TrainerConfig
+    from rlkit2.logging import JsonlLogger
+    from rlkit2.trainer import ControlTrainer
+
+    torch.set_num_threads(cfg.threads)
+    run_dir = cfg.work_dir / "sac"
+    trainer_cfg = TrainerConfig(total_steps=cfg.train_steps, eval_every=cfg.eval_every,
+                                eval_episodes=cfg.eval_episodes, log_every=min(1000, cfg.eval_every),
+                                checkpoint_every=cfg.checkpoint_every, keep_checkpoints=1,
+                                learning_starts=min(cfg.learning_starts, cfg.train_steps // 2),
+                                threads=cfg.threads, progress=cfg.progress, plot=False)
+    run_cfg = OmegaConf.structured(RunConfig(agent=SACConfig(replay_capacity=cfg.train_steps), env=_env_cfg(cfg),
+                                             trainer=trainer_cfg, seed=cfg.seed, resume="auto"))
+
+    class SnapshotTrainer(ControlTrainer):
+        def run_eval(self) -> dict[str, float]:
+            ev = super().run_eval()
+            ckpt.save({"step": self.step, "eval_return": ev["eval/return"], "agent": "sac",
+                       "agent_config": dataclasses.asdict(self.agent_cfg), "spec": dataclasses.asdict(self.spec),
+                       "env_id": cfg.gym_id, "learner": self.agent.learner.state_dict()},
+                      _snapshot_path(cfg, self.step))
+            return ev
+
+    _log(cfg, f"training SAC on {cfg.gym_id} for {cfg.train_steps} env steps (run dir {run_dir}; resumable)")
+    logger = JsonlLogger(run_dir)
+    t0 = time.perf_counter()
+    try:
+        SnapshotTrainer(run_cfg, run_dir, logger).run()
+    finally:
+        logger.close()
+    snaps = []
+    for step, path in ckpt.list_checkpoints(cfg.work_dir / "policies"):
+        snaps.append({"step": step, "eval_return": float(ckpt.load(path)["eval_return"]), "path": str(path)})
+    _atomic_json(done, {"snapshots": snaps, "seconds": time.perf_counter() - t0})
+    return snaps
+
+
+def load_snapshot_agent(path: str | os.PathLike[str], seed: int = 0) -> Any:
+    """A saved behaviour-policy snapshot -> `rlkit2.registry.Agent` (policy: greedy, explorer: stochastic)."""
+    from rlkit2.registry import EnvSpec, get_agent
+
+    state = ckpt.load(path)
+    entry = get_agent(state["agent"])
+    agent = entry.builder(entry.config_cls(**state["agent_config"]), EnvSpec(**state["spec"]), None, seed)
+    agent.learner.load_state_dict(state["learner"])
+    return agent
+
+
+def _evaluate_snapshot(cfg: GenerationConfig, path: str, seed_offset: int) -> tuple[float, float]:
+    from rlkit2.core import evaluate
+    from rlkit2.registry import make_env
+
+    agent = load_snapshot_agent(path, cfg.seed)
+    env = make_env(_env_cfg(cfg), cfg.seed + seed_offset)
+    ev = evaluate(env, agent.policy, cfg.ref_episodes, seed=cfg.seed + seed_offset)
+    env.close()
+    return ev["eval/return"], ev["eval/return_std"]
+
+
+def select_policies(cfg: GenerationConfig) -> dict[str, Any]:
+    """Pick expert (best evaluated snapshot) and medium (earliest snapshot reaching 1/3 of the expert),
+    and measure both with `ref_episodes` fresh greedy episodes (so the choice's luck does not bias them)."""
+    path = cfg.work_dir / "selection.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    snaps = train_behaviour_policies(cfg)
+    if not snaps:
+        raise DataError(f"no policy snapshots in {cfg.work_dir / 'policies'}")
+    best = max(snaps, key=lambda s: s["eval_return"])
+    expert_ret, expert_std = _evaluate_snapshot(cfg, best["path"], 20_000)
+    target = MEDIUM_FRACTION * expert_ret
+    # strictly before the expert when there is any earlier snapshot, so medium and expert differ
+    before = [s for s in snaps if s["step"] < best["step"]] or [best]
+    medium = next((s for s in before if s["eval_return"] >= target), before[-1])
+    medium_ret, medium_std = _evaluate_snapshot(cfg, medium["path"], 30_000)
+    sel = {"expert": dict(best, return_mean=expert_ret, return_std=expert_std),
+           "medium": dict(medium, return_mean=medium_ret, return_std=medium_std),
+           "medium_target": target}
+    _log(cfg, f"expert: step {best['step']} return {expert_ret:.1f}; medium: step {medium['step']} "
+              f"return {medium_ret:.1f} (target {target:.1f})")
+    _atomic_json(path, sel)
+    return sel
+
+
+# --------------------------------------------------------------------------- collection
+
+
+class RecordingWrapper(gym.Wrapper):
+    """Records every step (s, a, r, s', terminated, truncated, qpos, qvel) of the env it wraps."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.rows: dict[str, list[Any]] = {k: [] for k in ("observations", "actions", "rewards", "next_observations",
+                                                             "terminals", "timeouts", "qpos", "qvel")}
+        self._obs: np.ndarray | None = None
+
+    def _state(self) -> tuple[np.ndarray, np.ndarray]:
+        data = self.env.unwrapped.data  # type: ignore[attr-defined]
+        return np.array(data.qpos), np.array(data.qvel)
+
+    def reset(self, **kwargs: Any) -> Any:
+        obs, info = self.env.reset(**kwargs)
+        self._obs = np.asarray(obs)
+        self._qpos, self._qvel = self._state()
+        return obs, info
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        r = self.rows
+        r["observations"].append(self._obs)
+        r["actions"].append(np.asarray(action, np.float32))
+        r["rewards"].append(float(reward))
+        r["next_observations"].append(np.asarray(obs))
+        r["terminals"].append(bool(terminated))
+        r["timeouts"].append(bool(truncated) and not terminated)
+        r["qpos"].append(self._qpos)
+        r["qvel"].append(self._qvel)
+        self._obs = np.asarray(obs)
+        self._qpos, self._qvel = self._state()
+        return obs, reward, terminated, truncated, info
+
+    def pop(self) -> dict[str, np.ndarray]:
+        out = {k: np.asarray(v) for k, v in self.rows.items()}
+        for v in self.rows.values():
+            v.clear()
+        return out
+
+
+def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], n: int) -> dict[str, np.ndarray]:
+    """Run `make_actor(seed)` for `n` rows in 1000-step episodes, resumable chunk by chunk.
+
+    Episode k resets with seed `seed * 1_000_003 + k` and chunk c's actor is seeded from c, so a resumed
+    collection continues exactly where the saved chunks stop.
+    """
+    from tqdm.auto import tqdm
+
+    from rlkit2.registry import make_env
+
+    cdir = cfg.work_dir / "collect" / f"{kind}-{n}"
+    cdir.mkdir(parents=True, exist_ok=True)
+    chunks = sorted(cdir.glob("chunk_*.npz"))
+    parts = [dict(np.load(p)) for p in chunks]
+    have = sum(len(p["rewards"]) for p in parts)
+    episode = sum(int(p["episodes"]) for p in parts)
+    env = RecordingWrapper(make_env(_env_cfg(cfg), cfg.seed))
+    bar = tqdm(total=n, initial=min(have, n), desc=f"{cfg.env} {kind}", disable=not cfg.progress,
+               dynamic_ncols=True, mininterval=2.0)
+    try:
+        while have < n:
+            # one actor per chunk, seeded by the chunk index: a resumed collection equals an uninterrupted one
+            loop = EnvironmentLoop(env, make_actor(cfg.seed * 7_919 + len(chunks)),
+                                   max_episode_steps=cfg.max_episode_steps)
+            chunk_rows, chunk_eps = 0, 0
+            while chunk_rows < cfg.chunk_steps and have + chunk_rows < n:
+                res = loop.run_episode(seed=cfg.seed * 1_000_003 + episode)
+                episode += 1
+                chunk_eps += 1
+                chunk_rows += res.length
+                bar.update(res.length)
+            rows = env.pop()
+            np.savez(cdir / f".chunk_{len(chunks):05d}.npz", episodes=chunk_eps, **rows)
+            os.replace(cdir / f".chunk_{len(chunks):05d}.npz", cdir / f"chunk_{len(chunks):05d}.npz")
+            chunks.append(cdir / f"chunk_{len(chunks):05d}.npz")
+            parts.append(rows)
+            have += chunk_rows
+    finally:
+        bar.close()
+        env.close()
+    rows = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0] if k != "episodes"}
+    if not (rows["terminals"][-1] or rows["timeouts"][-1]):
+        rows["timeouts"][-1] = True  # the last episode is cut here: a time-limit-like end, not a fall
+    return rows
+
+
+def _random_actor_factory(cfg: GenerationConfig) -> Callable[[int], Any]:
+    space = gym.make(cfg.gym_id).action_space
+
+    def make(seed: int) -> Any:
+        rng = np.random.default_rng(seed)
+        return FunctionActor(lambda obs: rng.uniform(space.low, space.high).astype(np.float32))
+
+    return make
+
+
+def _snapshot_actor_factory(path: str) -> Callable[[int], Any]:
+    def make(seed: int) -> Any:
+        import torch
+
+        torch.manual_seed(seed)  # the explorer samples with torch's global RNG
+        return load_snapshot_agent(path, seed).explorer
+
+    return make
+
+
+def _split(rows: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    infos = {k: rows[k] for k in ("qpos", "qvel") if k in rows}
+    return {k: v for k, v in rows.items() if k not in infos}, infos
+
+
+def replay_rows(cfg: GenerationConfig, upto_step: int) -> dict[str, np.ndarray]:
+    """The SAC run's replay buffer, oldest first, up to env step `upto_step` (medium-replay).
+
+    The replay stores (s, a, r, s', terminal); an episode boundary that is not a terminal is a time-limit
+    end, found where s' of one row is not s of the next (the env was reset), marked as a timeout.
+    """
+    found = ckpt.latest_valid(cfg.work_dir / "sac" / "checkpoints")
+    if found is None:
+        raise DataError(f"no SAC checkpoint in {cfg.work_dir / 'sac' / 'checkpoints'}: train first")
+    arrays = found[1]["replay"]["arrays"]
+    n = min(int(upto_step), len(arrays["observations"]))
+    obs, nxt = arrays["observations"][:n], arrays["next_observations"][:n]
+    term = arrays["terminals"][:n].astype(bool)
+    cont = np.zeros(n, bool)
+    cont[:-1] = np.all(nxt[:-1] == obs[1:], axis=1)
+    return {"observations": obs, "actions": arrays["actions"][:n], "rewards": arrays["rewards"][:n],
+            "next_observations": nxt, "terminals": term, "timeouts": ~cont & ~term}
+
+
+# --------------------------------------------------------------------------- making files
+
+
+def output_path(cfg: GenerationConfig, name: str) -> Path:
+    return cfg.root / f"{name}.hdf5"
+
+
+def _random_reference(rows: dict[str, np.ndarray]) -> float:
+    """Mean return of the random dataset's complete episodes (the cut last one excluded)."""
+    rets = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
+    return float(rets[:-1].mean()) if len(rets) > 1 else float(rets.mean())
+
+
+def _rows_for(cfg: GenerationConfig, kind: str, sel: dict[str, Any] | None) -> dict[str, np.ndarray]:
+    if kind == "random":
+        return collect(cfg, "random", _random_actor_factory(cfg), cfg.transitions)
+    assert sel is not None
+    if kind in ("medium", "expert"):
+        return collect(cfg, kind, _snapshot_actor_factory(sel[kind]["path"]), cfg.transitions)
+    if kind == "medium-replay":
+        return replay_rows(cfg, sel["medium"]["step"])
+    if kind == "medium-expert":
+        med, exp = _rows_for(cfg, "medium", sel), _rows_for(cfg, "expert", sel)
+        return {k: np.concatenate([med[k], exp[k]]) for k in med}
+    raise ConfigError(f"unknown dataset kind '{kind}'; valid: {', '.join(D4RL_KINDS)}")
+
+
+def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] | None = None,
+                 force: bool = False) -> Path:
+    """Make D4RL-style dataset `name` (e.g. hopper-medium-v2) and return its path.
+
+    Reuses everything already in the work dir (training, snapshots, collected chunks). An existing output
+    made with the same settings is returned as is; one made with other settings is an error unless `force`.
+    """
+    parsed = parse_d4rl_name(name)
+    if parsed is None:
+        raise ConfigError(f"'{name}' is not a D4RL dataset name (e.g. hopper-medium-v2)")
+    if parsed.env != cfg.env:
+        raise ConfigError(f"dataset '{name}' is for {parsed.env}, but the generation config is for {cfg.env}")
+    path = Path(out) if out else output_path(cfg, parsed.name)
+    settings = {"transitions": cfg.transitions, "train_steps": cfg.train_steps, "seed": cfg.seed}
+    if path.is_file() and not force:
+        md = read_d4rl(path).metadata
+        if all(md.get(k) == v for k, v in settings.items()):
+            _log(cfg, f"{path} already made with these settings")
+            return path
+        raise DataError(f"{path} exists but was made with other settings "
+                        f"({ {k: md.get(k) for k in settings} }); pass --force to overwrite or --out elsewhere")
+
+    t0 = time.perf_counter()
+    # random needs no trained policy: it reuses the run's expert as reference when one was already
+    # selected (or the measured table), otherwise its file carries the random reference only.
+    sel = select_policies(cfg) if parsed.kind != "random" or (cfg.work_dir / "selection.json").is_file() else None
+    random_rows = collect(cfg, "random", _random_actor_factory(cfg), cfg.transitions)
+    random_ref = _random_reference(random_rows)
+    rows = random_rows if parsed.kind == "random" else _rows_for(cfg, parsed.kind, sel)
+    rows, infos = _split(rows)
+    rets = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
+    d4rl_lo, d4rl_hi = D4RL_REFERENCE[cfg.env]
+    if sel is not None:
+        expert_ref: float | None = float(sel["expert"]["return_mean"])
+    else:
+        expert_ref = V5_REFERENCE[cfg.env][1] if cfg.env in V5_REFERENCE else None
+    metadata: dict[str, Any] = {
+        "d4rl_name": parsed.name, "kind": parsed.kind, "env_id": cfg.gym_id, "env_version": "v5",
+        "rlkit2_version": rlkit2.__version__, "gymnasium_version": gym.__version__,
+        "mujoco_version": __import__("mujoco").__version__,
+        **settings, "behaviour_agent": "sac" if parsed.kind != "random" else "uniform_random",
+        "max_episode_steps": cfg.max_episode_steps, "episodes": int(len(rets)),
+        "dataset_mean_episode_return": float(rets.mean()),
+        META_RANDOM_V5: random_ref, META_RANDOM_D4RL: d4rl_lo, META_EXPERT_D4RL: d4rl_hi,
+        "reference_note": "v5 refs: random = mean return of complete episodes of the uniform-random dataset; "
+                          "expert = greedy return of this run's expert snapshot over ref_episodes episodes",
+    }
+    if expert_ref is not None:
+        metadata[META_EXPERT_V5] = expert_ref
+    if sel is not None:
+        metadata.update({"medium_step": int(sel["medium"]["step"]), "expert_step": int(sel["expert"]["step"])})
+    policy = None if sel is None else {"medium": sel["medium"], "expert": sel["expert"],
+                                       "medium-replay": sel["medium"]}.get(parsed.kind)
+    if policy is not None:
+        metadata.update({"policy_return": float(policy["return_mean"]),
+                         "policy_return_std": float(policy["return_std"]),
+                         "policy_step": int(policy["step"]), "policy_checkpoint": str(policy["path"])})
+    elif parsed.kind == "medium-expert":
+        assert sel is not None
+        metadata.update({"policy_return_medium": float(sel["medium"]["return_mean"]),
+                         "policy_return_expert": float(sel["expert"]["return_mean"])})
+    else:
+        metadata["policy_return"] = random_ref
+    scored = metadata.get("policy_return", float(rets.mean()))
+    metadata["normalized_policy_score_d4rl"] = normalized_score(scored, d4rl_lo, d4rl_hi)
+    if expert_ref is not None:
+        metadata["normalized_policy_score_v5"] = normalized_score(scored, random_ref, expert_ref)
+    metadata["generation_seconds"] = time.perf_counter() - t0
+    write_d4rl(path, rows, infos=infos, metadata=metadata)
+    _log(cfg, f"wrote {path}: {len(rows['rewards'])} rows, {len(rets)} episodes, "
+              f"mean episode return {rets.mean():.1f}")
+    return path
+
+
+def make_all(cfg: GenerationConfig, version: int = 2, kinds: tuple[str, ...] = D4RL_KINDS,
+             force: bool = False) -> dict[str, Path]:
+    return {k: make_dataset(f"{cfg.env}-{k}-v{version}", cfg, force=force) for k in kinds}
