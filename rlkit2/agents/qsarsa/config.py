@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import dataclasses
+
+from rlkit2.agents.td3_bc.config import TD3BCConfig
+
+
+@dataclasses.dataclass
+class QsarsaACConfig(TD3BCConfig):
+    """Qsarsa-AC: TD3+BC whose critic is regularised towards Q_sarsa (reconstruction, see losses.py).
+
+    TD3+BC's hyper-parameters are the defaults (the paper builds on TD3 / TD3+BC); the Q_sarsa
+    weights `eta`, `beta`, `kappa` are our choices (the paper's were not found).
+    """
+
+    name: str = "qsarsa_ac"
+    eta: float = 0.1  # critic penalty weight: (Q(s, pi(s)) - Q_sarsa(s, pi(s)))^2
+    beta: float = 0.0  # target blend toward Qbar_sarsa(s', a~') (ablation; 0 = off)
+    kappa: float = 0.0  # actor: weight of Q_sarsa(s, pi(s)) as a second critic (0 = TD3+BC's actor)
+    sarsa_lr: float = 3e-4
+    sarsa_members: int = 1
+    q_sarsa_checkpoint: str = ""  # a QSarsaLearner.save() file to start Q_sarsa from
+    freeze_q_sarsa: bool = False  # with a checkpoint: use it as is, no further SARSA updates
+
+
+@dataclasses.dataclass
+class QsarsaAC2Config(QsarsaACConfig):
+    """Qsarsa-AC2: critic *and* actor regularised towards Q_sarsa (reconstruction, see losses.py)."""
+
+    name: str = "qsarsa_ac2"
+    kappa: float = 0.5
+
+
+@dataclasses.dataclass
+class QsarsaConfig(QsarsaACConfig):
+    """`agent=qsarsa`: the same as Qsarsa-AC (the paper's first algorithm)."""
+
+    name: str = "qsarsa"

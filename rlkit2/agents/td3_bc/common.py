@@ -1,0 +1,100 @@
+"""Helpers shared by the offline control agents (TD3+BC, IQL, Qsarsa-AC/AC2).
+
+- `coerce_config`: the trainer may hand a builder a DictConfig or a dataclass.
+- `dataset_normalizer`: the dataset's observation mean/std as a `Normalizer`.
+- `NormalizedPolicy`: policy = Normalizer -> network, so a saved policy carries its statistics.
+- `member_forward`: one member of a stacked `QEnsemble` (TD3+BC's actor uses Q1 only),
+  without running the other members.
+- `episode_returns_from_transitions`: episode returns from (s, s', terminal) arrays alone
+  (IQL's reward scale), for replays that do not keep `timeouts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from rlkit2.core import ConfigError, DataError
+from rlkit2.networks import Normalizer, QEnsemble
+
+C = TypeVar("C")
+
+
+def coerce_config(config: Any, cls: type[C]) -> C:
+    """Return `config` as an instance of the dataclass `cls` (from a dataclass, DictConfig or dict)."""
+    if isinstance(config, cls):
+        return config
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(config, DictConfig):
+            config = OmegaConf.to_container(config, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf ships with hydra
+        pass
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, dict):
+        raise ConfigError(f"agent config: expected a {cls.__name__} or a mapping, got {type(config).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - names)
+    if unknown:
+        raise ConfigError(f"agent config: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(names)}")
+    return cls(**config)
+
+
+def dataset_normalizer(replay: Any, obs_dim: int, enabled: bool = True) -> Normalizer:
+    norm = Normalizer(obs_dim)
+    if enabled and len(replay) > 1:
+        obs = torch.from_numpy(np.ascontiguousarray(replay.arrays()["observations"]))
+        norm.fit(obs)
+    return norm
+
+
+class NormalizedPolicy(nn.Module):
+    """obs -> policy(normalizer(obs)); what the evaluation actor runs and a checkpoint saves."""
+
+    def __init__(self, normalizer: Normalizer, policy: nn.Module, head: str | None = None):
+        super().__init__()
+        self.normalizer = normalizer
+        self.policy = policy
+        self.head = head  # e.g. "mode" for stochastic policies evaluated deterministically
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.normalizer(obs)
+        return getattr(self.policy, self.head)(x) if self.head else self.policy(x)
+
+
+def member_forward(q: QEnsemble, obs: torch.Tensor, act: torch.Tensor, member: int = 0) -> torch.Tensor:
+    """Q_member(s, a) of a stacked ensemble as (B,), costing one member's matmuls."""
+    net = q.net
+    x = torch.cat([obs, act], dim=-1)
+    for i, layer in enumerate(net.layers):
+        x = torch.addmm(layer.bias[member], x, layer.weight[member])
+        if net.norms is not None:
+            x = net.norms[i](x)
+        x = net.act(x)
+    return torch.addmm(net.out.bias[member], x, net.out.weight[member]).squeeze(-1)
+
+
+def episode_returns_from_transitions(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Undiscounted return of each episode in insertion-ordered transitions.
+
+    An episode ends at row i when `terminals[i]` is set or when row i+1 does not start at
+    `next_observations[i]` (a timeout, or a row dropped at a boundary); the last row always ends one.
+    """
+    rew = np.asarray(arrays["rewards"], np.float64).reshape(-1)
+    n = len(rew)
+    if n == 0:
+        raise DataError("dataset is empty: cannot compute episode returns")
+    obs, nobs = arrays["observations"], arrays["next_observations"]
+    ends = np.asarray(arrays["terminals"]).reshape(-1) > 0.5
+    if n > 1:
+        jump = ~np.all(np.isclose(nobs[:-1], obs[1:], atol=1e-6), axis=-1)
+        ends[:-1] |= jump
+    ends[-1] = True
+    episode = np.concatenate([[0], np.cumsum(ends)[:-1]])
+    return np.bincount(episode, weights=rew)
