@@ -131,5 +131,7 @@ for _m in (
     "rlkit2.agents.bc",
     "rlkit2.agents.poir",
     "rlkit2.agents.ppo_lm",
+    "rlkit2.agents.warp",
+    "rlkit2.agents.bond",
 ):
     declare_agent_module(_m)

@@ -1,0 +1,11 @@
+"""WARP: RL with an EMA anchor, SLERP merging of task vectors, LITI (Ramé et al., 2024)."""
+
+from rlkit2.agents.warp.config import WarpConfig
+from rlkit2.agents.warp.learner import WarpLearner, build
+from rlkit2.config import store
+from rlkit2.registry import register_agent
+
+store("warp_schema", WarpConfig, group="agent")
+register_agent("warp", WarpConfig, "lm", build, offline=False)
+
+__all__ = ["WarpConfig", "WarpLearner", "build"]

@@ -1,0 +1,32 @@
+"""Typed config of WARP (Ramé et al., 2024): the PPO-LM learner's fields plus the three WARP stages."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlkit2.agents.ppo_lm.config import PpoLmConfig
+
+
+@dataclasses.dataclass
+class WarpConfig(PpoLmConfig):
+    """Defaults from the paper: REINFORCE with a (leave-one-out) baseline, beta = 0.1 towards an EMA anchor
+    updated with mu = 0.01, M policies merged by layer-wise SLERP of their task vectors, LITI with eta = 0.3.
+
+    One learner step is one RL step of the current run. The schedule: `iterations` x `num_policies` runs of
+    `steps_per_run` steps each, run sequentially (so set trainer.total_steps to their product); after the M-th
+    run of an iteration the runs are merged and interpolated towards the iteration's init, and the result
+    initialises the next iteration.
+    """
+
+    name: str = "warp"
+    algo: str = "rloo"  # REINFORCE with a baseline (the leave-one-out mean of the other samples)
+    samples_per_prompt: int = 2
+    ppo_epochs: int = 1
+    kl_coef: float = 0.1  # beta
+    ema_rate: float = 0.01  # mu: theta_ema <- (1 - mu) theta_ema + mu theta after every step
+    num_policies: int = 2  # M
+    steps_per_run: int = 100  # T
+    iterations: int = 2  # I
+    slerp_weights: list[float] = dataclasses.field(default_factory=list)  # empty: uniform (lambda = 1/M)
+    liti_eta: float = 0.3
+    reset_optimizer: bool = True  # every run starts with fresh Adam moments (independent runs)
