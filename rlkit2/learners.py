@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from rlkit2 import distributed
 from rlkit2.core import Learner
 
 
@@ -57,6 +58,8 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
     """zero_grad -> backward -> (clip) -> step, the one place this sequence is written."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if distributed.is_active():  # data-parallel: average gradients across ranks before stepping
+        distributed.average_gradients(p for g in optimizer.param_groups for p in g["params"])
     if max_grad_norm is not None and params is not None:
         torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
     optimizer.step()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlkit2 import distributed
 from rlkit2.core import DataError
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals")
@@ -137,6 +138,8 @@ class TransitionReplay:
         if self._size == 0:
             raise DataError("cannot sample from an empty replay")
         idx = torch.randint(0, self._size, (batch_size,), generator=self.generator)
+        if distributed.is_active():  # same global batch on every rank; keep this rank's shard
+            idx = idx[distributed.shard_slice(batch_size)]
         return self.gather(idx)
 
     def gather(self, idx: torch.Tensor) -> Batch:

@@ -23,6 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import rlkit2.config  # noqa: F401 - registers the top-level schemas
+from rlkit2 import distributed
 from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger
 from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
 
@@ -80,6 +81,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         final = get_runner(entry.family)(cfg, run_dir, logger)
     finally:
         logger.close()
+    if not distributed.is_main():
+        return final
     if cfg.trainer.plot and (run_dir / "metrics.jsonl").exists():
         from rlkit2.logging import read_metrics
         from rlkit2.plotting import pick_key, plot_runs

@@ -23,8 +23,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import checkpoint as ckpt
+from rlkit2 import distributed
 from rlkit2.core import ConfigError, DataError, NumericalError, evaluate
-from rlkit2.logging import JsonlLogger, Logger
+from rlkit2.logging import JsonlLogger, Logger, MultiLogger
 from rlkit2.registry import Agent, EnvSpec, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
@@ -127,8 +128,15 @@ class ControlTrainer:
         self.entry = get_agent(cfg.agent.name)
         self.agent_cfg = to_dataclass(cfg.agent, self.entry.config_cls)
         self.seed = int(cfg.seed)
-        seed_everything(self.seed)
-        self.env = make_env(cfg.env, self.seed)
+        if self.trainer.distributed:
+            distributed.init_from_env(self.trainer.device)
+        self.rank = distributed.rank()
+        if self.rank != 0:  # only rank 0 logs, evaluates and checkpoints
+            self.logger = MultiLogger([])
+        # The replay's sampler shares one seed across ranks (each keeps its shard of one global batch);
+        # everything that explores (env resets, exploration noise) is seeded per rank.
+        seed_everything(self.seed + 1000 * self.rank)
+        self.env = make_env(cfg.env, self.seed + 1000 * self.rank)
         self.eval_env = make_env(cfg.env, self.seed + EVAL_SEED_OFFSET)
         self.spec = env_spec(self.env)
         self.score_fn = None
@@ -149,11 +157,14 @@ class ControlTrainer:
             self.score_fn = score_function(cfg.env, None)
         validate_common(self.agent_cfg, self.trainer, len(self.replay) if self.offline else None)
         self.agent: Agent = self.entry.builder(self.agent_cfg, self.spec, self.replay, self.seed)
+        if distributed.is_active():  # every rank starts from rank 0's initial parameters
+            self.agent.learner.load_state_dict(distributed.broadcast_state(self.agent.learner.state_dict()))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
         self.episode = 0
         self.random_rng = np.random.default_rng(self.seed)
         self.last_eval: dict[str, float] = {}
+        self.last_saved_step = -1
 
     def _check_dataset_matches_env(self, arrays: dict[str, np.ndarray]) -> None:
         obs, act = arrays["observations"], arrays["actions"]
@@ -163,39 +174,56 @@ class ControlTrainer:
                             f"({self.spec.obs_dim},) and ({self.spec.act_dim},)")
 
     # ------------------------------------------------------------------ checkpoints
-    def state(self) -> dict[str, Any]:
+    def _local_state(self) -> dict[str, Any]:
+        """What differs between data-parallel ranks: RNGs, the collected replay, the episode count."""
         explorer = self.agent.explorer
         return {
-            "step": self.step,
             "episode": self.episode,
-            "learner": self.agent.learner.state_dict(),
             # Offline: the dataset is re-read on resume; only the sampler's RNG is saved.
             "replay": {"generator": self.replay.generator.get_state()} if self.offline else self.replay.state_dict(),
             "explorer": explorer.state_dict() if explorer is not None and hasattr(explorer, "state_dict") else None,
             "random_rng": self.random_rng.bit_generator.state,
             "rng": rng_state(),
+        }
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint: shared state once, rank-local state for every rank (one entry when not distributed)."""
+        return {
+            "step": self.step,
+            "learner": self.agent.learner.state_dict(),
+            "ranks": distributed.gather_objects(self._local_state()),
             "agent": self.cfg.agent.name,
             "config": OmegaConf.to_container(self.cfg, resolve=True) if isinstance(self.cfg, DictConfig) else None,
         }
 
-    def save_checkpoint(self) -> Path:
-        path = ckpt.save(self.state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
+    def save_checkpoint(self) -> Path | None:
+        state = self.state()  # every rank takes part in gathering the rank-local states
+        self.last_saved_step = self.step
+        if self.rank != 0:
+            return None
+        path = ckpt.save(state, ckpt.checkpoint_path(self.ckpt_dir, self.step))
         ckpt.prune(self.ckpt_dir, self.trainer.keep_checkpoints)
         return path
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("agent") not in (None, self.cfg.agent.name):
             raise ConfigError(f"checkpoint is for agent '{state['agent']}', not '{self.cfg.agent.name}'")
+        ranks = state["ranks"]
+        if len(ranks) != distributed.world_size():
+            raise ConfigError(f"checkpoint was written by {len(ranks)} process(es); resume it with as many "
+                              f"(this run has {distributed.world_size()})")
+        local = ranks[self.rank]
         self.agent.learner.load_state_dict(state["learner"])
         if self.offline:
-            self.replay.generator.set_state(state["replay"]["generator"])
+            self.replay.generator.set_state(local["replay"]["generator"])
         else:
-            self.replay.load_state_dict(state["replay"])
-        if state.get("explorer") is not None and self.agent.explorer is not None:
-            self.agent.explorer.load_state_dict(state["explorer"])  # type: ignore[attr-defined]
-        self.random_rng.bit_generator.state = state["random_rng"]
-        set_rng_state(state["rng"])
-        self.step, self.episode = int(state["step"]), int(state["episode"])
+            self.replay.load_state_dict(local["replay"])
+        if local.get("explorer") is not None and self.agent.explorer is not None:
+            self.agent.explorer.load_state_dict(local["explorer"])  # type: ignore[attr-defined]
+        self.random_rng.bit_generator.state = local["random_rng"]
+        set_rng_state(local["rng"])
+        self.step, self.episode = int(state["step"]), int(local["episode"])
+        self.last_saved_step = self.step
 
     def maybe_resume(self) -> None:
         source = resolve_resume(self.cfg.resume, self.run_dir)
@@ -217,6 +245,8 @@ class ControlTrainer:
 
     # ------------------------------------------------------------------ loop pieces
     def run_eval(self) -> dict[str, float]:
+        if self.rank != 0:
+            return {}
         self.last_eval = evaluate(self.eval_env, self.agent.policy, self.trainer.eval_episodes,
                                   seed=self.seed + EVAL_SEED_OFFSET, score_fn=self.score_fn)
         return self.last_eval
@@ -245,7 +275,8 @@ class ControlTrainer:
     def _progress(self) -> Any:
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.trainer.total_steps, initial=self.step, disable=not self.trainer.progress,
+        return tqdm(total=self.trainer.total_steps, initial=self.step,
+                    disable=not self.trainer.progress or self.rank != 0,
                     desc=f"{self.cfg.agent.name} {self.cfg.env.id}", dynamic_ncols=True, mininterval=2.0)
 
     # ------------------------------------------------------------------ main loops
@@ -261,11 +292,12 @@ class ControlTrainer:
         finally:
             bar.close()
         elapsed = time.perf_counter() - t0
-        final = dict(self.last_eval) if self.last_eval else self.run_eval()
+        final = dict(self.last_eval) if self.last_eval or self.rank != 0 else self.run_eval()
         final["time/seconds"] = elapsed
         final["time/steps_per_s"] = (self.step - start_step) / max(elapsed, 1e-9)
-        if not ckpt.list_checkpoints(self.ckpt_dir) or ckpt.list_checkpoints(self.ckpt_dir)[-1][0] != self.step:
+        if self.last_saved_step != self.step:
             self.save_checkpoint()
+        distributed.barrier()
         return final
 
     def _after_step(self, acc: MetricAccumulator, bar: Any, t_log: list[float], extra: dict[str, float]) -> None:
@@ -278,7 +310,7 @@ class ControlTrainer:
             t_log[0] = now
             self.logger.write(metrics, s)
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
-        if s % self.trainer.eval_every == 0 or s == self.trainer.total_steps:
+        if (s % self.trainer.eval_every == 0 or s == self.trainer.total_steps) and self.rank == 0:
             ev = self.run_eval()
             self.logger.write(ev, s)
             bar.set_postfix({"eval": f"{ev.get('eval/normalized_score', ev['eval/return']):.3g}"})
@@ -297,7 +329,8 @@ class ControlTrainer:
         tr, env, explorer = self.trainer, self.env, self.agent.explorer
         assert explorer is not None, f"online agent '{self.cfg.agent.name}' must provide an explorer"
         acc, t_log = MetricAccumulator(), [time.perf_counter()]
-        obs, _ = env.reset(seed=self.seed * 100_003 + self.episode)
+        env_seed = (self.seed + 1000 * self.rank) * 100_003
+        obs, _ = env.reset(seed=env_seed + self.episode)
         ep_return, ep_len, checkpoint_due = 0.0, 0, False
         episode_stats: dict[str, float] = {}
         while self.step < tr.total_steps:
@@ -320,12 +353,14 @@ class ControlTrainer:
                 episode_stats = {"train/episode_return": ep_return, "train/episode_length": float(ep_len)}
                 self.episode += 1
                 ep_return, ep_len = 0.0, 0
-                obs, _ = env.reset(seed=self.seed * 100_003 + self.episode)
+                obs, _ = env.reset(seed=env_seed + self.episode)
                 episode_done = True
             else:
                 episode_done = False
             self._after_step(acc, bar, t_log, episode_stats)
-            if checkpoint_due and episode_done:  # at an episode boundary, so a resume replays exactly
+            # At an episode boundary, so a resume replays exactly. Data-parallel ranks end episodes at
+            # different steps, so they checkpoint in lockstep instead (a resume then restarts their episodes).
+            if checkpoint_due and (episode_done or distributed.is_active()):
                 self.save_checkpoint()
                 checkpoint_due = False
 
