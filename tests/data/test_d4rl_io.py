@@ -7,7 +7,6 @@ import os
 import h5py
 import numpy as np
 import pytest
-from helpers_data import episodes_rows
 
 from rlkit2.core import ConfigError, DataError
 from rlkit2.data import read_d4rl, resolve_env_id, to_transitions, write_d4rl
@@ -17,6 +16,7 @@ from rlkit2.data.d4rl import (
     parse_d4rl_name,
     resolve_dataset_path,
 )
+from tests.data.helpers_data import episodes_rows
 
 
 def _raw_h5(path, arrays, groups=None):
