@@ -30,14 +30,28 @@ def pick_key(rows: list[dict], keys: Sequence[str] = DEFAULT_KEYS) -> str | None
     return None
 
 
-def _label(run_dir: Path) -> str:
-    """Group runs that differ only by seed: strip `seed=N` from the multirun job name."""
-    name = run_dir.name
-    overrides = (run_dir / ".hydra" / "overrides.yaml")
-    if overrides.exists():
-        lines = [ln.strip("- \n") for ln in overrides.read_text().splitlines() if ln.strip()]
-        name = ",".join(ln for ln in lines if not ln.startswith("seed=")) or "default"
-    return re.sub(r"seed=\d+,?", "", name).strip(",") or "default"
+def _overrides(run_dir: Path) -> dict[str, str]:
+    f = run_dir / ".hydra" / "overrides.yaml"
+    if not f.exists():
+        return {}
+    items = [ln.strip()[2:] for ln in f.read_text().splitlines() if ln.strip().startswith("- ")]
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def setting_labels(run_dirs: Sequence[str | os.PathLike[str]]) -> dict[Path, str]:
+    """A label per run made of the overrides that vary across `run_dirs`, seeds left out, so runs that
+    differ only by seed share a label (and a mean ± std band)."""
+    paths = [Path(d) for d in run_dirs]
+    overrides = {p: _overrides(p) for p in paths}
+    keys = sorted({k for o in overrides.values() for k in o if k != "seed"})
+    varying = [k for k in keys if len({o.get(k) for o in overrides.values()}) > 1]
+    labels = {}
+    for p in paths:
+        if overrides[p]:
+            labels[p] = ",".join(f"{k}={overrides[p].get(k, '-')}" for k in varying) or "all"
+        else:
+            labels[p] = re.sub(r"seed=\d+,?", "", p.name).strip(",") or "all"
+    return labels
 
 
 def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], key: str | None = None,
@@ -50,9 +64,8 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     import matplotlib.pyplot as plt
 
     groups: dict[str, list[list[dict]]] = defaultdict(list)
-    for d in run_dirs:
-        d = Path(d)
-        groups[_label(d)].append(read_metrics(d))
+    for d, label in setting_labels(run_dirs).items():
+        groups[label].append(read_metrics(d))
     if key is None:
         key = next((k for rows_list in groups.values() for rows in rows_list if (k := pick_key(rows))), None)
     if key is None:
@@ -84,3 +97,16 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     plt.close(fig)
     os.replace(tmp, out)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`rlkit2-plot RUN_DIR... [--key K] [--out curves.png]`: learning curves of runs to PNG."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="rlkit2-plot", description="Plot learning curves from run directories.")
+    p.add_argument("runs", nargs="+", help="run directories (each holding metrics.jsonl)")
+    p.add_argument("--key", default=None)
+    p.add_argument("--out", default="learning_curves.png")
+    p.add_argument("--title", default=None)
+    args = p.parse_args(argv)
+    print(plot_runs(args.runs, args.out, key=args.key, title=args.title))

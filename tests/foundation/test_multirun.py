@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+
 from rlkit2.logging import read_metrics
+from rlkit2.sweep import main as sweep_main
 from tests.helpers import cli
 
 
@@ -16,3 +21,10 @@ def test_joblib_multirun_three_seeds(tmp_path):
     assert [r.name for r in runs] == ["seed=0", "seed=1", "seed=2"]
     finals = [[row["eval/return"] for row in read_metrics(r) if "eval/return" in row][-1] for r in runs]
     assert len(set(finals)) == 3  # the seeds really differ
+
+    # The sweep summary groups the three seeds into one setting with their mean and std.
+    sweep_main(["--key", "eval/return", str(sweep)])
+    summary = json.loads((sweep / "summary.json").read_text())
+    (row,) = summary["settings"].values()
+    assert row["n"] == 3 and abs(row["mean"] - np.mean(finals)) < 1e-6 and abs(row["std"] - np.std(finals)) < 1e-6
+    assert (sweep / "summary.png").stat().st_size > 1000 and "± " in (sweep / "summary.md").read_text()
