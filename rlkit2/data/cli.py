@@ -21,7 +21,7 @@ def _make(args: argparse.Namespace) -> int:
     import torch
 
     from rlkit2.data.d4rl import D4RL_KINDS, parse_d4rl_name
-    from rlkit2.data.generate import GenerationConfig, make_dataset
+    from rlkit2.data.generate import GenerationConfig, make_dataset, stop_training
 
     torch.set_num_threads(args.threads)
     names: list[str] = []
@@ -43,6 +43,8 @@ def _make(args: argparse.Namespace) -> int:
                                seed=args.seed, eval_every=min(args.eval_every, args.train_steps),
                                learning_starts=args.learning_starts, threads=args.threads,
                                data_dir=args.data_dir, progress=not args.quiet)
+        if args.stop_training:
+            stop_training(cfg)
         path = make_dataset(name, cfg, out=args.out or None, force=args.force)
         print(path)
     return 0
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--learning-starts", type=int, default=5_000)
     m.add_argument("--threads", type=int, default=1, help="torch threads")
     m.add_argument("--force", action="store_true", help="overwrite an output made with other settings")
+    m.add_argument("--stop-training", action="store_true",
+                   help="finish the (killed, resumable) SAC run with the snapshots it has instead of training on")
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(fn=_make)
     i = sub.add_parser("info", help="summarise a dataset: a path, a D4RL name or minari:<id>")

@@ -169,11 +169,37 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
         SnapshotTrainer(run_cfg, run_dir, logger).run()
     finally:
         logger.close()
+    return _finish_training(cfg, {"seconds": time.perf_counter() - t0, "stopped_early": False})
+
+
+def _finish_training(cfg: GenerationConfig, info: dict[str, Any]) -> list[dict[str, Any]]:
     snaps = []
     for step, path in ckpt.list_checkpoints(cfg.work_dir / "policies"):
         snaps.append({"step": step, "eval_return": float(ckpt.load(path)["eval_return"]), "path": str(path)})
-    _atomic_json(done, {"snapshots": snaps, "seconds": time.perf_counter() - t0})
+    if not snaps:
+        raise DataError(f"no policy snapshots in {cfg.work_dir / 'policies'} (no evaluation was reached yet)")
+    _atomic_json(cfg.work_dir / "training_done.json",
+                 {"snapshots": snaps, "trained_env_steps": snaps[-1]["step"], **info})
     return snaps
+
+
+def stop_training(cfg: GenerationConfig) -> list[dict[str, Any]]:
+    """Declare the behaviour-policy run finished with the snapshots it has so far.
+
+    For a wall-clock budget: kill a training run (it is resumable, so nothing is lost), then stop it here;
+    the expert is then the best snapshot so far and files record `trained_env_steps`. Call it only while
+    no training process is running on this work dir.
+    """
+    done = cfg.work_dir / "training_done.json"
+    if done.is_file():
+        return json.loads(done.read_text())["snapshots"]
+    _log(cfg, f"stopping the SAC run in {cfg.work_dir} early; using the snapshots it has")
+    return _finish_training(cfg, {"stopped_early": True})
+
+
+def training_info(cfg: GenerationConfig) -> dict[str, Any]:
+    done = cfg.work_dir / "training_done.json"
+    return json.loads(done.read_text()) if done.is_file() else {}
 
 
 def load_snapshot_agent(path: str | os.PathLike[str], seed: int = 0) -> Any:
@@ -277,7 +303,9 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
 
     from rlkit2.registry import make_env
 
-    cdir = cfg.work_dir / "collect" / f"{kind}-{n}"
+    # Chunks do not depend on n (episode seeds and actor seeds are by index), so a smaller dataset is a
+    # prefix of a larger one and growing `transitions` later reuses what was collected.
+    cdir = cfg.work_dir / "collect" / kind
     cdir.mkdir(parents=True, exist_ok=True)
     chunks = sorted(cdir.glob("chunk_*.npz"))
     parts = [dict(np.load(p)) for p in chunks]
@@ -375,7 +403,8 @@ def _rows_for(cfg: GenerationConfig, kind: str, sel: dict[str, Any] | None) -> d
         return collect(cfg, "random", _random_actor_factory(cfg), cfg.transitions)
     assert sel is not None
     if kind in ("medium", "expert"):
-        return collect(cfg, kind, _snapshot_actor_factory(sel[kind]["path"]), cfg.transitions)
+        tag = f"{kind}-step{int(sel[kind]['step']):09d}"  # new chunks if the selection ever changes
+        return collect(cfg, tag, _snapshot_actor_factory(sel[kind]["path"]), cfg.transitions)
     if kind == "medium-replay":
         return replay_rows(cfg, sel["medium"]["step"])
     if kind == "medium-expert":
@@ -434,7 +463,10 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
     if expert_ref is not None:
         metadata[META_EXPERT_V5] = expert_ref
     if sel is not None:
-        metadata.update({"medium_step": int(sel["medium"]["step"]), "expert_step": int(sel["expert"]["step"])})
+        tinfo = training_info(cfg)
+        metadata.update({"medium_step": int(sel["medium"]["step"]), "expert_step": int(sel["expert"]["step"]),
+                         "trained_env_steps": int(tinfo.get("trained_env_steps", cfg.train_steps)),
+                         "training_stopped_early": bool(tinfo.get("stopped_early", False))})
     policy = None if sel is None else {"medium": sel["medium"], "expert": sel["expert"],
                                        "medium-replay": sel["medium"]}.get(parsed.kind)
     if policy is not None:

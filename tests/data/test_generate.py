@@ -1,0 +1,143 @@
+"""D4RL-style generation: collection, resume, replay boundaries, files, CLI (tiny budgets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlkit2 import checkpoint as ckpt
+from rlkit2.core import ConfigError, DataError
+from rlkit2.data import load_offline_dataset, read_d4rl
+from rlkit2.data.cli import main as cli_main
+from rlkit2.data.generate import (
+    GenerationConfig,
+    _random_actor_factory,
+    collect,
+    make_all,
+    make_dataset,
+    replay_rows,
+)
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(env="hopper", transitions=300, train_steps=1000, eval_every=500, eval_episodes=1, ref_episodes=2,
+                learning_starts=300, checkpoint_every=500, chunk_steps=100, data_dir=str(tmp_path), progress=False)
+    base.update(kw)
+    return GenerationConfig(**base)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="env='ant'"):
+        GenerationConfig(env="ant")
+    with pytest.raises(ConfigError, match="transitions=0"):
+        GenerationConfig(env="hopper", transitions=0)
+
+
+def test_random_collection_is_well_formed_and_resumes_exactly(tmp_path):
+    cfg = _cfg(tmp_path / "a")
+    rows = collect(cfg, "random", _random_actor_factory(cfg), 300)
+    assert len(rows["rewards"]) == 300
+    ends = rows["terminals"] | rows["timeouts"]
+    assert ends[-1] and not (rows["terminals"] & rows["timeouts"]).any()
+    # inside an episode s' is the next row's s; random hopper falls (terminals), never runs 1000 steps
+    inside = ~ends[:-1]
+    np.testing.assert_array_equal(rows["next_observations"][:-1][inside], rows["observations"][1:][inside])
+    assert rows["terminals"].sum() >= 5
+    assert np.abs(rows["actions"]).max() <= 1.0
+    assert rows["qpos"].shape == (300, 6) and rows["qvel"].shape == (300, 6)
+
+    # kill before the last chunk was written: the resumed collection equals the uninterrupted one
+    chunks = sorted((cfg.work_dir / "collect" / "random").glob("chunk_*.npz"))
+    assert len(chunks) >= 3
+    chunks[-1].unlink()
+    again = collect(cfg, "random", _random_actor_factory(cfg), 300)
+    for k in rows:
+        np.testing.assert_array_equal(again[k], rows[k])
+
+
+def test_episodes_end_at_the_time_limit_with_timeouts(tmp_path):
+    cfg = _cfg(tmp_path, max_episode_steps=7, chunk_steps=50)
+    from rlkit2.core import FunctionActor
+
+    rows = collect(cfg, "still", lambda seed: FunctionActor(lambda obs: np.zeros(3, np.float32)), 50)
+    # standing still, hopper does not fall in 7 steps: every episode is cut by the time limit
+    assert not rows["terminals"].any()
+    np.testing.assert_array_equal(np.flatnonzero(rows["timeouts"])[:5], [6, 13, 20, 27, 34])
+
+
+def test_medium_replay_boundaries_from_the_replay(tmp_path):
+    cfg = _cfg(tmp_path)
+    rng = np.random.default_rng(0)
+    # three episodes in replay order: 4 steps ending in a fall, 3 steps cut by the time limit, 3 more
+    obs, nxt, term = [], [], []
+    for n, fall in ((4, True), (3, False), (3, False)):
+        s = rng.normal(size=(n + 1, 11)).astype(np.float32)
+        obs.append(s[:-1])
+        nxt.append(s[1:])
+        t = np.zeros(n, np.float32)
+        t[-1] = float(fall)
+        term.append(t)
+    arrays = {"observations": np.concatenate(obs), "next_observations": np.concatenate(nxt),
+              "actions": rng.uniform(-1, 1, (10, 3)).astype(np.float32), "rewards": np.arange(10, dtype=np.float32),
+              "terminals": np.concatenate(term)}
+    ckpt.save({"replay": {"arrays": arrays}}, ckpt.checkpoint_path(cfg.work_dir / "sac" / "checkpoints", 10))
+    rows = replay_rows(cfg, upto_step=10)
+    np.testing.assert_array_equal(rows["terminals"], [0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(rows["timeouts"], [0, 0, 0, 0, 0, 0, 1, 0, 0, 1])
+    assert len(replay_rows(cfg, upto_step=5)["rewards"]) == 5
+
+
+def test_random_dataset_file_cli_and_loader(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path))
+    assert cli_main(["make", "hopper-random-v2", "--transitions", "300", "--quiet"]) == 0
+    path = tmp_path / "hopper-random-v2.hdf5"
+    data = read_d4rl(path)
+    md = data.metadata
+    assert md["env_id"] == "Hopper-v5" and md["kind"] == "random" and md["transitions"] == 300
+    assert md["d4rl_name"] == "hopper-random-v2" and md["rlkit2_version"]
+    assert md["ref_random_return_d4rl"] == pytest.approx(-20.272305)
+    assert np.isfinite(md["ref_random_return_v5"]) and "infos/qpos" not in data.arrays
+    assert data.infos["qpos"].shape == (300, 6)
+    # the trainer's loader finds it by D4RL name, and the same settings are not remade
+    ds = load_offline_dataset({"id": "hopper-random-v2"})
+    assert ds.source == str(path) and len(ds) > 250
+    mtime = path.stat().st_mtime_ns
+    assert cli_main(["make", "hopper-random-v2", "--transitions", "300", "--quiet"]) == 0
+    assert path.stat().st_mtime_ns == mtime
+    # other settings on the same output: refused unless --force
+    assert cli_main(["make", "hopper-random-v2", "--transitions", "200", "--quiet"]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert cli_main(["info", str(path)]) == 0
+    assert "transitions:" in capsys.readouterr().out
+
+
+def test_name_must_match_config(tmp_path):
+    with pytest.raises(ConfigError, match="is for walker2d"):
+        make_dataset("walker2d-random-v2", _cfg(tmp_path))
+    with pytest.raises(DataError, match="no SAC checkpoint"):
+        replay_rows(_cfg(tmp_path), 10)
+
+
+@pytest.mark.slow
+def test_whole_pipeline_tiny(tmp_path):
+    """Train SAC briefly, pick medium/expert, make all five kinds, resume is a no-op."""
+    cfg = _cfg(tmp_path, train_steps=1500, eval_every=500)
+    paths = make_all(cfg)
+    files = {k: read_d4rl(p) for k, p in paths.items()}
+    for k in ("random", "medium", "expert"):
+        assert len(files[k]) == 300
+    assert len(files["medium-expert"]) == 600
+    me = files["medium-expert"].arrays
+    np.testing.assert_array_equal(me["observations"][:300], files["medium"].arrays["observations"])
+    np.testing.assert_array_equal(me["observations"][300:], files["expert"].arrays["observations"])
+    assert files["medium"].metadata["policy_step"] < files["expert"].metadata["policy_step"]
+    assert len(files["medium-replay"]) == files["medium"].metadata["medium_step"]
+    for d in files.values():
+        assert d.metadata["ref_expert_return_v5"] == files["expert"].metadata["policy_return"]
+    # snapshots are reusable policies
+    from rlkit2.data.generate import load_snapshot_agent
+
+    agent = load_snapshot_agent(files["expert"].metadata["policy_checkpoint"])
+    assert agent.policy.act(np.zeros(11, np.float32)).shape == (3,)
+    again = make_all(cfg)
+    assert again == paths
