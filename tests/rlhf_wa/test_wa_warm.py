@@ -77,3 +77,46 @@ def test_train_warm_on_noisy_labels(baklava):
     # members really differ (diverse runs), the shared init keeps them close
     w = [m.head.weight.detach() for m in res.members]
     assert not torch.allclose(w[0], w[1])
+
+
+def test_reward_kind_warm_loads_members(tmp_path, monkeypatch):
+    """`reward=warm`: member checkpoints -> WARM average / ENS / one member, as a RewardFunction."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from rlkit2.rewards import make_reward
+    from rlkit2.rewards.entailment import minilm_path
+    from rlkit2.rewards.reward_model import RewardModel
+    from rlkit2.rewards.warm import save_members
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+
+    def tiny(name_or_path, pooling="mean", max_length=64, dropout=0.0):
+        torch.manual_seed(0)
+        trunk = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32))
+        return RewardModel(trunk, tok, pooling, max_length, dropout)
+
+    monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(lambda cls, *a, **k: tiny(*a, **k)))
+    members = []
+    for s in range(2):
+        m = tiny("x")
+        with torch.no_grad():
+            m.head.weight.normal_(generator=torch.Generator().manual_seed(s))
+            m.trunk.encoder.layer[0].output.dense.weight.add_(0.1 * s)
+        members.append(m.eval())
+    save_members(members, tmp_path)
+    docs, resp = ["alice owns a cat .", "bob likes tea ."], ["alice owns a cat .", "bob likes jazz ."]
+    warm = make_reward({"kind": "warm", "directory": str(tmp_path)})(docs, resp)
+    expected = WeightAveragedRewardModel.from_models(members)(docs, resp)
+    assert torch.allclose(warm, expected.detach(), atol=1e-5)
+    ens = make_reward({"kind": "warm", "directory": str(tmp_path), "combine": "ensemble"})(docs, resp)
+    assert torch.allclose(ens, PredictionEnsemble(members)(docs, resp).detach(), atol=1e-5)
+    one = make_reward({"kind": "warm", "checkpoints": [str(p) for p in sorted(tmp_path.glob("*.pt"))],
+                       "combine": "member", "member": 1})(docs, resp)
+    assert torch.allclose(one, members[1](docs, resp).detach(), atol=1e-5)
+    from rlkit2.core import ConfigError
+
+    with pytest.raises(ConfigError, match="needs member checkpoints"):
+        make_reward({"kind": "warm"})
+    with pytest.raises(ConfigError, match="combine"):
+        make_reward({"kind": "warm", "directory": str(tmp_path), "combine": "median"})

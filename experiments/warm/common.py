@@ -1,0 +1,123 @@
+"""Shared pieces of the WARM / WARP / BOND experiments on the embedded synthetic summarisation task.
+
+* the SFT policy: the tiny Gemma 2 of rlkit2.lm (LMConfig defaults) fine-tuned on `sft_example` rows (25 %
+  corrupted statements, an imperfect SFT policy), cached as an rlkit2 checkpoint `{"lm": state_dict}` -- the
+  format `agent.init_checkpoint` reads;
+* the exact-checker score: precision of the summary's statements (supported / statements, 0 for an empty or
+  malformed summary), computed by rlkit2.lm.synthetic.check;
+* preference pairs labelled by that checker (ties dropped), with optional label noise.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlkit2 import checkpoint
+from rlkit2.lm import synthetic as S
+from rlkit2.lm.generation import GenerationConfig, LMActor
+from rlkit2.lm.models import LMConfig, build_causal_lm, build_word_tokenizer
+from rlkit2.rewards.bradley_terry import PreferencePair
+
+TEMPLATE = "<doc> {document} <sum>"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+GEN = GenerationConfig(max_new_tokens=24)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def true_score(document: str, summary: str) -> float:
+    c = S.check(document, summary)
+    return c.supported / c.n_statements if c.n_statements else 0.0
+
+
+def true_scores(documents: list[str], summaries: list[str]) -> torch.Tensor:
+    return torch.tensor([true_score(d, s) for d, s in zip(documents, summaries, strict=True)], dtype=torch.float32)
+
+
+def tokenizer() -> Any:
+    return build_word_tokenizer(S.vocabulary())
+
+
+def sft_policy(steps: int = 3000, seed: int = 0, path: Path | None = None) -> tuple[Any, Any, Path]:
+    """(lm, tokenizer, checkpoint path); trains once and caches."""
+    from rlkit2.lm.sft import sft_train
+
+    tok = tokenizer()
+    path = path or ARTIFACTS / f"sft_s{seed}_{steps}.pt"
+    lm = build_causal_lm(LMConfig(), tok, seed=seed)
+    if path.is_file():
+        lm.load_state_dict(checkpoint.load(path)["lm"])
+        return lm.eval(), tok, path
+    rng = random.Random(seed)
+    rows = [S.sft_example(rng, 0.25) for _ in range(8000)]
+    log(f"SFT: {steps} steps")
+    sft_train(lm, tok, rows, steps=steps, batch_size=32, lr=3e-3, seed=seed,
+              format_prompt=lambda d: TEMPLATE.format(document=d), log_every=500,
+              callback=lambda s, loss: log(f"  sft step {s} loss {loss:.3f}"))
+    checkpoint.save({"lm": lm.state_dict()}, path)
+    return lm.eval(), tok, path
+
+
+def documents(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [S.render(S.random_document(rng)) for _ in range(n)]
+
+
+@torch.no_grad()
+def sample(lm: Any, tok: Any, docs: list[str], k: int = 1, seed: int | None = None, batch: int = 256) -> list[str]:
+    """k samples per document (contiguous), temperature 1."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    actor = LMActor(lm, tok, GEN)
+    out: list[str] = []
+    per = max(1, batch // k)
+    for i in range(0, len(docs), per):
+        out += actor.rollout([TEMPLATE.format(document=d) for d in docs[i: i + per]], num_samples=k).texts
+    return out
+
+
+def preference_pairs(n: int, seed: int, lm: Any = None, tok: Any = None, policy_fraction: float = 0.5
+                     ) -> list[PreferencePair]:
+    """n pairs (document, summary_a, summary_b) labelled by the exact checker; ties are redrawn.
+
+    Candidates: a `policy_fraction` of pairs from two SFT-policy samples (the distribution an RLHF reward model
+    must judge), the rest from `summary_facts` with 50 % corrupted statements.
+    """
+    rng = random.Random(seed)
+    pairs: list[PreferencePair] = []
+    n_pol = int(round(policy_fraction * n)) if lm is not None else 0
+    if n_pol:
+        while len(pairs) < n_pol:
+            docs = documents(256, rng.randrange(1 << 30))
+            outs = sample(lm, tok, docs, k=2, seed=rng.randrange(1 << 30))
+            for i, d in enumerate(docs):
+                a, b = outs[2 * i], outs[2 * i + 1]
+                sa, sb = true_score(d, a), true_score(d, b)
+                if sa != sb and len(pairs) < n_pol:
+                    pairs.append(PreferencePair(d, a, b) if sa > sb else PreferencePair(d, b, a))
+    while len(pairs) < n:
+        facts = S.random_document(rng)
+        d = S.render(facts)
+        a, b = S.render(S.summary_facts(rng, facts, 0.5)), S.render(S.summary_facts(rng, facts, 0.5))
+        sa, sb = true_score(d, a), true_score(d, b)
+        if sa != sb:
+            pairs.append(PreferencePair(d, a, b) if sa > sb else PreferencePair(d, b, a))
+    rng.shuffle(pairs)
+    return pairs
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    lm, tok, p = sft_policy()
+    docs = documents(256, 99)
+    outs = sample(lm, tok, docs, seed=0)
+    log(f"SFT policy {p}: true score {float(true_scores(docs, outs).mean()):.3f} "
+        f"{S.consistency_metrics(docs, outs)}")
