@@ -19,6 +19,7 @@ from rlkit2.data.d4rl import (
     D4RL_KINDS,
     D4RLData,
     episode_returns,
+    kept_rows,
     parse_d4rl_name,
     read_d4rl,
     resolve_dataset_path,
@@ -64,6 +65,7 @@ class OfflineDataset:
     env_id: str  # the Gymnasium id to evaluate on
     d4rl_name: str | None = None
     episode_returns: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    infos: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # infos/*, one row a transition
 
     def __len__(self) -> int:
         return len(self.arrays["observations"])
@@ -155,4 +157,6 @@ def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
 
     rows = data.arrays
     returns = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
-    return OfflineDataset(to_transitions(rows), metadata, source, gym_id, d4rl_name, returns)
+    keep = kept_rows(rows)
+    infos = {k: v[keep] for k, v in data.infos.items()}
+    return OfflineDataset(to_transitions(rows), metadata, source, gym_id, d4rl_name, returns, infos)

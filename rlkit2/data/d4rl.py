@@ -374,6 +374,15 @@ def episode_returns(rewards: np.ndarray, terminals: np.ndarray, timeouts: np.nda
     return csum[idx + 1] - csum[starts]
 
 
+def kept_rows(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Bool mask of the rows `to_transitions` keeps (use it to align `infos/*` with the transitions)."""
+    n = len(arrays["observations"])
+    if "next_observations" in arrays:
+        return np.ones(n, bool)
+    term = np.asarray(arrays["terminals"], bool)
+    return ~episode_ends(term, arrays["timeouts"]) | term
+
+
 def to_transitions(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Validated D4RL rows -> transitions for a replay (all float32).
 
@@ -395,19 +404,17 @@ def to_transitions(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     rew = np.asarray(arrays["rewards"], np.float32)
     term = np.asarray(arrays["terminals"], bool)
     tout = np.asarray(arrays["timeouts"], bool)
-    n = len(obs)
     ends = episode_ends(term, tout)
     continues = ~ends  # row i+1 is the same episode's next step
     next_act = act.copy()
     next_act[:-1][continues[:-1]] = act[1:][continues[:-1]]
+    keep = kept_rows(arrays)
     if "next_observations" in arrays:
-        keep = np.ones(n, bool)
         next_obs = np.asarray(arrays["next_observations"], np.float32)
     else:
         next_obs = np.empty_like(obs)
         next_obs[:-1] = obs[1:]
-        next_obs[ends] = obs[ends]  # terminal rows (timeouts and the last row are dropped below)
-        keep = continues | term
+        next_obs[ends] = obs[ends]  # terminal rows (timeouts and the last row are dropped by `keep`)
     out = {
         "observations": obs[keep],
         "actions": act[keep],

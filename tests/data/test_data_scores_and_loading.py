@@ -104,10 +104,13 @@ def test_load_by_d4rl_name_from_cache(tmp_path, monkeypatch):
     # a file as D4RL's downloader names it, without next_observations (as the real v2 files)
     rows = _hopper_rows()
     del rows["next_observations"]
-    write_d4rl(tmp_path / "d4rl" / "hopper_medium-v2.hdf5", rows)
+    write_d4rl(tmp_path / "d4rl" / "hopper_medium-v2.hdf5", rows, infos={"qpos": np.arange(15.0)},
+               metadata={"algorithm": "SAC"})
     ds = load_offline_dataset(GymEnvConfig(id="hopper-medium-v2"))
     assert ds.d4rl_name == "hopper-medium-v2" and ds.env_id == "Hopper-v5"
-    assert len(ds) == 13  # the timeout row and the cut last row are dropped
+    assert len(ds) == 13  # the timeout row (10) and the cut last row (14) are dropped
+    np.testing.assert_array_equal(ds.infos["qpos"], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13])  # aligned
+    assert ds.metadata["algorithm"] == "SAC"
     # dataset named in env.dataset, env given as a Gymnasium id
     ds2 = load_offline_dataset(GymEnvConfig(id="Hopper-v5", dataset="hopper-medium-v2"))
     assert ds2.d4rl_name == "hopper-medium-v2" and len(ds2) == 13
