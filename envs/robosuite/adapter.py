@@ -20,7 +20,7 @@ import numpy as np
 
 from rlkit2.core import ConfigError
 
-from .config import DEFAULT_OBS_KEYS, RobosuiteEnvConfig, ShiftConfig
+from .config import DEFAULT_OBS_KEYS, RobosuiteEnvConfig, ShiftConfig, as_config
 from .shifts import apply_dynamics_shift, apply_init_shift, noisy_action
 
 # robomimic names -> robosuite observation keys
@@ -52,7 +52,7 @@ class RobosuiteEnv(gym.Env):
         except ImportError as e:  # pragma: no cover - depends on the install
             raise ConfigError("env.kind='robosuite' needs robosuite: pip install 'rlkit2[robosuite]'") from e
         logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
-        self.cfg = cfg if cfg is not None else RobosuiteEnvConfig()
+        self.cfg: RobosuiteEnvConfig = as_config(cfg)
         self.shift: ShiftConfig = self.cfg.shift
         self.obs_keys: list[str] = list(self.cfg.obs_keys or DEFAULT_OBS_KEYS)
         try:

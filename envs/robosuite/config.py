@@ -36,6 +36,7 @@ class ShiftConfig:
 @dataclasses.dataclass
 class RobosuiteEnvConfig:
     kind: str = "robosuite"
+    id: str = "robosuite-lift"  # a name for run dirs and plots
     task: str = "Lift"  # robosuite env name: Lift, PickPlaceCan, ...
     robot: str = "Panda"
     controller: str = "OSC_POSE"  # the arm's part controller (robosuite's BASIC composite config)
@@ -46,3 +47,29 @@ class RobosuiteEnvConfig:
     terminate_on_success: bool = True  # robomimic demos end at success; so do episodes
     hard_reset: bool = False  # False: ~100x cheaper resets (same model reused)
     shift: ShiftConfig = dataclasses.field(default_factory=ShiftConfig)
+    # Demonstrations (imitation agents): a robomimic HDF5 file; "" collects `num_demos` scripted-expert
+    # demos (Lift only) in the nominal env into the run dir. `num_demos` also caps how many are loaded.
+    dataset: str = ""
+    num_demos: int = 50
+    filter_key: str = ""  # robomimic mask, e.g. "train"
+
+
+def as_config(cfg: object | None) -> RobosuiteEnvConfig:
+    """A `RobosuiteEnvConfig` from a dataclass, a dict or an OmegaConf node (unknown keys are refused)."""
+    from rlkit2.core import ConfigError
+
+    if cfg is None:
+        return RobosuiteEnvConfig()
+    if isinstance(cfg, RobosuiteEnvConfig):
+        return cfg
+    if not isinstance(cfg, dict):
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[arg-type]
+    node = dict(cfg)  # type: ignore[arg-type]
+    shift = dict(node.pop("shift", {}) or {})
+    for name, cls, values in (("env", RobosuiteEnvConfig, node), ("env.shift", ShiftConfig, shift)):
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"{name} has no option(s) {unknown}")
+    return RobosuiteEnvConfig(**node, shift=ShiftConfig(**shift))

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class BCConfig:
+    """Behaviour cloning from demonstrations (robomimic's BC, low-dim MLP variant)."""
+
+    name: str = "bc"
+    head: str = "gaussian"  # "gaussian" (Gaussian around a tanh mean, NLL) or "deterministic" (tanh, MSE)
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    normalize_obs: bool = True  # demo mean/std, stored with the policy
+    obs_std_eps: float = 1e-2  # added to the demo std: dims nearly constant in demos (cube tilt) stay tame
+    dropout: float = 0.0
+    min_std: float = 0.05  # Gaussian head: lower bound of the std (saturated demo actions would collapse it)
