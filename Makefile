@@ -18,7 +18,10 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 setup: $(BIN)/.installed
 
+# The main job: a small D4RL-style hopper-medium dataset (SAC behaviour policy trained here; reused when
+# cached in ~/.cache/rlkit2/datasets), then the Q-sarsa agent trained, evaluated and plotted on it.
 main: setup
+	$(BIN)/rlkit2-data make hopper-medium-v2 --transitions 20000 --train-steps 20000
 	$(BIN)/rlkit2-train experiment=main_default
 
 test: setup
