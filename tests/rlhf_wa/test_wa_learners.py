@@ -43,6 +43,8 @@ def test_configs_compose_with_paper_defaults():
     assert (w.name, w.kl_coef, w.ema_rate, w.liti_eta) == ("warp", 0.1, 0.01, 0.3)
     j = compose(["agent=jbond"]).agent
     assert (j.name, j.beta, j.anchor_rate, j.n) == ("jbond", 0.5, 0.02, 2)
+    r = compose(["agent=warp", "env=text_synthetic", "reward=warm", "reward.directory=/some/folder"]).reward
+    assert (r.kind, r.combine, r.directory) == ("warm", "average", "/some/folder")
 
 
 def test_warp_anchor_is_an_ema_and_merge_is_slerp_then_liti():
