@@ -35,6 +35,8 @@ class TorchPolicyActor(BaseActor):
             a = a + self.rng.normal(0.0, self.noise_std * self.high, size=a.shape)
         return np.clip(a, self.low, self.high).astype(np.float32)
 
+    __call__ = act
+
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state}
 

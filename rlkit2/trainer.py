@@ -26,6 +26,7 @@ from rlkit2 import checkpoint as ckpt
 from rlkit2 import distributed
 from rlkit2.core import ConfigError, DataError, NumericalError, evaluate
 from rlkit2.logging import JsonlLogger, Logger, MultiLogger
+from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, EnvSpec, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
@@ -297,6 +298,10 @@ class ControlTrainer:
         final["time/steps_per_s"] = (self.step - start_step) / max(elapsed, 1e-9)
         if self.last_saved_step != self.step:
             self.save_checkpoint()
+        if self.rank == 0:
+            env = OmegaConf.to_container(self.cfg.env, resolve=True) if isinstance(self.cfg.env, DictConfig) else None
+            save_policy(self.agent.policy, self.run_dir / POLICY_FILE, agent=self.cfg.agent.name, env=env,
+                        spec=dataclasses.asdict(self.spec), step=self.step, eval=final)
         distributed.barrier()
         return final
 
