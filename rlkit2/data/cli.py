@@ -42,6 +42,7 @@ def _make(args: argparse.Namespace) -> int:
         cfg = GenerationConfig(env=parsed.env, transitions=args.transitions, train_steps=args.train_steps,
                                seed=args.seed, eval_every=min(args.eval_every, args.train_steps),
                                learning_starts=args.learning_starts, threads=args.threads,
+                               hidden=tuple(int(h) for h in args.hidden.split("x")),
                                data_dir=args.data_dir, progress=not args.quiet)
         if args.stop_training:
             stop_training(cfg)
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--eval-every", type=int, default=5_000, help="policy snapshot/evaluation period (env steps)")
     m.add_argument("--learning-starts", type=int, default=5_000)
     m.add_argument("--threads", type=int, default=1, help="torch threads")
+    m.add_argument("--hidden", default="256x256", help="SAC MLP widths, e.g. 64x64 for a cheap CPU run")
     m.add_argument("--force", action="store_true", help="overwrite an output made with other settings")
     m.add_argument("--stop-training", action="store_true",
                    help="finish the (killed, resumable) SAC run with the snapshots it has instead of training on")

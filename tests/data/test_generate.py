@@ -121,7 +121,7 @@ def test_name_must_match_config(tmp_path):
 @pytest.mark.slow
 def test_whole_pipeline_tiny(tmp_path):
     """Train SAC briefly, pick medium/expert, make all five kinds, resume is a no-op."""
-    cfg = _cfg(tmp_path, train_steps=1500, eval_every=500)
+    cfg = _cfg(tmp_path, train_steps=1500, eval_every=500, hidden=(32, 32))
     paths = make_all(cfg)
     files = {k: read_d4rl(p) for k, p in paths.items()}
     for k in ("random", "medium", "expert"):
