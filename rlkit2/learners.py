@@ -54,12 +54,19 @@ class TorchLearner(Learner):
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
-                   params: Iterable[torch.Tensor] | None = None, max_grad_norm: float | None = None) -> None:
-    """zero_grad -> backward -> (clip) -> step, the one place this sequence is written."""
+                   params: Iterable[torch.Tensor] | None = None,
+                   max_grad_norm: float | None = None) -> torch.Tensor | None:
+    """zero_grad -> backward -> (all-reduce) -> (clip) -> step, the one place this sequence is written.
+
+    Returns the gradient norm before clipping when `max_grad_norm` is set (a tensor; not read here).
+    """
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if distributed.is_active():  # data-parallel: average gradients across ranks before stepping
         distributed.average_gradients(p for g in optimizer.param_groups for p in g["params"])
-    if max_grad_norm is not None and params is not None:
-        torch.nn.utils.clip_grad_norm_(list(params), max_grad_norm)
+    grad_norm = None
+    if max_grad_norm is not None:
+        plist = list(params) if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(plist, max_grad_norm)
     optimizer.step()
+    return grad_norm
