@@ -50,6 +50,7 @@ class DocumentSource:
     """Cycles through a list of documents (reshuffled each pass) or an endless generator."""
 
     def __init__(self, dataset: str, split: str, field: str, seed: int, shuffle: bool = True):
+        self.seed, self.drawn = seed, 0
         self.rng = random.Random(seed)
         self.shuffle = shuffle
         self._stream = None
@@ -65,6 +66,7 @@ class DocumentSource:
         self._order: list[int] = []
 
     def next(self) -> str:
+        self.drawn += 1
         if self._stream is not None:
             return next(self._stream)
         if not self._order:
@@ -72,6 +74,20 @@ class DocumentSource:
             if self.shuffle:
                 self.rng.shuffle(self._order)
         return self.docs[self._order.pop()]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.getstate(), "order": list(self._order), "drawn": self.drawn, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume the stream where it was (a synthetic stream is replayed from its seed)."""
+        if self._stream is not None:
+            from rlkit2.lm.synthetic import documents
+
+            self._stream = documents(state["seed"])
+            for _ in range(int(state["drawn"])):
+                next(self._stream)
+        self.rng.setstate(state["rng"])
+        self._order, self.drawn = list(state["order"]), int(state["drawn"])
 
 
 def read_jsonl_field(path: str, field: str) -> list[str]:
@@ -160,6 +176,12 @@ class TextGenerationEnv(gym.Env):
             out.update(consistency_metrics(list(documents), list(responses)))
         return out
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"source": self.source.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.source.load_state_dict(state["source"])
+
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
@@ -169,6 +191,7 @@ class TextGenerationEnv(gym.Env):
                 from rlkit2.lm.synthetic import documents
 
                 self.source._stream = documents(seed + 7_919)
+                self.source.seed, self.source.drawn = seed + 7_919, 0
             self.source._order = []
         self._document = self.source.next()
         return self.format_prompt(self._document), {"document": self._document}

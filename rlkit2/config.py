@@ -56,6 +56,9 @@ class RunConfig:
     # the old dir); any other value is a run dir or checkpoint file to resume from.
     resume: str = ""
     name: str = ""
+    # LM families: the reward config group (conf/reward/, `reward=entailment`); the text env uses it
+    # in place of env.reward when set.
+    reward: Any = None
 
 
 def store(name: str, node: Any, group: str | None = None) -> None:

@@ -100,8 +100,11 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     seed_everything(seed)
     agent_cfg = to_config(cfg.agent, PpoLmConfig)
     agent_cfg.model.device = cfg.trainer.device if cfg.trainer.device != "cpu" else agent_cfg.model.device
-    env = make_text_env(cfg.env, seed)
-    eval_env = make_text_env(cfg.env, seed, reward_fn=env.reward_fn, evaluation=True)
+    env_cfg = cfg.env
+    if cfg.get("reward") is not None:  # the top-level `reward=` group wins over env.reward
+        env_cfg = OmegaConf.merge(cfg.env, {"reward": cfg.reward})
+    env = make_text_env(env_cfg, seed)
+    eval_env = make_text_env(env_cfg, seed, reward_fn=env.reward_fn, evaluation=True)
     learner = build_learner(agent_cfg, env, seed=seed)
     tc = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"

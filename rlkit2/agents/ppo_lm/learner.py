@@ -22,6 +22,7 @@ import torch
 from rlkit2.agents.ppo_lm import losses as L
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.core import ConfigError, Learner, NumericalError
+from rlkit2.learners import optimizer_step
 from rlkit2.lm.generation import LMActor, response_logprobs
 from rlkit2.lm.replay import SequenceReplay
 
@@ -137,10 +138,8 @@ class PolicyGradientLearner(Learner):
             ent = L.masked_mean(out["entropy"], mask)
             loss = loss - c.entropy_coef * ent
             metrics["train/entropy"] = ent.detach()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], c.max_grad_norm)
-        self.optimizer.step()
+        # The shared step: backward, gradient all-reduce when data-parallel, clipping, update.
+        gn = optimizer_step(self.optimizer, loss, self.optimizer.param_groups[0]["params"], c.max_grad_norm)
         metrics.update({"train/policy_loss": pg.detach(), "train/loss": loss.detach(), "train/grad_norm": gn.detach()})
         metrics.update({f"train/{k}": v for k, v in st.items()})
         return metrics
@@ -176,7 +175,8 @@ class PolicyGradientLearner(Learner):
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "kl_ctl": self.kl_ctl.state_dict(), "steps": self.steps, "replay": self.replay.state_dict(),
-                "reference": self.reference.state_dict()}
+                "reference": self.reference.state_dict(),
+                "env": self.env.state_dict() if hasattr(self.env, "state_dict") else None}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
@@ -184,5 +184,7 @@ class PolicyGradientLearner(Learner):
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.steps = int(state["steps"])
         self.replay.load_state_dict(state["replay"])
+        if state.get("env") is not None and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(state["env"])
         if "reference" in state:  # a moving anchor (WARP's EMA) must resume too
             self.reference.load_state_dict(state["reference"])
