@@ -1,0 +1,37 @@
+"""POIR: robust imitation by return-to-distribution planning (Cideron et al., 2023), family "imitation".
+
+Reconstruction (the paper's full text was not available; the abstract fixes: BC + a planner whose
+objective is to bring the agent back to states the expert visited, trained offline, planner fine-tuned
+online). Choices made here, each a config option:
+- prior: a BC policy (rlkit2.agents.bc), used as the planner's proposal (MPPI candidates are the prior's
+  closed-loop actions plus Gaussian noise; candidate 0 is the prior itself);
+- dynamics: an ensemble of MLPs predicting the normalised state change, trained on the demos offline and on
+  demos + deployment transitions online; its disagreement is a penalty in the planner's return;
+- in-distribution score: minus the squared normalised distance to the nearest expert state (k-NN over
+  `score_dims`), i.e. a non-parametric density proxy; online, the states of successful deployment episodes
+  join the reference set (the score is "fine-tuned" by the agent's own successes);
+- planner: MPPI (one iteration, softmax weights with a scale-free temperature) over a short horizon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlkit2.agents.poir.config import POIRConfig
+from rlkit2.agents.poir.learner import POIRLearner
+from rlkit2.agents.poir.planner import MPPIPlanner, POIRActor
+from rlkit2.config import store
+from rlkit2.registry import Agent, EnvSpec, register_agent
+
+
+def make_agent(config: POIRConfig, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
+    learner = POIRLearner(config, spec, replay, seed)
+    policy = POIRActor(learner, seed=seed)
+    explorer = POIRActor(learner, seed=seed + 1)
+    return Agent(learner, policy, explorer)
+
+
+store("poir_schema", POIRConfig, group="agent")
+register_agent("poir", POIRConfig, "imitation", make_agent, offline=True)
+
+__all__ = ["MPPIPlanner", "POIRActor", "POIRConfig", "POIRLearner", "make_agent"]

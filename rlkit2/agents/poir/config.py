@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import dataclasses
+
+from rlkit2.agents.bc.config import BCConfig
+
+
+def _prior() -> BCConfig:
+    return BCConfig(head="deterministic")
+
+
+@dataclasses.dataclass
+class POIRConfig:
+    """POIR (Cideron et al., 2023) as reconstructed here (the full paper text was not available):
+    BC prior + learned dynamics ensemble + in-distribution score of states + MPPI planning.
+    See rlkit2/agents/poir/__init__.py for the design and which parts are choices."""
+
+    name: str = "poir"
+    prior: BCConfig = dataclasses.field(default_factory=_prior)  # the BC policy: proposal of the planner
+    batch_size: int = 256  # dynamics-model minibatch (per ensemble member)
+    # dynamics ensemble: (s, a) -> s' - s, in normalised units
+    ensemble_size: int = 5
+    model_hidden: list[int] = dataclasses.field(default_factory=lambda: [200, 200])
+    model_lr: float = 1e-3
+    model_weight_decay: float = 1e-5
+    obs_std_eps: float = 1e-2  # added to the demo std before normalising (flat dims such as cube tilt)
+    # in-distribution score: -(mean squared normalised distance to the k nearest expert states)
+    score_dims: list[int] = dataclasses.field(default_factory=list)  # observation dims it looks at; [] = all
+    score_k: int = 1
+    # MPPI planner
+    horizon: int = 5
+    num_samples: int = 64
+    noise_std: float = 0.3  # std of the Gaussian perturbation of the prior's actions (normalised units)
+    temperature: float = 0.5  # softmax temperature, in units of the std of the candidates' returns
+    gamma: float = 1.0
+    disagreement_coef: float = 1.0  # penalty on the ensemble's disagreement (model uncertainty)
+    gate_quantile: float = 0.0  # >0: plan only when the state is farther from the demos than this quantile
+    # online fine-tuning in the deployment env (0 = offline only)
+    online_env_steps: int = 0
+    online_updates_per_episode: int = 100
+    online_fraction: float = 0.5  # fraction of each model batch drawn from online transitions
+    score_add_successful: bool = True  # states of successful online episodes join the score's reference set
+    max_reference: int = 50_000

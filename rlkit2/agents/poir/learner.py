@@ -1,0 +1,153 @@
+"""POIR learner: BC prior + dynamics ensemble (offline from demos; the model keeps learning online)
+and the in-distribution score's reference set of expert states (grown by successful online episodes)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlkit2.agents.bc.config import BCConfig
+from rlkit2.agents.bc.learner import BCLearner
+from rlkit2.agents.poir import losses
+from rlkit2.agents.poir.config import POIRConfig
+from rlkit2.core import ConfigError
+from rlkit2.learners import TorchLearner
+from rlkit2.networks import EnsembleMLP, Normalizer
+from rlkit2.registry import EnvSpec
+from rlkit2.replay import TransitionReplay
+
+
+def _as_bc(prior: Any) -> BCConfig:
+    if isinstance(prior, BCConfig):
+        return prior
+    node = dict(prior)
+    unknown = sorted(set(node) - {f.name for f in dataclasses.fields(BCConfig)})
+    if unknown:
+        raise ConfigError(f"agent.prior has no option(s) {unknown}")
+    return BCConfig(**node)
+
+
+class POIRLearner(TorchLearner):
+    def __init__(self, config: POIRConfig, spec: EnvSpec, replay: TransitionReplay, seed: int = 0):
+        super().__init__()
+        config.prior = _as_bc(config.prior)
+        self.config, self.replay = config, replay
+        self.obs_dim, self.act_dim = spec.obs_dim, spec.act_dim
+        self.bc = BCLearner(config.prior, spec, replay)
+        data = replay.arrays()
+        obs = torch.as_tensor(data["observations"])
+        delta = torch.as_tensor(data["next_observations"]) - obs
+        self.obs_norm = Normalizer(spec.obs_dim, eps=config.obs_std_eps).fit(obs)
+        self.delta_std = torch.nn.Parameter(delta.std(0) / self.obs_norm.std + 1e-3, requires_grad=False)
+        self.model = EnsembleMLP(config.ensemble_size, spec.obs_dim + spec.act_dim, spec.obs_dim, config.model_hidden)
+        self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=config.model_lr,
+                                           weight_decay=config.model_weight_decay)
+        dims = list(config.score_dims) or list(range(spec.obs_dim))
+        if min(dims) < 0 or max(dims) >= spec.obs_dim:
+            raise ConfigError(f"agent.score_dims={dims}: observation has {spec.obs_dim} dims")
+        self.score_dims = torch.as_tensor(dims, dtype=torch.long)
+        self.reference = self._features(obs)
+        self.gate_threshold = self._gate_threshold()
+        self.online: TransitionReplay | None = None
+        self.generator = torch.Generator().manual_seed(seed)
+        self.modules = {"model": self.model, "obs_norm": self.obs_norm, "bc_policy": self.bc.policy}
+        self.optimizers = {"model": self.model_opt, "bc": self.bc.opt}
+        self.online_phase = False
+
+    # ------------------------------------------------------------------ pieces the planner uses
+    def prior(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.bc.policy(obs)
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.obs_norm(obs).index_select(-1, self.score_dims)
+
+    @torch.no_grad()
+    def score(self, obs: torch.Tensor) -> torch.Tensor:
+        """In-distribution score (higher = closer to the expert's states), (N,)."""
+        return -losses.knn_sq_distance(self._features(obs), self.reference, self.config.score_k)
+
+    @torch.no_grad()
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ensemble-mean next observation (raw units) and the members' disagreement (mean normalised std)."""
+        x = torch.cat([self.obs_norm(obs), act], -1)
+        delta = self.model(x) * self.delta_std  # (E, N, D), normalised units
+        nxt = obs + delta.mean(0) * self.obs_norm.std
+        return nxt, delta.std(0).mean(-1)
+
+    def _gate_threshold(self) -> float:
+        q = float(self.config.gate_quantile)
+        if q <= 0:
+            return -1.0
+        ref = self.reference
+        d2 = torch.cdist(ref, ref).pow(2) / ref.shape[-1]
+        d2.fill_diagonal_(float("inf"))
+        return float(torch.quantile(d2.min(-1).values, q))
+
+    def in_distribution(self, obs: torch.Tensor) -> bool:
+        if self.gate_threshold < 0:
+            return False
+        return bool(-self.score(obs)[0] <= self.gate_threshold)
+
+    # ------------------------------------------------------------------ training
+    def attach_online(self, replay: TransitionReplay) -> None:
+        self.online = replay
+
+    def end_episode(self, observations: np.ndarray, success: bool) -> None:
+        """After an online episode: the phase is online; a successful episode's states become 'expert-visited'."""
+        self.online_phase = True
+        if success and self.config.score_add_successful:
+            feats = self._features(torch.as_tensor(observations, dtype=torch.float32))
+            self.reference = torch.cat([self.reference, feats])[-int(self.config.max_reference):]
+
+    def _model_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = self.config
+        n = c.ensemble_size * c.batch_size
+        n_online = int(n * c.online_fraction) if self.online is not None and len(self.online) else 0
+        b = self.replay.sample(n - n_online)
+        obs, act, nxt = b.observations, b.actions, b.next_observations
+        if n_online:
+            o = self.online.sample(n_online)
+            obs, act, nxt = torch.cat([obs, o.observations]), torch.cat([act, o.actions]), \
+                torch.cat([nxt, o.next_observations])
+            perm = torch.randperm(n, generator=self.generator)
+            obs, act, nxt = obs[perm], act[perm], nxt[perm]
+        shape = (c.ensemble_size, c.batch_size, -1)
+        return obs.reshape(shape), act.reshape(shape), nxt.reshape(shape)
+
+    def model_step(self) -> torch.Tensor:
+        obs, act, nxt = self._model_batch()
+        target = (nxt - obs) / self.obs_norm.std / self.delta_std
+        pred = self.model(torch.cat([self.obs_norm(obs), act], -1))
+        loss = losses.dynamics_loss(pred, target)
+        self.model_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.model_opt.step()
+        return loss.detach()
+
+    def step(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model_loss": self.model_step()}
+        if not self.online_phase:  # the prior is trained offline only (the planner is what fine-tunes)
+            out.update({f"prior_{k}": v for k, v in self.bc.step().items()})
+        self.num_steps += 1
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(reference=self.reference.clone(), online_phase=self.online_phase,
+                     generator=self.generator.get_state(), delta_std=self.delta_std.data.clone(),
+                     gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.reference = state["reference"].clone()
+        self.online_phase = bool(state["online_phase"])
+        self.generator.set_state(state["generator"])
+        self.delta_std.data.copy_(state["delta_std"])
+        self.gate_threshold = float(state["gate_threshold"])
+        self.bc.num_steps = int(state["bc_steps"])
