@@ -103,6 +103,23 @@ def check_finite(metrics: dict[str, Any]) -> str | None:
     return None
 
 
+def nonfinite_module(learner: Any) -> str | None:
+    """Name of the first of `learner.modules` (a TorchLearner's named modules) holding a NaN/inf parameter.
+
+    A NaN/inf *gradient* with a finite loss shows up here after the optimiser step (Adam turns it into
+    NaN parameters). One read of all parameters: done every step under nan_policy=skip (which already
+    copies the state each step), otherwise only before a checkpoint is written, so none is ever poisoned.
+    """
+    modules = getattr(learner, "modules", None)
+    if not isinstance(modules, dict):
+        return None
+    for name, module in modules.items():
+        params = [p.detach().reshape(-1) for p in module.parameters()] if isinstance(module, torch.nn.Module) else []
+        if params and not bool(torch.isfinite(torch.cat(params)).all()):
+            return name
+    return None
+
+
 def resolve_resume(resume: str, run_dir: Path) -> Path | None:
     """`resume` -> the checkpoint directory or file to resume from (None: start fresh)."""
     r = str(resume or "").strip()
@@ -166,6 +183,7 @@ class ControlTrainer:
         self.random_rng = np.random.default_rng(self.seed)
         self.last_eval: dict[str, float] = {}
         self.last_saved_step = -1
+        self.skipped_updates = 0  # nan_policy=skip: updates dropped so far (logged as train/skipped_updates)
 
     def _check_dataset_matches_env(self, arrays: dict[str, np.ndarray]) -> None:
         obs, act = arrays["observations"], arrays["actions"]
@@ -191,6 +209,7 @@ class ControlTrainer:
         """The checkpoint: shared state once, rank-local state for every rank (one entry when not distributed)."""
         return {
             "step": self.step,
+            "skipped_updates": self.skipped_updates,
             "learner": self.agent.learner.state_dict(),
             "ranks": distributed.gather_objects(self._local_state()),
             "agent": self.cfg.agent.name,
@@ -198,6 +217,9 @@ class ControlTrainer:
         }
 
     def save_checkpoint(self) -> Path | None:
+        module = nonfinite_module(self.agent.learner)
+        if module is not None:  # never write a poisoned checkpoint over the last good one
+            self._numerical_fault(f"parameters of '{module}' (a NaN/inf gradient)", always=True)
         state = self.state()  # every rank takes part in gathering the rank-local states
         self.last_saved_step = self.step
         if self.rank != 0:
@@ -224,6 +246,7 @@ class ControlTrainer:
         self.random_rng.bit_generator.state = local["random_rng"]
         set_rng_state(local["rng"])
         self.step, self.episode = int(state["step"]), int(local["episode"])
+        self.skipped_updates = int(state.get("skipped_updates", 0))
         self.last_saved_step = self.step
 
     def maybe_resume(self) -> None:
@@ -252,8 +275,8 @@ class ControlTrainer:
                                   seed=self.seed + EVAL_SEED_OFFSET, score_fn=self.score_fn)
         return self.last_eval
 
-    def _numerical_fault(self, name: str) -> None:
-        if self.trainer.nan_policy == "skip":
+    def _numerical_fault(self, name: str, always: bool = False) -> None:
+        if self.trainer.nan_policy == "skip" and not always:
             return
         found = ckpt.latest_valid(self.ckpt_dir)
         where = f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"
@@ -261,14 +284,22 @@ class ControlTrainer:
                              "set trainer.nan_policy=skip to drop such updates instead")
 
     def _learner_step(self, acc: MetricAccumulator) -> None:
-        if self.trainer.nan_policy == "skip":
+        skip = self.trainer.nan_policy == "skip"
+        if skip:
             backup = copy.deepcopy(self.agent.learner.state_dict())
         metrics = self.agent.learner.step()
         bad = check_finite(metrics)
+        if bad is None and skip:
+            module = nonfinite_module(self.agent.learner)
+            bad = None if module is None else f"parameters of '{module}' (a NaN/inf gradient)"
         if bad is not None:
-            if self.trainer.nan_policy == "skip":
+            if skip:
+                # Restore the pre-step learner but keep the sampler where it is now: learners carry the
+                # replay's RNG in their state, and restoring it would redraw the same bad batch forever.
+                gen = self.replay.generator.get_state()
                 self.agent.learner.load_state_dict(backup)
-                acc.add({"skipped_updates": 1.0})
+                self.replay.generator.set_state(gen)
+                self.skipped_updates += 1
                 return
             self._numerical_fault(bad)
         acc.add(metrics)
@@ -288,6 +319,8 @@ class ControlTrainer:
         try:
             if self.offline:
                 self._run_offline(bar)
+            elif int(getattr(self.cfg.env, "num_envs", 1)) > 1:
+                self._run_online_vector(bar)
             else:
                 self._run_online(bar)
         finally:
@@ -305,17 +338,23 @@ class ControlTrainer:
         distributed.barrier()
         return final
 
-    def _after_step(self, acc: MetricAccumulator, bar: Any, t_log: list[float], extra: dict[str, float]) -> None:
+    def _after_step(self, acc: MetricAccumulator, bar: Any, t_log: list[float], extra: dict[str, float],
+                    prev: int | None = None) -> None:
+        """Log and evaluate when the step count crosses a multiple of log_every / eval_every."""
         s = self.step
-        if s % self.trainer.log_every == 0 and acc.count:
+        prev = s - 1 if prev is None else prev
+        skipping = self.trainer.nan_policy == "skip"
+        if _crossed(prev, s, self.trainer.log_every) and (acc.count or skipping):
             now = time.perf_counter()
             metrics = acc.pop()
+            if skipping:
+                metrics["train/skipped_updates"] = float(self.skipped_updates)
             metrics["time/steps_per_s"] = self.trainer.log_every / max(now - t_log[0], 1e-9)
             metrics.update(extra)
             t_log[0] = now
             self.logger.write(metrics, s)
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
-        if (s % self.trainer.eval_every == 0 or s == self.trainer.total_steps) and self.rank == 0:
+        if (_crossed(prev, s, self.trainer.eval_every) or s == self.trainer.total_steps) and self.rank == 0:
             ev = self.run_eval()
             self.logger.write(ev, s)
             bar.set_postfix({"eval": f"{ev.get('eval/normalized_score', ev['eval/return']):.3g}"})
@@ -368,6 +407,68 @@ class ControlTrainer:
             if checkpoint_due and (episode_done or distributed.is_active()):
                 self.save_checkpoint()
                 checkpoint_due = False
+
+    def _run_online_vector(self, bar: Any) -> None:
+        """Online collection from `env.num_envs` environments in worker processes (Gymnasium AsyncVectorEnv).
+
+        One batched policy forward serves all envs; each vector step adds num_envs transitions and does
+        num_envs * updates_per_step learner updates (the same update-to-data ratio as one env). Checkpoints
+        are taken in step order, so a resume restarts the in-progress episodes (exact resume: num_envs=1).
+        """
+        import gymnasium as gym
+        from gymnasium.vector import AutoresetMode
+
+        tr, explorer, n = self.trainer, self.agent.explorer, int(self.cfg.env.num_envs)
+        assert explorer is not None, f"online agent '{self.cfg.agent.name}' must provide an explorer"
+        env_cfg, base_seed = self.cfg.env, (self.seed + 1000 * self.rank) * 100_003
+
+        def factory(i: int) -> Any:
+            return lambda: make_env(env_cfg, None)
+
+        venv = gym.vector.AsyncVectorEnv([factory(i) for i in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+        try:
+            obs, _ = venv.reset(seed=[base_seed + self.step + i for i in range(n)])
+            acc, t_log = MetricAccumulator(), [time.perf_counter()]
+            ep_return, ep_len = np.zeros(n), np.zeros(n, dtype=int)
+            episode_stats: dict[str, float] = {}
+            while self.step < tr.total_steps:
+                if self.step < tr.learning_starts:
+                    actions = self.random_rng.uniform(self.spec.action_low, self.spec.action_high,
+                                                      (n, self.spec.act_dim)).astype(np.float32)
+                else:
+                    actions = explorer.act(obs)
+                next_obs, rewards, terminated, truncated, info = venv.step(actions)
+                done = terminated | truncated
+                # SAME_STEP autoreset: a finished env's true last observation is in info["final_obs"].
+                real_next = next_obs.copy()
+                if done.any():
+                    for i in np.flatnonzero(done):
+                        real_next[i] = info["final_obs"][i]
+                self.replay.add_batch({"observations": obs, "actions": actions, "rewards": rewards,
+                                       "next_observations": real_next, "terminals": terminated.astype(np.float32)})
+                ep_return += rewards
+                ep_len += 1
+                for i in np.flatnonzero(done):
+                    episode_stats = {"train/episode_return": float(ep_return[i]),
+                                     "train/episode_length": float(ep_len[i])}
+                    ep_return[i], ep_len[i] = 0.0, 0
+                    self.episode += 1
+                obs = next_obs
+                prev = self.step
+                self.step += n
+                bar.update(n)
+                if self.step > tr.learning_starts:
+                    for _ in range(n * tr.updates_per_step):
+                        self._learner_step(acc)
+                self._after_step(acc, bar, t_log, episode_stats, prev=prev)
+                if _crossed(prev, self.step, tr.checkpoint_every):
+                    self.save_checkpoint()
+        finally:
+            venv.close()
+
+
+def _crossed(prev: int, now: int, every: int) -> bool:
+    return now // every != prev // every
 
 
 def run_control(cfg: Any, run_dir: Path, logger: Logger) -> dict[str, float]:
