@@ -71,7 +71,7 @@ def test_agent_beats_its_behaviour_policy_on_a_point_mass(name):
     agent = entry.builder(cfg, EnvSpec(2, 1), replay_of(data), 0)
     env = PointMass()
     before = evaluate(env, agent.policy, 20, seed=123)["eval/return"]
-    for _ in range(1200):
+    for _ in range(700):
         agent.learner.step()
     after = evaluate(env, agent.policy, 20, seed=123)["eval/return"]
     assert after > behaviour_return + 0.3 and after > before, (before, behaviour_return, after)
