@@ -44,7 +44,7 @@ def d4rl_like(draw):
     return arrays
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d4rl_like(), st.booleans())
 def test_reader_loads_or_raises_dataerror(arrays, with_bounds):
     with tempfile.TemporaryDirectory() as d:
@@ -71,7 +71,7 @@ def test_reader_loads_or_raises_dataerror(arrays, with_bounds):
     assert set(np.unique(tr["next_action_valid"])) <= {0.0, 1.0}
 
 
-@settings(max_examples=25, deadline=None, database=None)
+@settings(max_examples=15, deadline=None, database=None)
 @given(st.binary(min_size=0, max_size=3000), st.integers(0, 4000))
 def test_corrupted_bytes_raise_dataerror(noise, cut):
     """A valid file truncated or overwritten with noise is refused with DataError (or still reads fine)."""

@@ -141,3 +141,18 @@ def test_whole_pipeline_tiny(tmp_path):
     assert agent.policy.act(np.zeros(11, np.float32)).shape == (3,)
     again = make_all(cfg)
     assert again == paths
+
+
+def test_stop_training_uses_the_snapshots_so_far(tmp_path):
+    from rlkit2.data.generate import _snapshot_path, stop_training, train_behaviour_policies, training_info
+
+    cfg = _cfg(tmp_path)
+    with pytest.raises(DataError, match="no policy snapshots"):
+        stop_training(cfg)
+    for step, ret in ((500, 10.0), (1000, 30.0)):
+        ckpt.save({"step": step, "eval_return": ret}, _snapshot_path(cfg, step))
+    snaps = stop_training(cfg)
+    assert [s["step"] for s in snaps] == [500, 1000] and snaps[1]["eval_return"] == 30.0
+    info = training_info(cfg)
+    assert info["stopped_early"] is True and info["trained_env_steps"] == 1000
+    assert train_behaviour_policies(cfg) == snaps  # a finished run is not trained further
