@@ -107,3 +107,6 @@ def prune(directory: str | os.PathLike[str], keep: int) -> None:
     for _, p in ckpts[: max(0, len(ckpts) - keep)]:
         p.unlink(missing_ok=True)
         p.with_name(p.name + ".sha256").unlink(missing_ok=True)
+    if Path(directory).is_dir():  # temp files of writes a kill interrupted (never loaded; only take space)
+        for tmp in Path(directory).glob(".step_*.tmp"):
+            tmp.unlink(missing_ok=True)

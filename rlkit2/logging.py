@@ -140,8 +140,15 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         p = p / "metrics.jsonl"
     rows = []
     with open(p) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                rows.append(json.loads(line))
+        lines = f.readlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) and not line.endswith("\n"):  # torn last write (a kill mid-line): drop it
+                warnings.warn(f"{p}:{i}: ignoring an incomplete last line", stacklevel=2)
+                continue
+            raise ValueError(f"{p}:{i}: not a JSON object ({e.msg})") from e
     return rows
