@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlkit2 import checkpoint as ckpt
 from rlkit2.core import ConfigError, DataError, evaluate
 from rlkit2.logging import JsonlLogger, Logger
+from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
@@ -109,7 +110,7 @@ class ImitationTrainer:
         seed_everything(self.seed)
         self.eval_env = make_env(cfg.env, self.seed + EVAL_SEED_OFFSET)
         self.nominal_env = (make_env(nominal_env_cfg(cfg.env), self.seed + EVAL_SEED_OFFSET)
-                            if is_shifted(cfg.env) else None)
+                            if is_shifted(cfg.env) and bool(getattr(cfg.env, "eval_nominal", True)) else None)
         self.spec = env_spec(self.eval_env)
         arrays, self.demo_path = load_demos(cfg.env, self.run_dir, list(self.eval_env.obs_keys), seed=self.seed,
                                             progress=bool(self.trainer.progress))
@@ -281,6 +282,9 @@ class ImitationTrainer:
             final.update({k.replace("eval", "offline_eval", 1): v for k, v in offline_eval.items()})
         final["time/seconds"] = time.perf_counter() - t0
         final["demos/transitions"] = float(len(self.replay))
+        # The deployable policy (rlkit2.load_policy): for POIR the planner actor with its prior and models.
+        save_policy(self.agent.policy, self.run_dir / POLICY_FILE, agent=self.cfg.agent.name, env=_node(self.cfg.env),
+                    spec=dataclasses.asdict(self.spec), step=self.step, eval=final)
         return final
 
 

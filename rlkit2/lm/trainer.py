@@ -149,6 +149,9 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
         progress.close()
     if not final or not tc.eval_every or int(tc.total_steps) % int(tc.eval_every):
         final = do_eval(int(tc.total_steps))
+    from rlkit2.api import save_language_policy
+
+    save_language_policy(learner, run_dir / "policy")  # a plain HF folder: AutoModelForCausalLM loads it alone
     return final
 
 

@@ -10,7 +10,10 @@ state dict, rlkit2.merging.average_state_dicts). Saving goes through rlkit2.chec
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +23,7 @@ from rlkit2 import checkpoint
 from rlkit2.core import ConfigError
 from rlkit2.rewards.base import ShapingOptions, register_reward_kind
 
+HEAD_FILE, HEAD_CONFIG = "reward_head.safetensors", "reward_head.json"  # beside the trunk's HF files
 
 class RewardModel(nn.Module):
     """Scalar reward r(context, response) = head(pool(trunk(tokens)))."""
@@ -35,8 +39,10 @@ class RewardModel(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, pooling: str = "cls", max_length: int = 512,
+    def from_pretrained(cls, name_or_path: str, pooling: str | None = None, max_length: int | None = None,
                         dropout: float = 0.0) -> RewardModel:
+        """A trunk by HF name/dir (head freshly initialised), or a whole reward model from a folder written by
+        `save_pretrained` (trunk, tokenizer, head; its pooling and max_length unless given here)."""
         from transformers import AutoModel, AutoTokenizer
 
         from rlkit2.rewards.entailment import resolve_model_path
@@ -45,7 +51,29 @@ class RewardModel(nn.Module):
         tok = AutoTokenizer.from_pretrained(path)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        return cls(AutoModel.from_pretrained(path), tok, pooling, max_length, dropout)
+        head_cfg = Path(path) / HEAD_CONFIG
+        saved = json.loads(head_cfg.read_text()) if head_cfg.is_file() else {}
+        model = cls(AutoModel.from_pretrained(path), tok, pooling or saved.get("pooling", "cls"),
+                    max_length or saved.get("max_length", 512), dropout)
+        if saved:
+            from safetensors.torch import load_file
+
+            model.head.load_state_dict(load_file(str(Path(path) / HEAD_FILE)))
+        return model
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """A Hugging Face folder: the trunk and tokenizer by `save_pretrained` (so `transformers.AutoModel` loads
+        them alone), the head as `reward_head.safetensors` ({weight, bias}) and `reward_head.json` (pooling,
+        max_length): reward = head(pool(AutoModel(tokens).last_hidden_state))."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.trunk.save_pretrained(d)
+        self.tokenizer.save_pretrained(d)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.head.state_dict().items()}, str(d / HEAD_FILE))
+        (d / HEAD_CONFIG).write_text(json.dumps({"pooling": self.pooling, "max_length": self.max_length}, indent=2))
+        return d
 
     def encode(self, contexts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
         device = self.head.weight.device

@@ -1,0 +1,279 @@
+"""The Python API without Hydra: build any agent from its typed config, load a saved policy.
+
+    import rlkit2
+    agent = rlkit2.make("qsarsa", env, replay, hidden=[64, 64])    # env: a Gymnasium env or an EnvSpec
+    for step in range(10_000):
+        metrics = agent.learner.step()                              # samples from `replay` itself
+    rlkit2.save_policy(agent.policy, "policy.pt")
+    policy = rlkit2.load_policy("policy.pt")                        # or a run dir, or a checkpoint
+    action = policy(observation)
+
+`make` covers every registered agent (`rlkit2.agent_names()`): control agents (online and offline RL,
+BC, POIR) get an environment spec and a replay; language agents (ppo_lm, warp, jbond) get a text
+environment and, optionally, a tokenizer and a reward function. A replay is any object with
+`sample(batch_size) -> rlkit2.Batch`; see `make` for the optional extras some agents use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlkit2 import checkpoint as ckpt
+from rlkit2.checkpoint import CheckpointError
+from rlkit2.core import Actor, ConfigError
+from rlkit2.policy import POLICY_FILE
+from rlkit2.policy import load_policy as _load_policy_file
+from rlkit2.registry import Agent, EnvSpec, get_agent
+
+__all__ = ["agent_config", "env_spec", "load_language_policy", "load_policy", "make", "make_env",
+           "save_language_policy"]
+
+
+# --------------------------------------------------------------------------- configs and specs
+
+
+def agent_config(name: str, config: Any = None, **overrides: Any) -> Any:
+    """The typed dataclass config of agent `name`: its defaults, then `config` (a dataclass or mapping),
+    then `overrides` (nested dataclass fields as dicts, e.g. `model={"arch": "gemma2"}`).
+
+    A key the dataclass does not have, or a value of the wrong type, raises `ConfigError` naming it.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    cls = get_agent(name).config_cls
+    layers: list[Any] = [OmegaConf.structured(cls)]
+    if config is not None:
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            config = dataclasses.asdict(config)
+        layers.append(OmegaConf.create(dict(config)) if isinstance(config, Mapping) else config)
+    if overrides:
+        layers.append(OmegaConf.create(overrides))
+    try:
+        merged = OmegaConf.merge(*layers)
+        out = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"agent '{name}' ({cls.__name__}): {e}".strip() + f"\nvalid options: {valid}") from e
+    if getattr(out, "name", name) != name:  # a config of another agent passed by mistake
+        raise ConfigError(f"config names agent '{out.name}' but make() was asked for '{name}'")
+    return out
+
+
+def env_spec(env: Any) -> EnvSpec:
+    """The `EnvSpec` (observation/action sizes and action bounds) of a Gymnasium env with flat Box spaces."""
+    if isinstance(env, EnvSpec):
+        return env
+    from rlkit2.trainer import env_spec as _spec
+
+    return _spec(env)
+
+
+def make_env(config: Any, seed: int | None = None) -> Any:
+    """A Gymnasium env from an rlkit2 env config: a Gymnasium id or D4RL name (`"hopper-medium-v2"`), a mapping
+    with `kind` ("gym", "robosuite", "text"; e.g. the `env` a saved policy's info records) or a config object."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from rlkit2.registry import make_env as _make_env
+
+    if isinstance(config, str):
+        config = {"kind": "gym", "id": config}
+    if isinstance(config, Mapping) and not isinstance(config, DictConfig):
+        node = OmegaConf.create(dict(config))
+        if node.get("kind", "gym") == "gym":  # fill the gym kind's defaults (max_episode_steps, kwargs, ...)
+            from rlkit2.envs.gym_mujoco import GymEnvConfig
+
+            node = OmegaConf.merge(OmegaConf.structured(GymEnvConfig), node)
+        config = node
+    return _make_env(config, seed)
+
+
+# --------------------------------------------------------------------------- make
+
+
+def _as_replay(replay: Any, seed: int) -> Any:
+    """A mapping of NumPy arrays (observations, actions, rewards, next_observations, terminals[, next_actions])
+    becomes the library's TransitionReplay; anything else is used as given."""
+    if isinstance(replay, Mapping):
+        from rlkit2.replay import TransitionReplay
+
+        return TransitionReplay.from_arrays({k: np.asarray(v) for k, v in replay.items()}, seed=seed)
+    return replay
+
+
+def _check_replay(name: str, cfg: Any, replay: Any) -> None:
+    if replay is None or not callable(getattr(replay, "sample", None)):
+        raise ConfigError(f"agent '{name}' learns from a replay: pass an object with sample(batch_size) -> Batch "
+                          "(e.g. rlkit2.TransitionReplay) or a dict of NumPy arrays")
+    if getattr(cfg, "normalize_obs", False) and not callable(getattr(replay, "arrays", None)):
+        raise ConfigError(f"agent '{name}' normalises observations with the dataset's mean/std, but the replay "
+                          f"({type(replay).__name__}) has no arrays() method returning {{'observations': ...}}; "
+                          "add one, or pass normalize_obs=False")
+
+
+def make(name: str, env: Any = None, replay: Any = None, *, seed: int = 0, config: Any = None,
+         tokenizer: Any = None, reward_fn: Callable[..., Any] | None = None, **overrides: Any) -> Agent:
+    """Build agent `name` from its typed config, without Hydra.
+
+    Control agents (`td3`, `sac`, `td3_bc`, `iql`, `qsarsa`, `qsarsa_ac2`, `bc`, `poir`, ...):
+    `env` is a Gymnasium env with flat Box spaces or an `EnvSpec`; `replay` is what the learner samples
+    from: a `TransitionReplay`, a dict of NumPy arrays (made into one), or any object with
+    `sample(batch_size) -> Batch`. Optional replay extras: `arrays()` (observation statistics when
+    `normalize_obs`; IQL's reward scale), `with_next_actions = True` with `Batch.next_actions` (Q-sarsa),
+    `generator` (a torch.Generator, saved in the learner's state for exact resumes).
+    Returns `Agent(learner, policy, explorer)`: call `learner.step()` in your loop; `policy` is the greedy
+    actor (`policy(obs) -> action`), `explorer` (online agents) the exploring one.
+
+    Language agents (`ppo_lm`, `warp`, `jbond`): `env` is a text environment
+    (`rlkit2.envs.text.make_text_env`), `reward_fn(documents, responses) -> Tensor[B]` overrides its reward.
+    Returns `Agent(learner, policy=greedy LMActor)`; `learner.step()` is one RL iteration.
+
+    `config` (dataclass or mapping) and keyword `overrides` set the agent's options (`agent_config`).
+    """
+    entry = get_agent(name)
+    cfg = agent_config(name, config, **overrides)
+    if entry.family == "lm":
+        if env is None:
+            raise ConfigError(f"language agent '{name}' needs a text env (rlkit2.envs.text.make_text_env)")
+        if reward_fn is not None:  # lists or tensors out, checked for one reward per response
+            from rlkit2.rewards.base import CallableReward
+
+            reward_fn = CallableReward(reward_fn)
+        learner = entry.builder(cfg, env, tokenizer=tokenizer, seed=seed, reward_fn=reward_fn)
+        from rlkit2.lm.generation import LMActor
+
+        policy = LMActor(learner.policy, learner.tokenizer, cfg.generation, greedy=True)
+        return Agent(learner, policy, getattr(learner, "actor", None))
+    if env is None:
+        raise ConfigError(f"agent '{name}' needs `env`: a Gymnasium env or an rlkit2.EnvSpec")
+    spec = env_spec(env)
+    replay = _as_replay(replay, seed)
+    _check_replay(name, cfg, replay)
+    agent = entry.builder(cfg, spec, replay, seed)
+    if not isinstance(agent, Agent):  # pragma: no cover - a registered builder broke its contract
+        raise ConfigError(f"builder of agent '{name}' returned {type(agent).__name__}, not rlkit2.Agent")
+    return agent
+
+
+# --------------------------------------------------------------------------- saved policies
+
+
+def _placeholder_replay(spec: EnvSpec) -> Any:
+    """Two distinct transitions: enough for builders that read dataset statistics (normaliser, IQL's
+    reward scale); the checkpoint's state then overwrites every statistic the policy uses."""
+    from rlkit2.replay import TransitionReplay
+
+    obs = np.stack([np.zeros(spec.obs_dim), np.ones(spec.obs_dim)]).astype(np.float32)
+    act = np.zeros((2, spec.act_dim), np.float32)
+    arrays = {"observations": obs, "actions": act, "rewards": np.array([0.0, 1.0], np.float32),
+              "next_observations": obs, "terminals": np.ones(2, np.float32), "next_actions": act}
+    return TransitionReplay.from_arrays(arrays)
+
+
+def _policy_from_checkpoint(path: Path) -> tuple[Actor, dict[str, Any]]:
+    if path.is_file():
+        state, where = ckpt.load(path), path
+    else:
+        found = ckpt.latest_valid(path)
+        if found is None:
+            raise CheckpointError(f"no valid checkpoint in {path}")
+        where, state = found
+    cfg = state.get("config") if isinstance(state, dict) else None
+    if not cfg or "agent" not in cfg or "env" not in cfg:
+        raise CheckpointError(f"{where} does not record its config (agent, env), so its policy cannot be rebuilt; "
+                              f"load the run's {POLICY_FILE} instead")
+    from omegaconf import OmegaConf
+
+    from rlkit2.registry import make_env
+
+    name = str(cfg["agent"]["name"])
+    entry = get_agent(name)
+    if entry.family != "control":
+        raise CheckpointError(f"{where}: agent '{name}' (family {entry.family}) saves its policy as {POLICY_FILE} "
+                              "(control) or a Hugging Face folder (language); load that instead")
+    env = make_env(OmegaConf.create(cfg["env"]), int(cfg.get("seed", 0)))
+    try:
+        spec = env_spec(env)
+    finally:
+        env.close()
+    agent_cfg = agent_config(name, cfg["agent"])
+    agent = entry.builder(agent_cfg, spec, _placeholder_replay(spec), int(cfg.get("seed", 0)))
+    agent.learner.load_state_dict(state["learner"])
+    info = {"agent": name, "env": cfg["env"], "spec": dataclasses.asdict(spec), "step": int(state.get("step", 0)),
+            "checkpoint": str(where)}
+    return agent.policy, info
+
+
+def load_policy(path: str | os.PathLike[str], *, with_info: bool = False) -> Any:
+    """A trained control policy, `policy(observation) -> action`, with its observation normalisation.
+
+    `path`: a run directory (its `policy.pt`, else its latest valid checkpoint), a `policy.pt` file, a
+    checkpoints directory or one checkpoint file. No training state or Hydra is needed to use it.
+    `with_info=True` returns `(policy, info)` with the agent name, env config and training step.
+    """
+    p = Path(path)
+    if p.is_dir() and (p / POLICY_FILE).is_file():
+        return _load_policy_file(p, with_info=with_info)
+    if p.is_file():
+        try:
+            return _load_policy_file(p, with_info=with_info)
+        except CheckpointError as policy_error:
+            try:
+                policy, info = _policy_from_checkpoint(p)
+            except CheckpointError:
+                raise policy_error from None
+            return (policy, info) if with_info else policy
+    if p.is_dir():
+        source = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+        policy, info = _policy_from_checkpoint(source)
+        return (policy, info) if with_info else policy
+    raise CheckpointError(f"no saved policy at {path}: expected a run dir, {POLICY_FILE}, or a checkpoint")
+
+
+# --------------------------------------------------------------------------- language policies
+
+
+def _language_model(model: Any) -> Any:
+    """The Hugging Face causal LM inside a learner, a PolicyWithValue, or the model itself."""
+    for attr in ("policy", "lm"):
+        inner = getattr(model, attr, None)
+        if inner is not None and not callable(getattr(model, "save_pretrained", None)):
+            return _language_model(inner)
+    if not callable(getattr(model, "save_pretrained", None)):
+        raise ConfigError(f"{type(model).__name__} holds no Hugging Face model (nothing with save_pretrained)")
+    return model
+
+
+def save_language_policy(model: Any, directory: str | os.PathLike[str], tokenizer: Any = None) -> Path:
+    """Save a language policy as a plain Hugging Face model folder (`save_pretrained`: config, safetensors
+    weights, tokenizer), loadable with `transformers.AutoModelForCausalLM.from_pretrained` alone.
+
+    `model`: a language learner (ppo_lm, warp, jbond), a `PolicyWithValue` (the value head is training
+    state and is dropped) or a causal LM. The tokenizer defaults to the learner's.
+    """
+    directory = Path(directory)
+    lm = _language_model(model)
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    directory.mkdir(parents=True, exist_ok=True)
+    lm.save_pretrained(directory)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory
+
+
+def load_language_policy(directory: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """(causal LM, tokenizer) from a folder written by `save_language_policy` (plain transformers calls)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = Path(directory)
+    if not (d / "config.json").is_file():
+        raise CheckpointError(f"{d} is not a Hugging Face model folder (no config.json)")
+    model = AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager")
+    tokenizer = AutoTokenizer.from_pretrained(d) if (d / "tokenizer_config.json").is_file() else None
+    return model.eval(), tokenizer
