@@ -95,6 +95,10 @@ class BaseActor:
     def update(self) -> None:
         pass
 
+    def __call__(self, observation: Any) -> Any:
+        """`actor(obs)` is `actor.act(obs)`: a saved policy is used as a plain function."""
+        return self.act(observation)
+
 
 class FunctionActor(BaseActor):
     """Wraps a plain `policy(obs) -> action` callable as an Actor."""
