@@ -52,6 +52,7 @@ class RobosuiteEnvConfig:
     dataset: str = ""
     num_demos: int = 50
     filter_key: str = ""  # robomimic mask, e.g. "train"
+    eval_nominal: bool = True  # imitation runner: when shifted, also evaluate in the nominal env
 
 
 def as_config(cfg: object | None) -> RobosuiteEnvConfig:

@@ -23,10 +23,14 @@ class POIRConfig:
     model_hidden: list[int] = dataclasses.field(default_factory=lambda: [200, 200])
     model_lr: float = 1e-3
     model_weight_decay: float = 1e-5
+    delta_std_floor: float = 0.05  # floor of the normalised state-change scale (dims the demos barely move)
     obs_std_eps: float = 1e-2  # added to the demo std before normalising (flat dims such as cube tilt)
     # in-distribution score: -(mean squared normalised distance to the k nearest expert states)
     score_dims: list[int] = dataclasses.field(default_factory=list)  # observation dims it looks at; [] = all
     score_k: int = 1
+    # + progress_coef * (how far along its demo the nearest expert state is, in [0, 1]); 0 = the pure
+    # return-to-distribution score. An option of this reconstruction, not from the paper.
+    progress_coef: float = 0.0
     # MPPI planner
     horizon: int = 5
     num_samples: int = 64

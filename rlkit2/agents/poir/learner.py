@@ -42,7 +42,9 @@ class POIRLearner(TorchLearner):
         obs = torch.as_tensor(data["observations"])
         delta = torch.as_tensor(data["next_observations"]) - obs
         self.obs_norm = Normalizer(spec.obs_dim, eps=config.obs_std_eps).fit(obs)
-        self.delta_std = torch.nn.Parameter(delta.std(0) / self.obs_norm.std + 1e-3, requires_grad=False)
+        # Floored: a dim the demos never move (cube tilt) would otherwise turn any online change into a huge target.
+        self.delta_std = torch.nn.Parameter((delta.std(0) / self.obs_norm.std).clamp_min(config.delta_std_floor),
+                                            requires_grad=False)
         self.model = EnsembleMLP(config.ensemble_size, spec.obs_dim + spec.act_dim, spec.obs_dim, config.model_hidden)
         self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=config.model_lr,
                                            weight_decay=config.model_weight_decay)
@@ -51,6 +53,7 @@ class POIRLearner(TorchLearner):
             raise ConfigError(f"agent.score_dims={dims}: observation has {spec.obs_dim} dims")
         self.score_dims = torch.as_tensor(dims, dtype=torch.long)
         self.reference = self._features(obs)
+        self.progress = losses.episode_progress(torch.as_tensor(data["terminals"]))
         self.gate_threshold = self._gate_threshold()
         self.online: TransitionReplay | None = None
         self.generator = torch.Generator().manual_seed(seed)
@@ -68,6 +71,9 @@ class POIRLearner(TorchLearner):
     @torch.no_grad()
     def score(self, obs: torch.Tensor) -> torch.Tensor:
         """In-distribution score (higher = closer to the expert's states), (N,)."""
+        if self.config.progress_coef > 0:
+            d2, idx = losses.knn_with_index(self._features(obs), self.reference)
+            return -d2 + self.config.progress_coef * self.progress[idx]
         return -losses.knn_sq_distance(self._features(obs), self.reference, self.config.score_k)
 
     @torch.no_grad()
@@ -101,7 +107,9 @@ class POIRLearner(TorchLearner):
         self.online_phase = True
         if success and self.config.score_add_successful:
             feats = self._features(torch.as_tensor(observations, dtype=torch.float32))
-            self.reference = torch.cat([self.reference, feats])[-int(self.config.max_reference):]
+            keep = -int(self.config.max_reference)
+            self.reference = torch.cat([self.reference, feats])[keep:]
+            self.progress = torch.cat([self.progress, torch.linspace(0.0, 1.0, len(feats))])[keep:]
 
     def _model_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
@@ -138,7 +146,7 @@ class POIRLearner(TorchLearner):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state.update(reference=self.reference.clone(), online_phase=self.online_phase,
+        state.update(reference=self.reference.clone(), progress=self.progress.clone(), online_phase=self.online_phase,
                      generator=self.generator.get_state(), delta_std=self.delta_std.data.clone(),
                      gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps)
         return state
@@ -146,6 +154,7 @@ class POIRLearner(TorchLearner):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.reference = state["reference"].clone()
+        self.progress = state["progress"].clone()
         self.online_phase = bool(state["online_phase"])
         self.generator.set_state(state["generator"])
         self.delta_std.data.copy_(state["delta_std"])
