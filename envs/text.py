@@ -95,8 +95,12 @@ def read_jsonl_field(path: str, field: str) -> list[str]:
     if not p.is_file():
         raise DataError(f"prompt file {p} does not exist")
     docs = []
-    with open(p) as f:
-        for i, line in enumerate(f, 1):
+    with open(p, "rb") as f:  # bytes, so a non-UTF-8 line is reported with its number
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{p}:{i}: not UTF-8 text ({e.reason} at byte {e.start})") from e
             if not line.strip():
                 continue
             try:

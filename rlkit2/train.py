@@ -50,6 +50,10 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
 
 def set_threads(threads: int) -> None:
+    if threads < 0:
+        from rlkit2.core import ConfigError
+
+        raise ConfigError(f"trainer.threads={threads}: must be >= 0 (0: one per physical core)")
     n = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
     torch.set_num_threads(int(n))
 

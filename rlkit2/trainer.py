@@ -62,6 +62,15 @@ def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> No
         v = getattr(agent_cfg, field.name)
         if field.name.endswith("lr") and isinstance(v, int | float) and v <= 0:
             raise ConfigError(f"agent.{field.name}={v}: learning rates must be positive")
+        if field.name == "gamma" and isinstance(v, int | float) and not 0 <= v <= 1:
+            raise ConfigError(f"agent.gamma={v}: a discount must lie in [0, 1]")
+        if field.name == "tau" and isinstance(v, int | float) and not 0 < v <= 1:
+            raise ConfigError(f"agent.tau={v}: the target-update rate must lie in (0, 1]")
+        if field.name.endswith("_freq") and isinstance(v, int) and v <= 0:
+            raise ConfigError(f"agent.{field.name}={v}: must be a positive number of steps")
+        if (field.name == "hidden" or field.name.endswith("_hidden")) and isinstance(v, list | tuple) \
+                and any(not isinstance(h, int) or h <= 0 for h in v):
+            raise ConfigError(f"agent.{field.name}={list(v)}: layer widths must be positive integers")
     bs = getattr(agent_cfg, "batch_size", None)
     if bs is not None and bs <= 0:
         raise ConfigError(f"agent.batch_size={bs}: must be positive")
@@ -71,9 +80,11 @@ def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> No
         raise ConfigError(f"trainer.total_steps={trainer.total_steps}: must be positive")
     if trainer.nan_policy not in ("stop", "skip"):
         raise ConfigError(f"trainer.nan_policy='{trainer.nan_policy}': expected 'stop' or 'skip'")
-    for name in ("eval_every", "log_every", "checkpoint_every"):
+    for name in ("eval_every", "log_every", "checkpoint_every", "eval_episodes", "keep_checkpoints"):
         if getattr(trainer, name) <= 0:
             raise ConfigError(f"trainer.{name}={getattr(trainer, name)}: must be positive")
+    if trainer.threads < 0:
+        raise ConfigError(f"trainer.threads={trainer.threads}: must be >= 0 (0: one per physical core)")
 
 
 class MetricAccumulator:

@@ -98,6 +98,29 @@ def _env_spaces(gym_id: str) -> tuple[Any, Any] | None:
         env.close()
 
 
+def _check_episode_lengths(rows: Mapping[str, np.ndarray], source: str, gym_id: str, configured: Any) -> None:
+    """Refuse an episode longer than the env's time limit: the file lost its terminals/timeouts flags, and its
+    transitions (and a') would silently run across episode boundaries. The limit is the larger of
+    env.max_episode_steps and the Gymnasium registration's; no check when neither is known."""
+    import gymnasium as gym
+
+    from rlkit2.data.d4rl import episode_ends
+
+    limits = [int(configured)] if configured else []
+    if gym_id in gym.registry and gym.registry[gym_id].max_episode_steps:
+        limits.append(int(gym.registry[gym_id].max_episode_steps))
+    if not limits:
+        return
+    ends = np.flatnonzero(episode_ends(rows["terminals"], rows["timeouts"]))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    i = int(np.argmax(lengths))
+    if lengths[i] > max(limits):
+        raise DataError(f"dataset {source}: rows {starts[i]}..{ends[i]} form one episode of {lengths[i]} steps with "
+                        f"no terminal or timeout, longer than {gym_id}'s time limit ({max(limits)}); the file's "
+                        "episode-end flags ('terminals'/'timeouts') are missing or wrong")
+
+
 def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
     """Load the dataset an env config names, as validated transitions.
 
@@ -156,6 +179,7 @@ def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
         validate_arrays(data.arrays, source=source, action_low=act_space.low, action_high=act_space.high)
 
     rows = data.arrays
+    _check_episode_lengths(rows, source, gym_id, _get(env_cfg, "max_episode_steps", None))
     returns = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
     keep = kept_rows(rows)
     infos = {k: v[keep] for k, v in data.infos.items()}

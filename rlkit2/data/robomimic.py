@@ -81,6 +81,15 @@ def _read_array(group: h5py.Group, key: str, path: str, demo: str) -> np.ndarray
     return np.asarray(group[key][()])
 
 
+def _numeric(v: np.ndarray, path: str, demo: str, key: str) -> np.ndarray:
+    """`v` as float32, or DataError when it is not numbers or has no leading time axis."""
+    if v.dtype.kind not in "biuf":
+        raise DataError(f"{path}: demo '{demo}' field '{key}' has dtype {v.dtype}, expected numbers")
+    if v.ndim == 0:
+        raise DataError(f"{path}: demo '{demo}' field '{key}' is a scalar, expected one row per step")
+    return v.astype(np.float32)
+
+
 def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | None = None,
                    filter_key: str | None = None, max_demos: int | None = None) -> RobomimicDataset:
     """Read a robomimic HDF5 file. `obs_keys` (default: all of the first demo's) must exist in every demo;
@@ -103,8 +112,13 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
                 env_args = json.loads(data.attrs["env_args"])
             except (json.JSONDecodeError, TypeError) as e:
                 raise DataError(f"{path}: data.attrs['env_args'] is not valid JSON: {e}") from e
-        masks = {k: [n.decode() if isinstance(n, bytes) else str(n) for n in f["mask"][k][()]]
-                 for k in (f["mask"].keys() if "mask" in f else [])}
+        if "mask" in f and not isinstance(f["mask"], h5py.Group):
+            raise DataError(f"{path}: 'mask' is not a group of demo-name lists")
+        try:
+            masks = {k: [n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(f["mask"][k][()])]
+                     for k in (f["mask"].keys() if "mask" in f else [])}
+        except (OSError, TypeError, ValueError, AttributeError) as e:
+            raise DataError(f"{path}: mask/ could not be read: {e}") from e
         if filter_key is not None:
             if filter_key not in masks:
                 raise DataError(f"{path}: filter_key '{filter_key}' not in mask/ (have {sorted(masks)})")
@@ -119,14 +133,21 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
         for name in names:
             if name not in data:
                 raise DataError(f"{path}: demo '{name}' (listed in mask/{filter_key}) is missing from data/")
-            demos.append(_read_demo(data[name], name, path, obs_keys))
+            if not isinstance(data[name], h5py.Group):
+                raise DataError(f"{path}: data/{name} is not a demo group")
+            try:
+                demos.append(_read_demo(data[name], name, path, obs_keys))
+            except DataError:
+                raise
+            except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:  # truncated/corrupt storage
+                raise DataError(f"{path}: demo '{name}' could not be read (truncated or corrupt?): {e}") from e
             if obs_keys is None:
                 obs_keys = list(demos[0].obs)
     return RobomimicDataset(demos, env_args, path, masks)
 
 
 def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | None) -> Demo:
-    actions = _read_array(g, "actions", path, name).astype(np.float32)
+    actions = _numeric(_read_array(g, "actions", path, name), path, name, "actions")
     T = len(actions)
     if "obs" not in g:
         raise DataError(f"{path}: demo '{name}' has no 'obs' group (has {sorted(g.keys())})")
@@ -137,8 +158,8 @@ def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | No
         next_obs = {k: _read_array(g["next_obs"], k, path, f"{name}/next_obs") for k in keys}
     else:  # robomimic can omit next_obs; the last next observation repeats the last one
         next_obs = {k: np.concatenate([v[1:], v[-1:]]) for k, v in obs.items()}
-    rewards = _read_array(g, "rewards", path, name).astype(np.float32).reshape(-1)
-    dones = _read_array(g, "dones", path, name).astype(np.float32).reshape(-1)
+    rewards = _numeric(_read_array(g, "rewards", path, name), path, name, "rewards").reshape(-1)
+    dones = _numeric(_read_array(g, "dones", path, name), path, name, "dones").reshape(-1)
     states = np.asarray(g["states"][()]) if "states" in g else None
     fields: dict[str, np.ndarray] = {"rewards": rewards, "dones": dones}
     fields.update({f"obs/{k}": v for k, v in obs.items()})
@@ -150,6 +171,17 @@ def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | No
             raise DataError(f"{path}: demo '{name}' field '{k}' has {len(v)} rows but actions has {T}")
     if T == 0:
         raise DataError(f"{path}: demo '{name}' is empty")
+    if actions.ndim != 2:
+        raise DataError(f"{path}: demo '{name}' actions have shape {actions.shape}, expected (T, action_dim)")
+    numeric = {"actions": actions, **fields}
+    numeric.pop("states", None)  # simulator state: only replayed, never learned from
+    for k, v in numeric.items():
+        if v.dtype.kind not in "biuf":
+            raise DataError(f"{path}: demo '{name}' field '{k}' has dtype {v.dtype}, expected numbers")
+        finite = np.isfinite(v)
+        if not finite.all():
+            raise DataError(f"{path}: demo '{name}' field '{k}' has {int((~finite).sum())} NaN/inf value(s), "
+                            f"first at index {tuple(int(i) for i in np.argwhere(~finite)[0])}")
     return Demo(obs, actions, rewards, dones, next_obs, states, name)
 
 
@@ -176,6 +208,10 @@ def to_transitions(dataset: RobomimicDataset | Iterable[Demo], obs_keys: Sequenc
         t = np.zeros(len(d), np.float32)
         t[-1] = 1.0 - float(d.dones[-1])
         tout.append(t)
+    widths = {(o.shape[1], a.shape[1]) for o, a in zip(obs, act, strict=True)}
+    if len(widths) > 1:
+        raise DataError(f"demos disagree on (observation, action) widths {sorted(widths)} "
+                        f"for obs_keys {list(obs_keys)}")
     return {"observations": np.concatenate(obs), "next_observations": np.concatenate(nxt),
             "actions": np.concatenate(act), "rewards": np.concatenate(rew).astype(np.float32),
             "terminals": np.concatenate(term).astype(np.float32), "next_actions": np.concatenate(nact),
