@@ -66,10 +66,10 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger:
     if lc.console:
         loggers.append(ConsoleLogger())
     if lc.wandb:
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
+        hc = HydraConfig.get() if HydraConfig.initialized() else None  # None: in-process `run(compose(...))`
+        multirun = hc is not None and hc.mode == RunMode.MULTIRUN
         group = lc.group or (Path(hc.sweep.dir).name if multirun else None)
-        name = cfg.name or (hc.job.override_dirname or None)
+        name = cfg.name or ((hc.job.override_dirname or None) if hc is not None else None)
         loggers.append(WandbLogger(lc.project, run_dir, OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                                    group=group, name=name, mode=lc.mode, entity=lc.entity, tags=list(lc.tags)))
     return MultiLogger(loggers)
