@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all,dev
 
-.PHONY: setup main test test-slow lint ci clean
+.PHONY: setup main test test-slow lint typecheck examples wheel-test docs docs-serve ci clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,28 @@ test-slow: setup
 lint: setup
 	$(BIN)/ruff check rlkit2 envs tests experiments examples
 
-ci: test lint
+typecheck: setup
+	$(BIN)/mypy rlkit2
+
+# The examples/ scripts at a tiny budget (tests/examples, slow ones included), and the installed-wheel test.
+examples: setup
+	$(BIN)/python -m pytest -q tests/examples -m 'slow or not slow'
+
+wheel-test: setup
+	$(BIN)/python -m pytest -q tests/test_wheel_install.py -m slow
+
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $@
+
+# The documentation site (mkdocs-material + mkdocstrings); --strict turns every warning into an error.
+docs: $(BIN)/.docs-installed
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(BIN)/.docs-installed
+	$(BIN)/mkdocs serve
+
+ci: test lint typecheck examples wheel-test docs
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info site
