@@ -83,6 +83,9 @@ def read_minari(dataset_id: str) -> D4RLData:
                 continue
             term = np.asarray(ep.terminations, bool).reshape(-1)
             trunc = np.asarray(ep.truncations, bool).reshape(-1).copy()
+            if len(term) != t or len(trunc) != t:
+                raise DataError(f"Minari dataset '{dataset_id}' episode {ep.id}: {len(term)} terminations and "
+                                f"{len(trunc)} truncations for {t} rewards; expected one of each a step")
             if not (term[-1] or trunc[-1]):
                 trunc[-1] = True  # an episode cut by the collector ends here all the same
             parts["observations"].append(obs[:-1])
@@ -93,7 +96,7 @@ def read_minari(dataset_id: str) -> D4RLData:
             parts["timeouts"].append(trunc & ~term)
     except DataError:
         raise
-    except (ValueError, KeyError, AssertionError, OSError, TypeError) as e:
+    except (ValueError, KeyError, AssertionError, OSError, TypeError, IndexError) as e:
         raise DataError(f"Minari dataset '{dataset_id}' could not be read: {e!r}") from e
     if not parts["observations"]:
         raise DataError(f"Minari dataset '{dataset_id}' is empty (no steps)")

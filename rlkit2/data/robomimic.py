@@ -139,7 +139,7 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
                 demos.append(_read_demo(data[name], name, path, obs_keys))
             except DataError:
                 raise
-            except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:  # truncated/corrupt storage
+            except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:  # corrupt storage
                 raise DataError(f"{path}: demo '{name}' could not be read (truncated or corrupt?): {e}") from e
             if obs_keys is None:
                 obs_keys = list(demos[0].obs)
@@ -153,6 +153,9 @@ def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | No
         raise DataError(f"{path}: demo '{name}' has no 'obs' group (has {sorted(g.keys())})")
     keys = list(obs_keys) if obs_keys is not None else sorted(g["obs"].keys())
     obs = {k: _read_array(g["obs"], k, path, f"{name}/obs") for k in keys}
+    for k, v in obs.items():
+        if v.ndim == 0:
+            raise DataError(f"{path}: demo '{name}' field 'obs/{k}' is a scalar, expected one row per step")
     next_obs = None
     if "next_obs" in g:
         next_obs = {k: _read_array(g["next_obs"], k, path, f"{name}/next_obs") for k in keys}
@@ -167,6 +170,8 @@ def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | No
     if states is not None:
         fields["states"] = states
     for k, v in fields.items():
+        if v.ndim == 0:
+            raise DataError(f"{path}: demo '{name}' field '{k}' is a scalar, expected one row per step")
         if len(v) != T:
             raise DataError(f"{path}: demo '{name}' field '{k}' has {len(v)} rows but actions has {T}")
     if T == 0:
