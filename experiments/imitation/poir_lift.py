@@ -4,7 +4,7 @@
     python experiments/imitation/poir_lift.py --quick          # a smoke run (minutes)
 
 Scaled down for a shared 2-core CPU (torch.set_num_threads(1)): 30 scripted demos from the nominal env,
-2000 offline updates, 1200 online env steps per shift, 20 evaluation episodes (horizon 100) per cell, one
+2000 offline updates, 1000 online env steps per shift, 16 evaluation episodes (horizon 80) per cell, one
 seed. Everything runs through the `rlkit2-train` machinery (`rlkit2.train.run` with the `poir_lift`
 preset): one offline POIR run, then for each shift strength s an online fine-tuning run resumed from the
 offline checkpoint in the env shifted by init=s, action_noise=s. "BC" is POIR's own prior (the BC policy
@@ -73,7 +73,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = results["rows"]
+    rows = sorted(results["rows"], key=lambda r: r["shift"])
     s = [r["shift"] for r in rows]
     n = results["eval_episodes"]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -99,10 +99,10 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="experiments/imitation/results")
-    p.add_argument("--shifts", default="0,0.05,0.1,0.15")
-    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--shifts", default="0,0.1,0.2,0.05,0.15")
+    p.add_argument("--episodes", type=int, default=16)
     p.add_argument("--offline-steps", type=int, default=2000)
-    p.add_argument("--online-steps", type=int, default=1200)
+    p.add_argument("--online-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")

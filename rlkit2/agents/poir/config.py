@@ -35,6 +35,9 @@ class POIRConfig:
     horizon: int = 5
     num_samples: int = 64
     noise_std: float = 0.3  # std of the Gaussian perturbation of the prior's actions (normalised units)
+    # True: per-dim noise = noise_std * the demos' action std, so dims the expert never uses (the OSC rotation
+    # deltas of a top-down grasp) are not perturbed; the model has no data about them either.
+    noise_relative: bool = True
     temperature: float = 0.5  # softmax temperature, in units of the std of the candidates' returns
     gamma: float = 1.0
     disagreement_coef: float = 1.0  # penalty on the ensemble's disagreement (model uncertainty)

@@ -45,6 +45,8 @@ class POIRLearner(TorchLearner):
         # Floored: a dim the demos never move (cube tilt) would otherwise turn any online change into a huge target.
         self.delta_std = torch.nn.Parameter((delta.std(0) / self.obs_norm.std).clamp_min(config.delta_std_floor),
                                             requires_grad=False)
+        act_std = torch.as_tensor(data["actions"]).std(0)
+        self.action_noise = config.noise_std * (act_std if config.noise_relative else torch.ones_like(act_std))
         self.model = EnsembleMLP(config.ensemble_size, spec.obs_dim + spec.act_dim, spec.obs_dim, config.model_hidden)
         self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=config.model_lr,
                                            weight_decay=config.model_weight_decay)
@@ -146,7 +148,8 @@ class POIRLearner(TorchLearner):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state.update(reference=self.reference.clone(), progress=self.progress.clone(), online_phase=self.online_phase,
+        state.update(action_noise=self.action_noise.clone(), reference=self.reference.clone(),
+                     progress=self.progress.clone(), online_phase=self.online_phase,
                      generator=self.generator.get_state(), delta_std=self.delta_std.data.clone(),
                      gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps)
         return state
@@ -154,6 +157,7 @@ class POIRLearner(TorchLearner):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.reference = state["reference"].clone()
+        self.action_noise = state["action_noise"].clone()
         self.progress = state["progress"].clone()
         self.online_phase = bool(state["online_phase"])
         self.generator.set_state(state["generator"])

@@ -29,7 +29,7 @@ class MPPIPlanner:
         K, H = int(c.num_samples), int(c.horizon)
         act_dim = lr.act_dim
         s = obs.reshape(1, -1).expand(K, -1)
-        noise = torch.randn((H, K, act_dim), generator=self.generator) * c.noise_std
+        noise = torch.randn((H, K, act_dim), generator=self.generator) * lr.action_noise
         noise[:, 0] = 0.0
         total = torch.zeros(K)
         first = None
