@@ -131,6 +131,19 @@ def nonfinite_module(learner: Any) -> str | None:
     return None
 
 
+def config_diff(state: dict[str, Any], cfg: Any, error: Exception) -> str:
+    """`agent.<key>: checkpoint X, now Y` for each agent option that changed since `state` was written
+    (falls back to the first line of `error` when the checkpoint holds no config)."""
+    saved = (state.get("config") or {}).get("agent")
+    now = OmegaConf.to_container(cfg.agent, resolve=True) if isinstance(cfg.agent, DictConfig) else None
+    if isinstance(saved, dict) and isinstance(now, dict):
+        diff = [f"agent.{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+                for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+        if diff:
+            return "; ".join(diff)
+    return str(error).strip().splitlines()[0]
+
+
 def resolve_resume(resume: str, run_dir: Path) -> Path | None:
     """`resume` -> the checkpoint directory or file to resume from (None: start fresh)."""
     r = str(resume or "").strip()
@@ -247,7 +260,11 @@ class ControlTrainer:
             raise ConfigError(f"checkpoint was written by {len(ranks)} process(es); resume it with as many "
                               f"(this run has {distributed.world_size()})")
         local = ranks[self.rank]
-        self.agent.learner.load_state_dict(state["learner"])
+        try:
+            self.agent.learner.load_state_dict(state["learner"])
+        except (RuntimeError, KeyError, ValueError) as e:  # e.g. agent.hidden changed since the checkpoint
+            raise ConfigError(f"the checkpoint does not fit this run's agent ({config_diff(state, self.cfg, e)}); "
+                              "resume with the config it was written with, or use a new run dir") from e
         if self.offline:
             self.replay.generator.set_state(local["replay"]["generator"])
         else:
@@ -272,7 +289,10 @@ class ControlTrainer:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
             return
         path, state = found
-        self.load_state(state)
+        try:
+            self.load_state(state)
+        except ConfigError as e:
+            raise ConfigError(f"resume from {path}: {e}") from e
         for lg in getattr(self.logger, "loggers", [self.logger]):
             if isinstance(lg, JsonlLogger):
                 lg.truncate_after(self.step)

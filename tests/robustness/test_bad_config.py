@@ -60,3 +60,12 @@ def test_iql_ranges_are_checked_too(tmp_path, hopper_file):
     cfg = compose_config([*offline_args(hopper_file, "trainer.total_steps=50"), "agent=iql", "agent.gamma=-0.1"])
     with pytest.raises(ConfigError, match="agent.gamma=-0.1"):
         run(cfg, tmp_path / "run")
+
+
+def test_resume_with_another_architecture_names_the_changed_option(tmp_path, hopper_file):
+    base = offline_args(hopper_file, "trainer.total_steps=20", "trainer.checkpoint_every=10", "trainer.eval_every=20")
+    run(compose_config(base), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"step_000000020.pt: .*agent.hidden: checkpoint \[32, 32\], now \[64, 64\]"):
+        run(compose_config([*base, "trainer.total_steps=40", "resume=true", "agent.hidden=[64,64]"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match="checkpoint is for agent 'td3_bc', not 'iql'"):
+        run(compose_config([*base, "trainer.total_steps=40", "resume=true", "agent=iql"]), tmp_path / "run")
