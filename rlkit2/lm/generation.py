@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from rlkit2.core import BaseActor
-from rlkit2.lm.models import lm_forward
+from rlkit2.lm.models import lm_forward, position_ids_from_mask
 
 
 @dataclasses.dataclass
@@ -27,6 +27,11 @@ class GenerationConfig:
     top_p: float = 1.0
     do_sample: bool = True
     max_prompt_tokens: int = 256  # longer prompts keep their last tokens (left truncation)
+    min_new_tokens: int = 0
+    # "loop": rlkit2's KV-cache sampling loop, which also returns the behaviour log-probs and values of the
+    # sampled tokens (no second policy forward); "hf": transformers' generate; "auto": loop for the Gemma /
+    # Gemma 2 / Llama-style caches it supports, hf otherwise (e.g. RecurrentGemma).
+    backend: str = "auto"
 
 
 @dataclasses.dataclass
@@ -38,6 +43,73 @@ class Rollout:
     response_ids: torch.Tensor  # [B, T]
     response_mask: torch.Tensor  # [B, T] float
     texts: list[str]
+    logprobs: torch.Tensor | None = None  # [B, T] behaviour log-probs (loop backend)
+    values: torch.Tensor | None = None  # [B, T] values of the states before each token (loop backend + value head)
+
+
+LOOP_MODEL_TYPES = ("gemma", "gemma2", "gemma3_text", "llama", "mistral", "qwen2", "qwen3")
+
+
+def sample_token(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Sample from temperature-scaled `logits` [B, V] after optional top-k / nucleus filtering."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, -1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(logits, -1, descending=True)
+        cum = torch.softmax(sorted_logits, -1).cumsum(-1)
+        drop = (cum - torch.softmax(sorted_logits, -1)) > top_p  # keep the smallest prefix with mass >= top_p
+        logits = logits.masked_fill(drop.scatter(-1, idx, drop), float("-inf"))
+    return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
+
+
+@torch.no_grad()
+def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig, eos_id: int,
+                pad_id: int, greedy: bool = False, value_head: Any = None, suppress_ids: Sequence[int] = ()
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Batched sampling with the KV cache that also records log-probs (and values) of the sampled tokens.
+
+    Returns (response_ids [B, T] padded after EOS, logprobs [B, T], values [B, T] or None). The log-probs
+    are those of the temperature-scaled, unfiltered distribution (what `response_logprobs` computes).
+    """
+    B = query_ids.shape[0]
+    mask = query_mask.long()
+    pos = position_ids_from_mask(mask)
+    want_h = value_head is not None
+    out = lm(input_ids=query_ids, attention_mask=mask, position_ids=pos, use_cache=True,
+             output_hidden_states=want_h, logits_to_keep=1)
+    cache = out.past_key_values
+    next_pos = pos[:, -1:] + 1
+    done = torch.zeros(B, dtype=torch.bool, device=query_ids.device)
+    toks, lps, vals = [], [], []
+    for t in range(config.max_new_tokens):
+        logits = out.logits[:, -1].float()
+        if config.temperature != 1.0 and not greedy:
+            logits = logits / config.temperature
+        if suppress_ids:
+            logits[:, list(suppress_ids)] = float("-inf")
+        logp = torch.log_softmax(logits, -1)  # recorded before the min-length EOS ban, as response_logprobs sees it
+        if t < config.min_new_tokens:
+            logits[:, eos_id] = float("-inf")
+        if greedy or not config.do_sample:
+            tok = logits.argmax(-1)
+        else:
+            tok = sample_token(logits, config.top_k, config.top_p)
+        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        toks.append(tok)
+        lps.append(logp.gather(-1, tok[:, None]).squeeze(-1).masked_fill(done, 0.0))
+        if want_h:
+            vals.append(value_head(out.hidden_states[-1][:, -1]).squeeze(-1).float().masked_fill(done, 0.0))
+        done = done | (tok == eos_id)
+        if bool(done.all()) or t + 1 == config.max_new_tokens:
+            break
+        mask = torch.cat([mask, (~done | (tok == eos_id)).long()[:, None]], 1)
+        out = lm(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, past_key_values=cache,
+                 use_cache=True, output_hidden_states=want_h)
+        cache = out.past_key_values
+        next_pos = next_pos + 1
+    ids = torch.stack(toks, 1)
+    return ids, torch.stack(lps, 1), (torch.stack(vals, 1) if want_h else None)
 
 
 def response_mask_from_ids(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
@@ -59,6 +131,7 @@ def response_logprobs(
     temperature: float = 1.0,
     with_values: bool = False,
     return_entropy: bool = False,
+    suppress_ids: Sequence[int] = (),
 ) -> dict[str, torch.Tensor]:
     """Token log-probs [B, T] of `response_ids` (and values [B, T] of the states before each token).
 
@@ -75,12 +148,14 @@ def response_logprobs(
     logits = logits[:, Lq - 1 : Lq - 1 + T].float()
     if temperature != 1.0:
         logits = logits / temperature
+    if suppress_ids:  # tokens the sampler never emits (pad/bos) carry no probability mass
+        logits[..., list(suppress_ids)] = float("-inf")
     logp_all = torch.log_softmax(logits, -1)
-    out = {"logprobs": logp_all.gather(-1, response_ids[..., None]).squeeze(-1) * response_mask}
+    out = {"logprobs": logp_all.gather(-1, response_ids[..., None]).squeeze(-1).masked_fill(response_mask == 0, 0.0)}
     if with_values and values is not None:
         out["values"] = values[:, Lq - 1 : Lq - 1 + T].float() * response_mask
     if return_entropy:
-        out["entropy"] = -(logp_all.exp() * logp_all).sum(-1)
+        out["entropy"] = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
     return out
 
 
@@ -115,8 +190,20 @@ class LMActor(BaseActor):
         if num_samples > 1:
             q, qm = q.repeat_interleave(num_samples, 0), qm.repeat_interleave(num_samples, 0)
         c = self.config
+        if self.use_loop():
+            lm = self.lm
+            was_training = lm.training
+            lm.eval()
+            resp, lp, vals = decode_loop(lm, q, qm, c, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
+                                         self.greedy, getattr(self.model, "value_head", None), self.suppress_ids)
+            lm.train(was_training)
+            rmask = response_mask_from_ids(resp, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
+            texts = self.tokenizer.batch_decode(resp, skip_special_tokens=True)
+            return Rollout(q, qm, resp, rmask, [t.strip() for t in texts], lp * rmask,
+                           None if vals is None else vals * rmask)
         sample = c.do_sample and not self.greedy
-        kw: dict[str, Any] = {"do_sample": sample}
+        kw: dict[str, Any] = {"do_sample": sample, "min_new_tokens": c.min_new_tokens or None,
+                              "suppress_tokens": self.suppress_ids or None}
         if sample:
             kw.update(temperature=c.temperature, top_k=c.top_k or None, top_p=c.top_p)
         lm = self.lm
@@ -133,6 +220,21 @@ class LMActor(BaseActor):
         resp = torch.where(rmask.bool(), resp, torch.full_like(resp, self.tokenizer.pad_token_id))
         texts = self.tokenizer.batch_decode(resp, skip_special_tokens=True)
         return Rollout(q, qm, resp, rmask, [t.strip() for t in texts])
+
+    @property
+    def suppress_ids(self) -> list[int]:
+        """pad and bos are never generated (a sampled pad would be masked out of the sequence afterwards)."""
+        tok = self.tokenizer
+        eos = tok.eos_token_id
+        return sorted({i for i in (tok.pad_token_id, tok.bos_token_id) if i is not None and i != eos})
+
+    def use_loop(self) -> bool:
+        backend = self.config.backend
+        if backend not in ("auto", "loop", "hf"):
+            from rlkit2.core import ConfigError
+
+            raise ConfigError(f"generation.backend='{backend}'; expected auto, loop or hf")
+        return backend == "loop" or (backend == "auto" and self.lm.config.model_type in LOOP_MODEL_TYPES)
 
     def act(self, observation: str | Sequence[str]) -> str | list[str]:
         if isinstance(observation, str):

@@ -93,10 +93,11 @@ def tiny_config(cfg: LMConfig, vocab_size: int, pad_id: int = 0, eos_id: int = 1
     from transformers import Gemma2Config, GemmaConfig, RecurrentGemmaConfig
 
     head_dim = cfg.hidden_size // cfg.num_heads
-    common = dict(vocab_size=vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-                  num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-                  max_position_embeddings=cfg.max_position_embeddings, pad_token_id=pad_id, eos_token_id=eos_id,
-                  bos_token_id=bos_id, tie_word_embeddings=True)
+    common: dict[str, Any] = dict(
+        vocab_size=vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+        max_position_embeddings=cfg.max_position_embeddings, pad_token_id=pad_id, eos_token_id=eos_id,
+        bos_token_id=bos_id, tie_word_embeddings=True)
     if cfg.arch == "gemma":
         return GemmaConfig(**common, num_key_value_heads=cfg.num_kv_heads, head_dim=head_dim)
     if cfg.arch == "gemma2":
@@ -134,7 +135,7 @@ def build_causal_lm(cfg: LMConfig, tokenizer: Any | None = None, seed: int | Non
                              tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id)
         hf_cfg._attn_implementation = "eager"
         model = AutoModelForCausalLM.from_config(hf_cfg, attn_implementation="eager", dtype=dtype)
-    return model.to(cfg.device)
+    return model.to(cfg.device)  # type: ignore[arg-type]  # transformers' stubs type `to` oddly
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ def sft_loss(model: Any, actor: LMActor, prompts: Sequence[str], responses: Sequ
     finally:
         tok.padding_side = side
     r, rm = enc.input_ids.to(q.device), enc.attention_mask.to(q.device).float()
-    lp = response_logprobs(model, q, qm, r, rm)["logprobs"]
+    lp = response_logprobs(model, q, qm, r, rm, suppress_ids=actor.suppress_ids)["logprobs"]
     return -(lp.sum() / rm.sum())
 
 

@@ -178,6 +178,36 @@ def nli_example(rng: random.Random) -> dict[str, str | int]:
     return {"premise": doc, "hypothesis": hyp, "label": NLI_LABELS.index(check(doc, hyp).label)}
 
 
+def nli_sentence_example(rng: random.Random, malformed: float = 0.1) -> dict[str, str | int]:
+    """Sentence-level NLI pair: premise = one document sentence, hypothesis = one summary statement.
+
+    Balanced: the same fact (entailment), same entity and relation with another value (contradiction), or a
+    statement about another entity or relation (neutral, hard cases share words with the premise); a
+    fraction `malformed` of hypotheses are empty, truncated or word salad (neutral), as a policy may emit.
+    """
+    facts = random_document(rng)
+    e, r, v = rng.choice(facts)
+    premise = fact_text((e, r, v))
+    if rng.random() < malformed:
+        words = fact_text((e, r, v)).split()
+        hyp = rng.choice(["", ".", " ".join(words[: rng.randint(1, len(words) - 1)]),
+                          " ".join(rng.choices(vocabulary()[2:], k=rng.randint(2, 6)))])
+        return {"premise": premise, "hypothesis": hyp, "label": NLI_LABELS.index(check(premise, hyp).label)}
+    u = rng.random()
+    if u < 1 / 3:
+        h = (e, r, v)
+    elif u < 2 / 3:
+        h = (e, r, rng.choice([x for x in RELATIONS[r][1] if x != v]))
+    else:
+        if rng.random() < 0.5:
+            h_e, h_r = e, rng.choice([x for x in RELATIONS if x != r])
+        else:
+            h_e, h_r = rng.choice([x for x in ENTITIES if x != e]), r
+        h = (h_e, h_r, v if v in RELATIONS[h_r][1] and rng.random() < 0.5 else rng.choice(RELATIONS[h_r][1]))
+    hyp = fact_text(h)
+    return {"premise": premise, "hypothesis": hyp, "label": NLI_LABELS.index(check(premise, hyp).label)}
+
+
 def documents(seed: int) -> Iterator[str]:
     """An endless seeded stream of documents (the text env's `dataset=synthetic`)."""
     rng = random.Random(seed)

@@ -81,10 +81,11 @@ def score_policy(learner: PolicyGradientLearner, env: Any, documents: list[str],
         docs = documents[i : i + 64]
         ro = actor.rollout([env.format_prompt(d) for d in docs])
         texts_all += ro.texts
+        sup = actor.suppress_ids
         lp = response_logprobs(learner.policy.lm, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
-                               c.generation.temperature)["logprobs"]
+                               c.generation.temperature, suppress_ids=sup)["logprobs"]
         rp = response_logprobs(learner.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
-                               c.generation.temperature)["logprobs"]
+                               c.generation.temperature, suppress_ids=sup)["logprobs"]
         out.setdefault("kl", []).extend(((lp - rp) * ro.response_mask).sum(1).tolist())
         out.setdefault("reward", []).extend(env.score(docs, ro.texts).tolist())
         out.setdefault("tokens", []).extend(ro.response_mask.sum(1).tolist())

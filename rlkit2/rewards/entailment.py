@@ -58,6 +58,7 @@ class EntailmentRewardConfig(ShapingOptions):
     entailment_label: str = "entailment"  # looked up (case-insensitively) in the model's id2label
     max_length: int = 512
     aggregate: str = "max"  # "max": max over chunks; "sentence_min": min over summary sentences of max over chunks
+    premise_sentences: int = 0  # > 0: a chunk holds at most this many document sentences (1 = sentence-level NLI)
     log: bool = False  # reward = log P(entail) instead of P(entail)
     batch_size: int = 64
     device: str = "cpu"
@@ -68,7 +69,8 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in _SENT.split(text.strip()) if s]
 
 
-def chunk_premise(tokenizer: Any, document: str, hypothesis: str, max_length: int) -> list[str]:
+def chunk_premise(tokenizer: Any, document: str, hypothesis: str, max_length: int, max_sentences: int = 0
+                  ) -> list[str]:
     """Pieces of `document` that each fit in `max_length` tokens beside `hypothesis` (see module doc)."""
     hyp_len = len(tokenizer(hypothesis, add_special_tokens=False).input_ids)
     budget = max_length - hyp_len - tokenizer.num_special_tokens_to_add(pair=True)
@@ -77,18 +79,20 @@ def chunk_premise(tokenizer: Any, document: str, hypothesis: str, max_length: in
                           f"{hyp_len}-token summary; raise max_length")
     chunks: list[list[int]] = []
     cur: list[int] = []
+    n_cur = 0
     for sent in split_sentences(document) or [document]:
         ids = tokenizer(sent, add_special_tokens=False).input_ids
         if len(ids) > budget:  # one over-long sentence: token windows of its own
             if cur:
                 chunks.append(cur)
-                cur = []
+                cur, n_cur = [], 0
             chunks += [ids[i : i + budget] for i in range(0, len(ids), budget)]
             continue
-        if len(cur) + len(ids) > budget:
+        if len(cur) + len(ids) > budget or (max_sentences and n_cur >= max_sentences):
             chunks.append(cur)
-            cur = []
+            cur, n_cur = [], 0
         cur = cur + ids
+        n_cur += 1
     if cur or not chunks:
         chunks.append(cur)
     return [tokenizer.decode(c) for c in chunks]
@@ -98,12 +102,13 @@ class EntailmentReward:
     """P(entailment | premise=document chunk, hypothesis=summary), max over chunks."""
 
     def __init__(self, model: Any, tokenizer: Any, entailment_label: str | int = "entailment", max_length: int = 512,
-                 aggregate: str = "max", log: bool = False, batch_size: int = 64):
+                 aggregate: str = "max", log: bool = False, batch_size: int = 64, premise_sentences: int = 0):
         if aggregate not in ("max", "sentence_min"):
             raise ConfigError(f"reward.aggregate='{aggregate}'; expected 'max' or 'sentence_min'")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_length = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
         self.aggregate, self.log, self.batch_size = aggregate, log, batch_size
+        self.premise_sentences = premise_sentences
         self.label_id = self._label_index(entailment_label)
 
     def _label_index(self, label: str | int) -> int:
@@ -132,7 +137,7 @@ class EntailmentReward:
         for i, (doc, resp) in enumerate(zip(documents, responses, strict=True)):
             hyps = (split_sentences(resp) or [resp]) if self.aggregate == "sentence_min" else [resp]
             for j, h in enumerate(hyps):
-                for c in chunk_premise(self.tokenizer, doc, h, self.max_length):
+                for c in chunk_premise(self.tokenizer, doc, h, self.max_length, self.premise_sentences):
                     prem.append(c)
                     hyp.append(h)
                     owner.append((i, j))
@@ -154,13 +159,80 @@ def load_nli(path: str, device: str = "cpu", dtype: str = "float32") -> tuple[An
     path = resolve_model_path(path)
     if not path:
         raise ConfigError("reward.model is empty: give an NLI classifier (HF name or local dir)")
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch_dtype(dtype)).to(device)
+    if (Path(path) / MeanPoolClassifier.MARKER).is_file():
+        model = MeanPoolClassifier.from_dir(path).to(device=device, dtype=torch_dtype(dtype))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch_dtype(dtype)).to(device)
     return model, AutoTokenizer.from_pretrained(path)
+
+
+class MeanPoolClassifier(torch.nn.Module):
+    """A sequence classifier: mean-pooled encoder states -> linear head, HF-call compatible (`.logits`, `.config`).
+
+    Why not `AutoModelForSequenceClassification` on the MiniLM: all-MiniLM-L6-v2 was trained with mean pooling,
+    its [CLS] state carries little and its pooler is missing, and the [CLS] classifier sat at chance (loss ln 3)
+    for hundreds of steps on the synthetic NLI pairs here, where mean pooling learns in ~100 steps.
+    Saved as a directory: the encoder via `save_pretrained`, the head in `head.pt`, labels in `rlkit2_nli.json`.
+    """
+
+    MARKER = "rlkit2_nli.json"
+
+    def __init__(self, encoder: Any, labels: Sequence[str]):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(encoder.config.hidden_size, len(labels))
+        self.dropout = torch.nn.Dropout(0.1)
+        self.labels = list(labels)
+
+    @property
+    def config(self) -> Any:
+        cfg = self.encoder.config
+        cfg.id2label = dict(enumerate(self.labels))
+        cfg.label2id = {name: i for i, name in enumerate(self.labels)}
+        return cfg
+
+    @classmethod
+    def from_encoder(cls, name_or_path: str, labels: Sequence[str], num_layers: int = 0) -> MeanPoolClassifier:
+        from transformers import AutoModel
+
+        kw = {"num_hidden_layers": num_layers} if num_layers else {}
+        return cls(AutoModel.from_pretrained(resolve_model_path(name_or_path), **kw), labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any) -> Any:
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
+        m = attention_mask[..., None].to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return SequenceClassifierOutput(logits=self.head(self.dropout(pooled)))
+
+    def save_dir(self, path: str | Path, tokenizer: Any = None) -> None:
+        import json
+
+        path = Path(path)
+        self.encoder.save_pretrained(path)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(path)
+        torch.save(self.head.state_dict(), path / "head.pt")
+        (path / self.MARKER).write_text(json.dumps({"labels": self.labels, "pooling": "mean"}))
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> MeanPoolClassifier:
+        import json
+
+        from transformers import AutoModel
+
+        path = Path(path)
+        meta = json.loads((path / cls.MARKER).read_text())
+        model = cls(AutoModel.from_pretrained(path), meta["labels"])
+        model.head.load_state_dict(torch.load(path / "head.pt", weights_only=True))
+        return model.eval()
 
 
 def _make(cfg: EntailmentRewardConfig, device: str | None = None, **_: Any) -> EntailmentReward:
     model, tok = load_nli(cfg.model, device or cfg.device, cfg.dtype)
-    return EntailmentReward(model, tok, cfg.entailment_label, cfg.max_length, cfg.aggregate, cfg.log, cfg.batch_size)
+    return EntailmentReward(model, tok, cfg.entailment_label, cfg.max_length, cfg.aggregate, cfg.log, cfg.batch_size,
+                            cfg.premise_sentences)
 
 
 register_reward_kind("entailment", EntailmentRewardConfig, _make)

@@ -125,3 +125,26 @@ def test_core_evaluate_reports_true_consistency(word_tokenizer):
 
     out = evaluate(env, Copier(), 5, seed=0)
     assert out["eval/success_rate"] == 1.0
+
+
+@pytest.mark.parametrize("arch", ["gemma", "gemma2"])
+def test_sampling_loop_records_exact_behaviour_logprobs_and_values(arch, word_tokenizer):
+    """The KV-cache loop's recorded log-probs/values equal a teacher-forced forward (so PPO can skip one)."""
+    torch.manual_seed(0)
+    lm = build_causal_lm(LMConfig(arch=arch, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
+                                  intermediate_size=64, sliding_window=8), word_tokenizer, seed=0)
+    pv = PolicyWithValue(lm)
+    torch.nn.init.normal_(pv.value_head.weight, std=0.1)
+    prompts = ["<doc> alice likes tea . <sum>", "<doc> bob owns a cat . carol lives in rome . dave likes jazz . <sum>"]
+    actor = LMActor(pv, word_tokenizer, GenerationConfig(max_new_tokens=12, backend="loop"))
+    ro = actor.rollout(prompts, num_samples=4)
+    assert ro.logprobs is not None and ro.values is not None
+    assert not torch.isin(ro.response_ids[ro.response_mask.bool()], torch.tensor(actor.suppress_ids)).any()
+    with torch.no_grad():
+        ref = response_logprobs(pv, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
+                                with_values=True, suppress_ids=actor.suppress_ids)
+    assert torch.allclose(ro.logprobs, ref["logprobs"], atol=1e-5)
+    assert torch.allclose(ro.values, ref["values"], atol=1e-5)
+    greedy_loop = LMActor(lm, word_tokenizer, GenerationConfig(max_new_tokens=8, backend="loop"), greedy=True)
+    greedy_hf = LMActor(lm, word_tokenizer, GenerationConfig(max_new_tokens=8, backend="hf"), greedy=True)
+    assert greedy_loop.act(prompts) == greedy_hf.act(prompts)

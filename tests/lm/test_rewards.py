@@ -129,3 +129,27 @@ def test_reward_model_scalar_head(bert_tok, tiny_nli, tmp_path):
     rm.save(str(tmp_path / "rm.pt"))
     fresh = RewardModel(copy.deepcopy(trunk), bert_tok, pooling="mean", max_length=64).load(str(tmp_path / "rm.pt"))
     assert torch.allclose(RewardModelReward(fresh)(["d"], ["x."]), RewardModelReward(rm)(["d"], ["x."]))
+
+
+def test_sentence_level_chunks_and_mean_pool_classifier_roundtrip(bert_tok, tmp_path):
+    from rlkit2.rewards.entailment import MeanPoolClassifier
+
+    doc = "alice likes tea. bob owns a cat. carol lives in rome."
+    assert chunk_premise(bert_tok, doc, "bob owns a cat.", 128, max_sentences=1) == [
+        "alice likes tea.", "bob owns a cat.", "carol lives in rome."]
+    assert len(chunk_premise(bert_tok, doc, "bob owns a cat.", 128)) == 1  # everything fits in one chunk
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    enc = BertModel(BertConfig(vocab_size=bert_tok.vocab_size, hidden_size=32, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=64))
+    clf = MeanPoolClassifier(enc, ["entailment", "neutral", "contradiction"]).eval()
+    clf.save_dir(tmp_path / "nli", bert_tok)
+    fn = make_reward({"kind": "entailment", "model": str(tmp_path / "nli"), "aggregate": "sentence_min",
+                      "premise_sentences": 1, "max_length": 64})
+    direct = EntailmentReward(clf, bert_tok, "entailment", 64, aggregate="sentence_min", premise_sentences=1)
+    got = fn([doc], ["bob owns a cat. alice likes tea."])
+    assert torch.allclose(got, direct([doc], ["bob owns a cat. alice likes tea."]), atol=1e-6)
+    per = [direct.entailment_probs(["alice likes tea.", "bob owns a cat.", "carol lives in rome."], [h] * 3).max()
+           for h in ("bob owns a cat.", "alice likes tea.")]
+    assert got.item() == pytest.approx(min(per).item(), abs=1e-6)

@@ -67,9 +67,16 @@ class PolicyGradientLearner(Learner):
         t_gen = time.perf_counter()
         temp = c.generation.temperature
         self.policy.eval()
-        pol = response_logprobs(self.policy, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp,
-                                with_values=c.algo == "ppo")
-        ref = response_logprobs(self.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp)
+        if ro.logprobs is not None and (c.algo != "ppo" or ro.values is not None):
+            # the sampling loop already recorded behaviour log-probs (and values): no second policy forward
+            pol = {"logprobs": ro.logprobs}
+            if c.algo == "ppo":
+                pol["values"] = ro.values
+        else:
+            pol = response_logprobs(self.policy, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
+                                    temp, with_values=c.algo == "ppo", suppress_ids=self.actor.suppress_ids)
+        ref = response_logprobs(self.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp,
+                                suppress_ids=self.actor.suppress_ids)
         self.policy.train()
         scores = self.reward_fn(docs_k, ro.texts).float().to(ro.response_ids.device)
         t_score = time.perf_counter()
@@ -121,7 +128,7 @@ class PolicyGradientLearner(Learner):
         c = self.config
         out = response_logprobs(self.policy, mb.query_ids, mb.query_mask, mb.response_ids, mb.response_mask,
                                 c.generation.temperature, with_values=c.algo == "ppo",
-                                return_entropy=c.entropy_coef > 0)
+                                return_entropy=c.entropy_coef > 0, suppress_ids=self.actor.suppress_ids)
         mask = mb.response_mask
         metrics: dict[str, torch.Tensor] = {}
         if c.algo == "ppo":
