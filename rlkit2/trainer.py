@@ -131,6 +131,58 @@ def nonfinite_module(learner: Any) -> str | None:
     return None
 
 
+class UpdateGuard:
+    """One learner update under `trainer.nan_policy`; the one NaN/inf mechanism every runner uses.
+
+    "stop": a non-finite metric raises NumericalError naming it, the step and the newest valid checkpoint in
+    `ckpt_dir` (good by construction: `check_before_save` refuses to write poisoned parameters). "skip": the
+    learner's state is copied before each update and restored when a metric or a parameter comes out
+    non-finite, but the `samplers` (replays with a `generator`) are not rewound: learners carry the replay's
+    RNG in their state, and rewinding it would redraw the same bad batch forever. `skipped` counts the
+    dropped updates (logged as train/skipped_updates, saved in checkpoints).
+    """
+
+    def __init__(self, learner: Any, nan_policy: str, ckpt_dir: Path, samplers: Any = ()):
+        self.learner, self.nan_policy, self.ckpt_dir = learner, nan_policy, Path(ckpt_dir)
+        self.samplers = [s for s in samplers if s is not None and hasattr(s, "generator")]
+        self.skipped = 0
+
+    @property
+    def skipping(self) -> bool:
+        return self.nan_policy == "skip"
+
+    def fault(self, name: str, step: int) -> None:
+        found = ckpt.latest_valid(self.ckpt_dir)
+        where = f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"
+        raise NumericalError(f"non-finite value in '{name}' at step {step} ({where}); "
+                             "set trainer.nan_policy=skip to drop such updates instead")
+
+    def step(self, step: int) -> dict[str, Any] | None:
+        """`learner.step()`'s metrics, or None when the update was dropped (skip)."""
+        backup = copy.deepcopy(self.learner.state_dict()) if self.skipping else None
+        metrics = self.learner.step()
+        bad = check_finite(metrics)
+        if bad is None and self.skipping:
+            module = nonfinite_module(self.learner)
+            bad = None if module is None else f"parameters of '{module}' (a NaN/inf gradient)"
+        if bad is None:
+            return metrics
+        if not self.skipping:
+            self.fault(bad, step)
+        generators = [s.generator.get_state() for s in self.samplers]
+        self.learner.load_state_dict(backup)
+        for s, g in zip(self.samplers, generators, strict=True):
+            s.generator.set_state(g)
+        self.skipped += 1
+        return None
+
+    def check_before_save(self, step: int) -> None:
+        """Never write a checkpoint holding NaN/inf parameters over the last good one."""
+        module = nonfinite_module(self.learner)
+        if module is not None:
+            self.fault(f"parameters of '{module}' (a NaN/inf gradient)", step)
+
+
 def config_diff(state: dict[str, Any], cfg: Any, error: Exception) -> str:
     """`agent.<key>: checkpoint X, now Y` for each agent option that changed since `state` was written
     (falls back to the first line of `error` when the checkpoint holds no config)."""
@@ -207,7 +259,7 @@ class ControlTrainer:
         self.random_rng = np.random.default_rng(self.seed)
         self.last_eval: dict[str, float] = {}
         self.last_saved_step = -1
-        self.skipped_updates = 0  # nan_policy=skip: updates dropped so far (logged as train/skipped_updates)
+        self.guard = UpdateGuard(self.agent.learner, self.trainer.nan_policy, self.ckpt_dir, [self.replay])
 
     def _check_dataset_matches_env(self, arrays: dict[str, np.ndarray]) -> None:
         obs, act = arrays["observations"], arrays["actions"]
@@ -233,7 +285,7 @@ class ControlTrainer:
         """The checkpoint: shared state once, rank-local state for every rank (one entry when not distributed)."""
         return {
             "step": self.step,
-            "skipped_updates": self.skipped_updates,
+            "skipped_updates": self.guard.skipped,
             "learner": self.agent.learner.state_dict(),
             "ranks": distributed.gather_objects(self._local_state()),
             "agent": self.cfg.agent.name,
@@ -241,9 +293,7 @@ class ControlTrainer:
         }
 
     def save_checkpoint(self) -> Path | None:
-        module = nonfinite_module(self.agent.learner)
-        if module is not None:  # never write a poisoned checkpoint over the last good one
-            self._numerical_fault(f"parameters of '{module}' (a NaN/inf gradient)", always=True)
+        self.guard.check_before_save(self.step)
         state = self.state()  # every rank takes part in gathering the rank-local states
         self.last_saved_step = self.step
         if self.rank != 0:
@@ -274,7 +324,7 @@ class ControlTrainer:
         self.random_rng.bit_generator.state = local["random_rng"]
         set_rng_state(local["rng"])
         self.step, self.episode = int(state["step"]), int(local["episode"])
-        self.skipped_updates = int(state.get("skipped_updates", 0))
+        self.guard.skipped = int(state.get("skipped_updates", 0))
         self.last_saved_step = self.step
 
     def maybe_resume(self) -> None:
@@ -306,34 +356,10 @@ class ControlTrainer:
                                   seed=self.seed + EVAL_SEED_OFFSET, score_fn=self.score_fn)
         return self.last_eval
 
-    def _numerical_fault(self, name: str, always: bool = False) -> None:
-        if self.trainer.nan_policy == "skip" and not always:
-            return
-        found = ckpt.latest_valid(self.ckpt_dir)
-        where = f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"
-        raise NumericalError(f"non-finite value in '{name}' at step {self.step} ({where}); "
-                             "set trainer.nan_policy=skip to drop such updates instead")
-
     def _learner_step(self, acc: MetricAccumulator) -> None:
-        skip = self.trainer.nan_policy == "skip"
-        if skip:
-            backup = copy.deepcopy(self.agent.learner.state_dict())
-        metrics = self.agent.learner.step()
-        bad = check_finite(metrics)
-        if bad is None and skip:
-            module = nonfinite_module(self.agent.learner)
-            bad = None if module is None else f"parameters of '{module}' (a NaN/inf gradient)"
-        if bad is not None:
-            if skip:
-                # Restore the pre-step learner but keep the sampler where it is now: learners carry the
-                # replay's RNG in their state, and restoring it would redraw the same bad batch forever.
-                gen = self.replay.generator.get_state()
-                self.agent.learner.load_state_dict(backup)
-                self.replay.generator.set_state(gen)
-                self.skipped_updates += 1
-                return
-            self._numerical_fault(bad)
-        acc.add(metrics)
+        metrics = self.guard.step(self.step)
+        if metrics is not None:
+            acc.add(metrics)
 
     def _progress(self) -> Any:
         from tqdm.auto import tqdm
@@ -374,12 +400,12 @@ class ControlTrainer:
         """Log and evaluate when the step count crosses a multiple of log_every / eval_every."""
         s = self.step
         prev = s - 1 if prev is None else prev
-        skipping = self.trainer.nan_policy == "skip"
+        skipping = self.guard.skipping
         if _crossed(prev, s, self.trainer.log_every) and (acc.count or skipping):
             now = time.perf_counter()
             metrics = acc.pop()
             if skipping:
-                metrics["train/skipped_updates"] = float(self.skipped_updates)
+                metrics["train/skipped_updates"] = float(self.guard.skipped)
             metrics["time/steps_per_s"] = self.trainer.log_every / max(now - t_log[0], 1e-9)
             metrics.update(extra)
             t_log[0] = now

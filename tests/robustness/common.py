@@ -44,3 +44,18 @@ def all_finite(tree: Any) -> bool:
 
 def finite_number(x: Any) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
+
+
+def imitation_args(demos: Path, *extra: str) -> list[str]:
+    """A small POIR run on Lift: offline updates, then an online phase of 20-step episodes."""
+    return ["agent=poir", "env=robosuite/lift", f"env.dataset={demos}", "env.num_demos=4", "env.horizon=20",
+            "agent.prior.hidden=[32,32]", "agent.model_hidden=[32,32]", "agent.ensemble_size=2", "agent.horizon=2",
+            "agent.num_samples=8", "agent.batch_size=32", "agent.prior.batch_size=32",
+            "agent.online_updates_per_episode=5", "trainer.eval_episodes=1", "trainer.progress=false",
+            "logger.console=false", "trainer.plot=false", "trainer.threads=1", *extra]
+
+
+def lm_args(*extra: str) -> list[str]:
+    """A few PPO iterations of the tiny LM on the toy keyword reward."""
+    return ["experiment=rlhf_toy", "agent.model.hidden_size=32", "agent.prompts_per_step=8", "agent.minibatch_size=8",
+            "trainer.eval_episodes=4", "trainer.progress=false", "trainer.plot=false", "logger.console=false", *extra]

@@ -22,7 +22,7 @@ from rlkit2 import checkpoint as ckpt
 from rlkit2.logging import read_metrics
 from rlkit2.train import run
 from tests.helpers import compose_config
-from tests.robustness.common import assert_same_tensors, offline_args
+from tests.robustness.common import assert_same_tensors, imitation_args, lm_args, offline_args
 
 KILL_SEED = int(os.environ.get("RLKIT2_KILL_SEED", random.randrange(1 << 30)))
 
@@ -82,3 +82,45 @@ def test_offline_sigkill_resume_equals_uninterrupted(tmp_path, hopper_file):
     assert a["step"] == b["step"] == 400
     assert_same_tensors(a["learner"], b["learner"], "learner state")
     assert metric_rows(ref) == metric_rows(killed)  # every log/eval step exactly once, same numbers
+
+
+def test_imitation_sigkill_resume_equals_uninterrupted(tmp_path, lift_demos):
+    """POIR: 40 offline updates, then 60 online env steps (three 20-step episodes, a checkpoint after each);
+    the kill lands in either phase."""
+    pytest.importorskip("robosuite")
+    args = imitation_args(lift_demos, "agent.online_env_steps=60", "trainer.total_steps=40",
+                          "trainer.checkpoint_every=20", "trainer.eval_every=40", "trainer.log_every=20",
+                          "trainer.keep_checkpoints=3", "seed=1")
+    ref = tmp_path / "ref"
+    run(compose_config(args), ref)
+
+    killed = tmp_path / "killed"
+    at = kill_at_random_step(args, killed, [20, 40, 60, 80], tmp_path)
+    assert at < 100, "the run finished before the kill landed"
+    run(compose_config([*args, "resume=true"]), killed)
+
+    a = ckpt.latest_valid(ref / "checkpoints")[1]
+    b = ckpt.latest_valid(killed / "checkpoints")[1]
+    assert a["step"] == b["step"] == 100
+    assert_same_tensors(a["learner"], b["learner"], "learner state")
+    assert metric_rows(ref, drop=("time/", "eval/act_ms", "eval_nominal/act_ms")) == \
+        metric_rows(killed, drop=("time/", "eval/act_ms", "eval_nominal/act_ms"))
+
+
+def test_rlhf_sigkill_resume_equals_uninterrupted(tmp_path):
+    """PPO on the tiny LM: a checkpoint every iteration, the kill after a random one."""
+    args = lm_args("trainer.total_steps=6", "trainer.log_every=1", "trainer.eval_every=3",
+                   "trainer.checkpoint_every=1", "trainer.keep_checkpoints=3", "seed=4")
+    ref = tmp_path / "ref"
+    run(compose_config(args), ref)
+
+    killed = tmp_path / "killed"
+    at = kill_at_random_step(args, killed, [1, 2, 3, 4], tmp_path)
+    assert at < 6, "the run finished before the kill landed"
+    run(compose_config([*args, "resume=true"]), killed)
+
+    a = ckpt.latest_valid(ref / "checkpoints")[1]
+    b = ckpt.latest_valid(killed / "checkpoints")[1]
+    assert a["step"] == b["step"] == 6
+    assert_same_tensors(a["learner"], b["learner"], "learner state")
+    assert metric_rows(ref) == metric_rows(killed)
