@@ -151,24 +151,29 @@ class UpdateGuard:
     def skipping(self) -> bool:
         return self.nan_policy == "skip"
 
-    def fault(self, name: str, step: int) -> None:
+    def fault(self, name: str, step: int, described: bool = False) -> None:
         found = ckpt.latest_valid(self.ckpt_dir)
         where = f"last good checkpoint: {found[0]}" if found else "no checkpoint was written yet"
-        raise NumericalError(f"non-finite value in '{name}' at step {step} ({where}); "
+        what = name if described else f"non-finite value in '{name}'"
+        raise NumericalError(f"{what} at step {step} ({where}); "
                              "set trainer.nan_policy=skip to drop such updates instead")
 
     def step(self, step: int) -> dict[str, Any] | None:
         """`learner.step()`'s metrics, or None when the update was dropped (skip)."""
         backup = copy.deepcopy(self.learner.state_dict()) if self.skipping else None
-        metrics = self.learner.step()
-        bad = check_finite(metrics)
+        described = False
+        try:
+            metrics = self.learner.step()
+            bad = check_finite(metrics)
+        except NumericalError as e:  # a learner that checks its own loss
+            metrics, bad, described = {}, str(e), True
         if bad is None and self.skipping:
             module = nonfinite_module(self.learner)
             bad = None if module is None else f"parameters of '{module}' (a NaN/inf gradient)"
         if bad is None:
             return metrics
         if not self.skipping:
-            self.fault(bad, step)
+            self.fault(bad, step, described)
         generators = [s.generator.get_state() for s in self.samplers]
         self.learner.load_state_dict(backup)
         for s, g in zip(self.samplers, generators, strict=True):
