@@ -244,7 +244,8 @@ class ControlTrainer:
             from rlkit2.data import load_offline_dataset, score_function
 
             dataset = load_offline_dataset(cfg.env, seed=self.seed)
-            arrays = dataset.arrays if hasattr(dataset, "arrays") else dataset
+            arrays: dict[str, np.ndarray] = (
+                dataset.arrays if hasattr(dataset, "arrays") else dataset)  # type: ignore[assignment]
             self._check_dataset_matches_env(arrays)
             self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
             self.score_fn = score_function(cfg.env, getattr(dataset, "metadata", None))

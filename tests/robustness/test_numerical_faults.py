@@ -131,3 +131,78 @@ def test_skip_policy_with_a_poisoned_row_does_not_redraw_the_same_batch(tmp_path
     state = ckpt.latest_valid(tmp_path / "run" / "checkpoints")[1]
     assert all_finite(state["learner"]["modules"])
     assert torch.isfinite(torch.tensor(row["train/critic_loss"]))
+
+
+# --------------------------------------------------------------------------- imitation and RLHF runners
+
+
+def _nan_on_calls(monkeypatch, module, name: str, calls: set[int]) -> None:
+    real, count = getattr(module, name), [0]
+
+    def wrapped(*args, **kwargs):
+        count[0] += 1
+        out = real(*args, **kwargs)
+        if count[0] in calls:
+            return (out[0] * float("nan"), *out[1:]) if isinstance(out, tuple) else out * float("nan")
+        return out
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+def _bc_args(demos, *extra):
+    return ["agent=bc", "env=robosuite/lift", f"env.dataset={demos}", "env.num_demos=4", "env.horizon=20",
+            "agent.hidden=[32,32]", "agent.batch_size=32", "trainer.eval_episodes=1", "trainer.progress=false",
+            "logger.console=false", "trainer.plot=false", "trainer.threads=1", *extra]
+
+
+def test_imitation_nan_stop_and_skip(tmp_path, lift_demos, monkeypatch):
+    pytest.importorskip("robosuite")
+    from rlkit2.agents.bc import losses as bc_losses
+
+    _nan_on_calls(monkeypatch, bc_losses, "mse", {27})
+    cfg = compose_config(_bc_args(lift_demos, "trainer.total_steps=40", "trainer.checkpoint_every=10",
+                                  "trainer.eval_every=1000", "trainer.log_every=10"))
+    with pytest.raises(NumericalError) as info:
+        run(cfg, tmp_path / "stop")
+    msg = str(info.value)
+    assert "'bc_loss'" in msg and "at step 26" in msg, msg
+    assert _checkpoint_named(msg).endswith("step_000000020.pt")
+    assert all_finite(ckpt.load(_checkpoint_named(msg))["learner"]["modules"])
+
+    monkeypatch.undo()
+    _nan_on_calls(monkeypatch, bc_losses, "mse", {5, 6, 13})
+    cfg = compose_config(_bc_args(lift_demos, "trainer.total_steps=20", "trainer.checkpoint_every=20",
+                                  "trainer.eval_every=20", "trainer.log_every=10", "trainer.nan_policy=skip"))
+    run(cfg, tmp_path / "skip")
+    rows = [r for r in read_metrics(tmp_path / "skip") if "train/skipped_updates" in r]
+    assert [(r["step"], r["train/skipped_updates"]) for r in rows] == [(10, 2.0), (20, 3.0)]
+    assert all(isinstance(r["train/bc_loss"], float) for r in rows)
+    assert all_finite(ckpt.latest_valid(tmp_path / "skip" / "checkpoints")[1]["learner"]["modules"])
+
+
+def test_rlhf_nan_stop_and_skip(tmp_path, monkeypatch):
+    from rlkit2.agents.ppo_lm import losses as ppo_losses
+    from tests.robustness.common import lm_args
+
+    # two PPO minibatch updates an iteration (8 prompts, minibatch 8, 2 epochs): call 5 is in iteration 3
+    _nan_on_calls(monkeypatch, ppo_losses, "ppo_policy_loss", {5})
+    cfg = compose_config(lm_args("trainer.total_steps=4", "trainer.log_every=1", "trainer.eval_every=100",
+                                 "trainer.checkpoint_every=1", "trainer.keep_checkpoints=5"))
+    with pytest.raises(NumericalError) as info:
+        run(cfg, tmp_path / "stop")
+    msg = str(info.value)
+    assert "loss" in msg and "at step 2" in msg, msg
+    path = _checkpoint_named(msg)
+    assert path.endswith("step_000000002.pt")
+    state = ckpt.load(path)
+    assert state["step"] == 2 and all_finite(state["learner"]["policy"])
+
+    monkeypatch.undo()
+    _nan_on_calls(monkeypatch, ppo_losses, "ppo_policy_loss", {3})
+    cfg = compose_config(lm_args("trainer.total_steps=3", "trainer.log_every=1", "trainer.eval_every=3",
+                                 "trainer.checkpoint_every=3", "trainer.nan_policy=skip"))
+    final = run(cfg, tmp_path / "skip")
+    assert np.isfinite(final["eval/return"])
+    rows = [r for r in read_metrics(tmp_path / "skip") if "train/skipped_updates" in r]
+    assert [(r["step"], r["train/skipped_updates"]) for r in rows] == [(1, 0.0), (2, 1.0), (3, 1.0)]
+    assert all_finite(ckpt.latest_valid(tmp_path / "skip" / "checkpoints")[1]["learner"]["policy"])
