@@ -61,8 +61,9 @@ def agent_config(name: str, config: Any = None, **overrides: Any) -> Any:
     except OmegaConfBaseException as e:
         valid = sorted(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"agent '{name}' ({cls.__name__}): {e}".strip() + f"\nvalid options: {valid}") from e
-    if getattr(out, "name", name) != name:  # a config of another agent passed by mistake
-        raise ConfigError(f"config names agent '{out.name}' but make() was asked for '{name}'")
+    other = getattr(out, "name", name)
+    if other != name:  # a config of another agent passed by mistake
+        raise ConfigError(f"config names agent '{other}' but make() was asked for '{name}'")
     return out
 
 
@@ -85,7 +86,7 @@ def make_env(config: Any, seed: int | None = None) -> Any:
     if isinstance(config, str):
         config = {"kind": "gym", "id": config}
     if isinstance(config, Mapping) and not isinstance(config, DictConfig):
-        node = OmegaConf.create(dict(config))
+        node: Any = OmegaConf.create(dict(config))
         if node.get("kind", "gym") == "gym":  # fill the gym kind's defaults (max_episode_steps, kwargs, ...)
             from rlkit2.envs.gym_mujoco import GymEnvConfig
 

@@ -71,7 +71,8 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
             raise CheckpointError(f"checkpoint {path} is corrupted or truncated "
                                   f"(size {len(payload)} bytes does not match its checksum file {sidecar.name})")
     try:
-        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+        state: dict[str, Any] = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+        return state
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise CheckpointError(f"checkpoint {path} could not be read: {e}") from e
 

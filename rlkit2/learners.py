@@ -17,7 +17,7 @@ from rlkit2 import distributed
 from rlkit2.core import Learner
 
 
-def make_adam(params: Iterable[torch.nn.Parameter], lr: float, **kwargs: Any) -> torch.optim.Adam:
+def make_adam(params: Iterable[Any], lr: float, **kwargs: Any) -> torch.optim.Adam:
     """Adam with the fastest implementation this build supports (fused, then foreach)."""
     params = list(params)
     try:

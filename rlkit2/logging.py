@@ -44,7 +44,7 @@ class JsonlLogger(Logger):
         self._f = open(self.path, "a", buffering=1)
 
     def write(self, metrics: Mapping[str, Any], step: int) -> None:
-        row = {"step": int(step)}
+        row: dict[str, Any] = {"step": int(step)}
         for k, v in metrics.items():
             x = to_float(v)
             row[k] = x if math.isfinite(x) else str(x)
@@ -88,7 +88,8 @@ class WandbLogger(Logger):
             import wandb
 
             self.run = wandb.init(project=project, dir=str(run_dir), config=dict(config or {}), group=group,
-                                  name=name, mode=mode, entity=entity, tags=list(tags), reinit=True)
+                                  name=name, mode=mode, entity=entity, tags=list(tags),  # type: ignore[arg-type]
+                                  reinit=True)
         except Exception as e:  # noqa: BLE001 - wandb must never stop training
             warnings.warn(f"wandb could not start ({e!r}); continuing with the other loggers", stacklevel=2)
 

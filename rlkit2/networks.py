@@ -176,6 +176,9 @@ def _tanh_log_det(u: torch.Tensor) -> torch.Tensor:
 class Normalizer(nn.Module):
     """Fixed observation normalisation (dataset mean/std), saved with the policy."""
 
+    mean: torch.Tensor  # registered buffers (typed here: nn.Module's __getattr__ is untyped)
+    std: torch.Tensor
+
     def __init__(self, dim: int, eps: float = 1e-3):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -194,6 +197,6 @@ class Normalizer(nn.Module):
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging target <- (1 - tau) target + tau source, in one fused op per tensor list."""
     with torch.no_grad():
-        t = list(target.parameters())
-        s = list(source.parameters())
+        t: list[torch.Tensor] = list(target.parameters())
+        s: list[torch.Tensor] = list(source.parameters())
         torch._foreach_lerp_(t, s, tau)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from rlkit2 import distributed
 from rlkit2.core import DataError
@@ -33,7 +34,9 @@ class Batch:
     next_actions: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(**{k: (v.to(device) if v is not None else None) for k, v in dataclasses.asdict(self).items()})
+        moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        moved = {k: (v.to(device) if v is not None else None) for k, v in moved.items()}
+        return Batch(**moved)
 
 
 class TransitionReplay:
@@ -78,12 +81,12 @@ class TransitionReplay:
     # ----------------------------------------------------------------- filling
     def add(
         self,
-        observation: np.ndarray,
-        action: np.ndarray,
+        observation: NDArray[Any],
+        action: NDArray[Any],
         reward: float,
-        next_observation: np.ndarray,
+        next_observation: NDArray[Any],
         terminal: bool,
-        next_action: np.ndarray | None = None,
+        next_action: NDArray[Any] | None = None,
     ) -> None:
         i = self._cursor
         self._np["observations"][i] = observation
@@ -98,7 +101,7 @@ class TransitionReplay:
         self._cursor = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
 
-    def add_batch(self, arrays: Mapping[str, np.ndarray]) -> None:
+    def add_batch(self, arrays: Mapping[str, NDArray[Any]]) -> None:
         """Append many transitions at once (wrapping around the ring)."""
         n = len(arrays["observations"])
         for k in self._np:
@@ -116,7 +119,7 @@ class TransitionReplay:
         self._size = min(self._size + n, self.capacity)
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], *, seed: int = 0, device: str = "cpu") -> TransitionReplay:
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]], *, seed: int = 0, device: str = "cpu") -> TransitionReplay:
         """A replay holding exactly a fixed dataset (offline RL, demonstrations)."""
         for k in FIELDS:
             if k not in arrays:
@@ -147,7 +150,7 @@ class TransitionReplay:
         batch = Batch(**fields)
         return batch if self.device.type == "cpu" else batch.to(self.device)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         """The stored transitions in insertion order (oldest first); views where possible."""
         if self._size < self.capacity:
             return {k: v[: self._size] for k, v in self._np.items()}

@@ -68,7 +68,7 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger:
     if lc.wandb:
         hc = HydraConfig.get() if HydraConfig.initialized() else None  # None: in-process `run(compose(...))`
         multirun = hc is not None and hc.mode == RunMode.MULTIRUN
-        group = lc.group or (Path(hc.sweep.dir).name if multirun else None)
+        group = lc.group or (Path(hc.sweep.dir).name if hc is not None and multirun else None)
         name = cfg.name or ((hc.job.override_dirname or None) if hc is not None else None)
         loggers.append(WandbLogger(lc.project, run_dir, OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
                                    group=group, name=name, mode=lc.mode, entity=lc.entity, tags=list(lc.tags)))

@@ -108,7 +108,7 @@ def _check_episode_lengths(rows: Mapping[str, np.ndarray], source: str, gym_id: 
 
     limits = [int(configured)] if configured else []
     if gym_id in gym.registry and gym.registry[gym_id].max_episode_steps:
-        limits.append(int(gym.registry[gym_id].max_episode_steps))
+        limits.append(int(gym.registry[gym_id].max_episode_steps))  # type: ignore[arg-type]  # checked just above
     if not limits:
         return
     ends = np.flatnonzero(episode_ends(rows["terminals"], rows["timeouts"]))

@@ -347,7 +347,7 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
 
 
 def _random_actor_factory(cfg: GenerationConfig) -> Callable[[int], Any]:
-    space = gym.make(cfg.gym_id).action_space
+    space: Any = gym.make(cfg.gym_id).action_space
 
     def make(seed: int) -> Any:
         rng = np.random.default_rng(seed)
@@ -367,7 +367,7 @@ def _snapshot_actor_factory(path: str) -> Callable[[int], Any]:
 
 
 def _split(rows: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    infos = {k: rows[k] for k in ("qpos", "qvel") if k in rows}
+    infos: dict[str, np.ndarray] = {k: rows[k] for k in ("qpos", "qvel") if k in rows}
     return {k: v for k, v in rows.items() if k not in infos}, infos
 
 

@@ -57,7 +57,7 @@ def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch
 def _pairs_from_rows(rows: Iterable[dict[str, Any]], where: str, keys: tuple[str, str, str],
                      limit: int | None) -> list[PreferencePair]:
     pk, ck, rk = keys
-    out = []
+    out: list[PreferencePair] = []
     for i, row in enumerate(rows):
         if limit is not None and len(out) >= limit:
             break

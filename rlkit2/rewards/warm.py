@@ -19,7 +19,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -149,15 +149,16 @@ def linear_probe(model: nn.Module, pairs: Sequence[PreferencePair], steps: int, 
                           "; set linear_probe_steps=0 for other models")
     model.eval()
     with torch.no_grad():
-        fc, fr = [], []
+        fcs: list[torch.Tensor] = []
+        frs: list[torch.Tensor] = []
         for i in range(0, len(pairs), batch_size):
             b = pairs[i: i + batch_size]
             prompts = [p.prompt for p in b]
-            f = model.features(prompts + prompts, [p.chosen for p in b] + [p.rejected for p in b])
-            fc.append(f[: len(b)])
-            fr.append(f[len(b):])
-        fc, fr = torch.cat(fc).float(), torch.cat(fr).float()
-    head: nn.Linear = model.head
+            f = cast(Any, model).features(prompts + prompts, [p.chosen for p in b] + [p.rejected for p in b])
+            fcs.append(f[: len(b)])
+            frs.append(f[len(b):])
+        fc, fr = torch.cat(fcs).float(), torch.cat(frs).float()
+    head = cast(nn.Linear, model.head)
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -268,7 +269,7 @@ def save_members(members: Sequence[nn.Module], directory: str | os.PathLike[str]
     out = []
     for i, m in enumerate(members):
         p = Path(directory) / f"member{i:02d}.pt"
-        m.save(str(p)) if hasattr(m, "save") else checkpoint.save({"state_dict": m.state_dict()}, p)
+        cast(Any, m).save(str(p)) if hasattr(m, "save") else checkpoint.save({"state_dict": m.state_dict()}, p)
         out.append(p)
     return out
 

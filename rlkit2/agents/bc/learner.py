@@ -56,8 +56,8 @@ class BCPolicy(nn.Module):
         self.head = config.head
         self.normalizer = Normalizer(spec.obs_dim, eps=config.obs_std_eps)
         if config.head == "gaussian":
-            self.net: nn.Module = GaussianHead(spec.obs_dim, spec.act_dim, list(config.hidden), spec.action_high,
-                                               config.min_std, config.dropout)
+            self.net: Any = GaussianHead(spec.obs_dim, spec.act_dim, list(config.hidden), spec.action_high,
+                                         config.min_std, config.dropout)
         else:
             self.net = DeterministicPolicy(spec.obs_dim, spec.act_dim, config.hidden, spec.action_high)
 

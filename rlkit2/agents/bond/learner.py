@@ -155,7 +155,7 @@ def build(config: JBondConfig, env: Any, tokenizer: Any | None = None, seed: int
     from rlkit2.lm.trainer import build_policy, build_tokenizer, to_config
 
     config = to_config(config, JBondConfig)
-    shim = types.SimpleNamespace(model=config.model, init_checkpoint=config.init_checkpoint, algo="jbond")
+    shim: Any = types.SimpleNamespace(model=config.model, init_checkpoint=config.init_checkpoint, algo="jbond")
     tokenizer = tokenizer or build_tokenizer(shim)
     policy, reference = build_policy(shim, tokenizer, seed)
     return JBondLearner(config, policy, reference, tokenizer, env, reward_fn=reward_fn, seed=seed)

@@ -66,7 +66,7 @@ class IQLLearner(TorchLearner):
         self.reward_scale = 1.0
         if config.reward_scaling == "return_range":
             arrays = {k: np.asarray(v) for k, v in replay.arrays().items()}
-            self.reward_scale = losses.reward_scale(episode_returns_from_transitions(arrays),
+            self.reward_scale = losses.reward_scale(episode_returns_from_transitions(arrays),  # type: ignore[arg-type]
                                                     config.return_range_scale)
         self.params = [*self.value.parameters(), *self.critic.parameters(), *self.actor.parameters()]
         self.opt = make_adam([{"params": list(self.value.parameters()), "lr": config.value_lr},

@@ -35,11 +35,11 @@ def coerce_config(config: Any, cls: type[C]) -> C:
             config = OmegaConf.to_container(config, resolve=True)
     except ImportError:  # pragma: no cover - omegaconf ships with hydra
         pass
-    if dataclasses.is_dataclass(config):
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = dataclasses.asdict(config)
     if not isinstance(config, dict):
         raise ConfigError(f"agent config: expected a {cls.__name__} or a mapping, got {type(config).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass type
     unknown = sorted(set(config) - names)
     if unknown:
         raise ConfigError(f"agent config: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(names)}")
@@ -70,7 +70,7 @@ class NormalizedPolicy(nn.Module):
 
 def member_forward(q: QEnsemble, obs: torch.Tensor, act: torch.Tensor, member: int = 0) -> torch.Tensor:
     """Q_member(s, a) of a stacked ensemble as (B,), costing one member's matmuls."""
-    net = q.net
+    net: Any = q.net
     x = torch.cat([obs, act], dim=-1)
     for i, layer in enumerate(net.layers):
         x = torch.addmm(layer.bias[member], x, layer.weight[member])

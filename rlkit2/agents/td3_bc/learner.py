@@ -11,7 +11,7 @@ carries it and the replay's sampling RNG, so a resume reproduces an uninterrupte
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
 from rlkit2.registry import EnvSpec
 
 
-def grad_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: list[torch.Tensor]) -> None:
+def grad_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
     """Gradients of `loss` for `params` only (nothing accumulates in modules it flowed through), then step."""
     grads = torch.autograd.grad(loss, params)
     for p, g in zip(params, grads, strict=True):
