@@ -100,6 +100,13 @@ class MetricAccumulator:
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         self.count += 1
 
+    def state_dict(self) -> dict[str, Any]:
+        """The sums of the current log window: a resume mid-window logs the same averages."""
+        return {"sums": {k: v.clone() for k, v in self.sums.items()}, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.count = {k: v.clone() for k, v in state["sums"].items()}, int(state["count"])
+
     def pop(self, prefix: str = "train/") -> dict[str, float]:
         out = {f"{prefix}{k}": float(v) / max(self.count, 1) for k, v in self.sums.items()}
         self.sums, self.count = {}, 0
@@ -266,6 +273,7 @@ class ControlTrainer:
         self.last_eval: dict[str, float] = {}
         self.last_saved_step = -1
         self.guard = UpdateGuard(self.agent.learner, self.trainer.nan_policy, self.ckpt_dir, [self.replay])
+        self.acc = MetricAccumulator()  # the current log window's sums; checkpointed (a window can span a resume)
 
     def _check_dataset_matches_env(self, arrays: dict[str, np.ndarray]) -> None:
         obs, act = arrays["observations"], arrays["actions"]
@@ -284,6 +292,7 @@ class ControlTrainer:
             "replay": {"generator": self.replay.generator.get_state()} if self.offline else self.replay.state_dict(),
             "explorer": explorer.state_dict() if explorer is not None and hasattr(explorer, "state_dict") else None,
             "random_rng": self.random_rng.bit_generator.state,
+            "metric_acc": self.acc.state_dict(),
             "rng": rng_state(),
         }
 
@@ -328,6 +337,8 @@ class ControlTrainer:
         if local.get("explorer") is not None and self.agent.explorer is not None:
             self.agent.explorer.load_state_dict(local["explorer"])  # type: ignore[attr-defined]
         self.random_rng.bit_generator.state = local["random_rng"]
+        if "metric_acc" in local:
+            self.acc.load_state_dict(local["metric_acc"])
         set_rng_state(local["rng"])
         self.step, self.episode = int(state["step"]), int(local["episode"])
         self.guard.skipped = int(state.get("skipped_updates", 0))
@@ -423,7 +434,7 @@ class ControlTrainer:
             bar.set_postfix({"eval": f"{ev.get('eval/normalized_score', ev['eval/return']):.3g}"})
 
     def _run_offline(self, bar: Any) -> None:
-        acc, t_log = MetricAccumulator(), [time.perf_counter()]
+        acc, t_log = self.acc, [time.perf_counter()]
         while self.step < self.trainer.total_steps:
             self._learner_step(acc)
             self.step += 1
@@ -435,7 +446,7 @@ class ControlTrainer:
     def _run_online(self, bar: Any) -> None:
         tr, env, explorer = self.trainer, self.env, self.agent.explorer
         assert explorer is not None, f"online agent '{self.cfg.agent.name}' must provide an explorer"
-        acc, t_log = MetricAccumulator(), [time.perf_counter()]
+        acc, t_log = self.acc, [time.perf_counter()]
         env_seed = (self.seed + 1000 * self.rank) * 100_003
         obs, _ = env.reset(seed=env_seed + self.episode)
         ep_return, ep_len, checkpoint_due = 0.0, 0, False
@@ -491,7 +502,7 @@ class ControlTrainer:
         venv = gym.vector.AsyncVectorEnv([factory(i) for i in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
         try:
             obs, _ = venv.reset(seed=[base_seed + self.step + i for i in range(n)])
-            acc, t_log = MetricAccumulator(), [time.perf_counter()]
+            acc, t_log = self.acc, [time.perf_counter()]
             ep_return, ep_len = np.zeros(n), np.zeros(n, dtype=int)
             episode_stats: dict[str, float] = {}
             while self.step < tr.total_steps:
