@@ -54,7 +54,8 @@ def evaluate_point(lm: Any, sft: Any, tok: Any, docs: list[str]) -> dict[str, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.1, 0.3])
+    ap.add_argument("--betas", type=float, nargs="*", default=[0.01, 0.1, 0.3])
+    ap.add_argument("--reuse-rl", action="store_true", help="take the plain-RL rows from results.json")
     ap.add_argument("--rl-steps", type=int, default=120)
     ap.add_argument("--eval-every", type=int, default=40)
     ap.add_argument("--num-policies", type=int, default=2)
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--eval-docs", type=int, default=256)
     ap.add_argument("--prompts-per-step", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tag", default="", help="suffix of the results/plot file names (several settings side by side)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -113,11 +115,13 @@ def main() -> None:
         log(f"WARP iteration {it} ({time.time() - t0:.0f}s): runs {row['runs']} slerp {row['slerp']} "
             f"liti(0.3) {next(p for p in row['liti'] if abs(p['eta'] - 0.3) < 1e-9) if 0.3 in args.etas else ''} "
             f"cos {row['task_vector_cosine']:.3f}")
-        (RESULTS / "results.json").write_text(json.dumps(out, indent=1))
+        (RESULTS / f"results{args.tag}.json").write_text(json.dumps(out, indent=1))
     out["warp_seconds"] = time.time() - t0
 
     # ---------------------------------------------------------------- plain RL at several betas
-    for beta in args.betas:
+    if args.reuse_rl:
+        out["rl"] = json.loads((RESULTS / "results.json").read_text())["rl"]
+    for beta in [] if args.reuse_rl else args.betas:
         t0 = time.time()
         torch.manual_seed(0)
         env = make_text_env(TextEnvConfig(), seed=100, reward_fn=CheckerReward())
@@ -130,12 +134,12 @@ def main() -> None:
                 curve.append({"step": step, **evaluate_point(learner.policy.lm, sft, tok, docs)})
         out["rl"].append({"beta": beta, "curve": curve, "seconds": time.time() - t0})
         log(f"RL beta={beta} ({time.time() - t0:.0f}s): {curve[-1]}")
-        (RESULTS / "results.json").write_text(json.dumps(out, indent=1))
-    plot(out)
+        (RESULTS / f"results{args.tag}.json").write_text(json.dumps(out, indent=1))
+    plot(out, RESULTS / f"warp_front{args.tag}.png")
     print_tables(out)
 
 
-def plot(out: dict[str, Any]) -> None:
+def plot(out: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,7 +166,7 @@ def plot(out: dict[str, Any]) -> None:
     ax.set_ylabel("exact-checker score")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "warp_front.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 

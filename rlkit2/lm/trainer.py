@@ -27,7 +27,7 @@ from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, response_logprobs
 from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
 from rlkit2.logging import Logger
-from rlkit2.registry import register_runner
+from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
 
 
@@ -99,14 +99,15 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
 
     seed = int(cfg.seed)
     seed_everything(seed)
-    agent_cfg = to_config(cfg.agent, PpoLmConfig)
+    entry = get_agent(str(cfg.agent.name))  # ppo_lm, warp, jbond: each "lm" agent brings its config and builder
+    agent_cfg = to_config(cfg.agent, entry.config_cls)
     agent_cfg.model.device = cfg.trainer.device if cfg.trainer.device != "cpu" else agent_cfg.model.device
     env_cfg = cfg.env
     if cfg.get("reward") is not None:  # the top-level `reward=` group wins over env.reward
         env_cfg = OmegaConf.merge(cfg.env, {"reward": cfg.reward})
     env = make_text_env(env_cfg, seed)
     eval_env = make_text_env(env_cfg, seed, reward_fn=env.reward_fn, evaluation=True)
-    learner = build_learner(agent_cfg, env, seed=seed)
+    learner = entry.builder(agent_cfg, env, seed=seed)
     tc = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     start = 0
