@@ -211,3 +211,44 @@ def test_make_needs_env_and_replay():
     with pytest.raises(ConfigError, match="replay"):
         rlkit2.make("td3_bc", EnvSpec(3, 2))
     assert dataclasses.is_dataclass(rlkit2.agent_config("qsarsa"))
+
+
+# --------------------------------------------------------------------------- what the runners write
+
+
+def test_lm_runner_writes_a_transformers_loadable_policy(tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlkit2.train import compose, run
+
+    cfg = compose(["experiment=rlhf_toy", "trainer.total_steps=1", "trainer.eval_every=1", "trainer.eval_episodes=2",
+                   "trainer.checkpoint_every=1", "trainer.progress=false", "trainer.plot=false",
+                   "logger.console=false", "agent.model.hidden_size=32", "agent.prompts_per_step=4",
+                   "agent.minibatch_size=4"])
+    run(cfg, tmp_path)
+    folder = tmp_path / "policy"
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert model.config.model_type == "gemma2" and model.config.hidden_size == 32
+    ids = tok(["<doc> bob likes jazz . <sum>"], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        assert torch.isfinite(model(**ids).logits).all()
+
+
+@pytest.mark.slow
+def test_imitation_runner_writes_policy_pt_for_bc(tmp_path):
+    pytest.importorskip("robosuite")
+    from rlkit2.imitation_trainer import run_imitation
+    from rlkit2.logging import JsonlLogger
+    from rlkit2.train import compose
+
+    cfg = compose(["agent=bc", "env=robosuite/lift", "env.num_demos=2", "env.horizon=80", "trainer.total_steps=10",
+                   "trainer.eval_every=10", "trainer.eval_episodes=1", "trainer.log_every=5",
+                   "trainer.checkpoint_every=10", "trainer.progress=false", "agent.hidden=[16,16]",
+                   "agent.batch_size=16"])
+    final = run_imitation(cfg, tmp_path, JsonlLogger(tmp_path))
+    policy, info = rlkit2.load_policy(tmp_path, with_info=True)
+    assert info["agent"] == "bc" and info["step"] == 10 and info["env"]["kind"] == "robosuite"
+    again = rlkit2.evaluate(rlkit2.make_env(info["env"], seed=0), policy, 1, seed=cfg.seed + 10_000)
+    assert again["eval/return"] == pytest.approx(final["eval/return"], abs=1e-6)
