@@ -26,9 +26,10 @@ from rlkit2.agents.ppo_lm.learner import PolicyGradientLearner
 from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, response_logprobs
 from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
-from rlkit2.logging import Logger
+from rlkit2.logging import JsonlLogger, Logger
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
+from rlkit2.trainer import resolve_resume
 
 
 def to_config(cfg: Any, cls: type) -> Any:
@@ -111,13 +112,19 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     tc = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     start = 0
-    if cfg.resume:
-        src = ckpt_dir if cfg.resume in ("true", "auto") else Path(cfg.resume)
-        found = ckpt.latest_valid(src) if src.is_dir() else (src, ckpt.load(src))
-        if found is not None:
+    source = resolve_resume(cfg.resume, run_dir)  # the control trainer's resolution of `resume=`
+    if source is not None:
+        found = (source, ckpt.load(source)) if source.is_file() else ckpt.latest_valid(source)
+        if found is None:
+            print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+        else:
             learner.load_state_dict(found[1]["learner"])
             set_rng_state(found[1]["rng"])
             start = int(found[1]["step"])
+            for lg in getattr(logger, "loggers", [logger]):
+                if isinstance(lg, JsonlLogger):
+                    lg.truncate_after(start)
+            print(f"[rlkit2] resumed from {found[0]} at step {start}", flush=True)
     eval_docs = eval_env.sample_documents(max(int(tc.eval_episodes), 1))
     final: dict[str, float] = {}
 

@@ -79,6 +79,33 @@ def test_config_errors():
         toy_learner("a2c")
 
 
+def _compose(overrides):
+    from hydra import compose, initialize_config_module
+
+    import rlkit2.train as T
+
+    T.register_schemas()
+    with initialize_config_module("rlkit2.conf", version_base="1.3"):
+        return compose("config", overrides=["experiment=rlhf_toy", "trainer.log_every=1", "trainer.eval_every=2",
+                                            "trainer.eval_episodes=4", "trainer.checkpoint_every=2",
+                                            "trainer.progress=false", "trainer.plot=false", "logger.console=false",
+                                            "agent.model.hidden_size=32", "agent.prompts_per_step=8",
+                                            "agent.minibatch_size=8", *overrides])
+
+
+def test_runner_resume_reproduces_the_uninterrupted_run(tmp_path):
+    import rlkit2.train as T
+    from rlkit2.logging import read_metrics
+
+    T.run(_compose(["trainer.total_steps=4"]), tmp_path / "a")
+    T.run(_compose(["trainer.total_steps=2"]), tmp_path / "b")
+    T.run(_compose(["trainer.total_steps=4", "resume=true"]), tmp_path / "b")
+    a = [r for r in read_metrics(tmp_path / "a") if "train/loss" in r]
+    b = [r for r in read_metrics(tmp_path / "b") if "train/loss" in r]
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert b[-1]["train/loss"] == pytest.approx(a[-1]["train/loss"], rel=1e-5)
+
+
 def test_runner_through_hydra(tmp_path):
     from hydra import compose, initialize_config_module
 
