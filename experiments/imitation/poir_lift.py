@@ -83,7 +83,8 @@ def plot(results: dict, path: Path) -> None:
         ys = np.array([r[key] for r in rows if r.get(key) is not None])
         err = np.sqrt(ys * (1 - ys) / n)
         ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=label)
-    ax.set_xlabel("shift strength s (init placement +-s m, robot start noise +s rad, action noise std s)")
+    ax.set_xlabel("shift strength s: cube range +-(0.03+s) m, start-joint noise +s rad, action noise std s",
+                  fontsize=8)
     ax.set_ylabel(f"success rate ({n} episodes)")
     ax.set_ylim(-0.05, 1.05)
     lat = results.get("latency", [])
@@ -96,6 +97,28 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def confirm(args: argparse.Namespace, out: Path) -> None:
+    """BC vs offline POIR from the study's offline checkpoint, more episodes, seeds disjoint from the study's."""
+    from rlkit2.actors import TorchPolicyActor
+    from rlkit2.core import evaluate
+    from rlkit2.registry import make_env
+
+    ckpt_file = out / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
+    rows, t0 = [], time.time()
+    for s in [float(x) for x in args.confirm.split(",")]:
+        cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
+                       f"env.shift.init={s}", f"env.shift.action_noise={s}", *args.extra])
+        agent, _ = load_offline_agent(cfg, ckpt_file)
+        env = make_env(cfg.env, 77_777)
+        seed = 50_000 + args.seed  # not the study's evaluation seeds
+        bc = evaluate(env, TorchPolicyActor(agent.learner.bc.policy), args.episodes, seed=seed)
+        poir = evaluate(env, agent.policy, args.episodes, seed=seed)
+        rows.append({"shift": s, "episodes": args.episodes, "bc": bc["eval/success_rate"],
+                     "poir_offline": poir["eval/success_rate"], "poir_act_ms": agent.policy.latency_ms()["act_ms"]})
+        print(f"[confirm] {json.dumps(rows[-1])} ({time.time() - t0:.0f}s)", flush=True)
+        (out / "confirm.json").write_text(json.dumps({"rows": rows, "seed_base": seed}, indent=2))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="experiments/imitation/results")
@@ -105,6 +128,8 @@ def main() -> None:
     p.add_argument("--online-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
+    p.add_argument("--confirm", default="", help="only re-evaluate BC vs offline POIR of an existing run at these "
+                   "shifts (comma list) with --episodes episodes on fresh seeds; writes confirm.json")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
     args = p.parse_args()
     if args.quick:
@@ -121,6 +146,9 @@ def main() -> None:
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.confirm:
+        confirm(args, out)
+        return
     base = compose(["experiment=poir_lift"])
     demos = out / "demos.hdf5"
     if not demos.exists():
