@@ -116,7 +116,8 @@ def confirm(args: argparse.Namespace, out: Path) -> None:
         rows.append({"shift": s, "episodes": args.episodes, "bc": bc["eval/success_rate"],
                      "poir_offline": poir["eval/success_rate"], "poir_act_ms": agent.policy.latency_ms()["act_ms"]})
         print(f"[confirm] {json.dumps(rows[-1])} ({time.time() - t0:.0f}s)", flush=True)
-        (out / "confirm.json").write_text(json.dumps({"rows": rows, "seed_base": seed}, indent=2))
+        (out / f"confirm{args.tag}.json").write_text(json.dumps({"rows": rows, "seed_base": seed,
+                                                                "extra": args.extra}, indent=2))
 
 
 def main() -> None:
@@ -130,6 +131,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
     p.add_argument("--confirm", default="", help="only re-evaluate BC vs offline POIR of an existing run at these "
                    "shifts (comma list) with --episodes episodes on fresh seeds; writes confirm.json")
+    p.add_argument("--tag", default="", help="suffix of confirm<tag>.json")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
     args = p.parse_args()
     if args.quick:
