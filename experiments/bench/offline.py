@@ -317,23 +317,27 @@ def part_b(args: argparse.Namespace) -> dict[str, Any]:
 def table_b(res: dict[str, Any]) -> str:
     cols = sorted({(r["library"], r["agent"]) for r in res["runs"]}, key=lambda x: (x[0] != "rlkit2", x[1]))
     head = [f"{'d3rlpy ' if lib == 'd3rlpy' else ''}{a}" for lib, a in cols]
-    lines = [f"Normalised score (D4RL reference returns; mean ± std over seeds, n = seeds finished) after "
-             f"{res['steps']} updates for every agent, {res['episodes']} evaluation episodes per run.", "",
-             "| dataset | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
-    for d in res["datasets"]:
-        cells = []
-        for lib, a in cols:
-            s = [r["score"] for r in res["runs"] if (r["library"], r["agent"], r["dataset"]) == (lib, a, d)
-                 and r.get("score") is not None]
-            cells.append(f"{np.mean(s):.1f} ± {np.std(s):.1f} (n={len(s)})" if s else "–")
-        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    lines: list[str] = []
+    for key, what in (("score", "D4RL reference returns"),
+                      ("score_v5", "the dataset's own v5 references: its random policy and generating expert")):
+        lines += [f"Normalised score ({what}; mean ± std over seeds, n = seeds finished) after {res['steps']} "
+                  f"updates for every agent, {res['episodes']} evaluation episodes per run.", "",
+                  "| dataset | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
+        for d in res["datasets"]:
+            cells = []
+            for lib, a in cols:
+                s = [r[key] for r in res["runs"] if (r["library"], r["agent"], r["dataset"]) == (lib, a, d)
+                     and r.get(key) is not None]
+                cells.append(f"{np.mean(s):.1f} ± {np.std(s):.1f} (n={len(s)})" if s else "–")
+            lines.append(f"| {d} | " + " | ".join(cells) + " |")
+        lines.append("")
     errors = [r for r in res["runs"] if "error" in r]
     if errors:
-        lines += ["", f"{len(errors)} run(s) failed: " + "; ".join(
-            f"{r['library']} {r['agent']} {r['dataset']} s{r['seed']}: {r['error'][:120]}" for r in errors[:5])]
+        lines += [f"{len(errors)} run(s) failed: " + "; ".join(
+            f"{r['library']} {r['agent']} {r['dataset']} s{r['seed']}: {r['error'][:120]}" for r in errors[:5]), ""]
     if res.get("missing_datasets"):
-        lines += ["", "Not run (dataset not generated): " + ", ".join(res["missing_datasets"])]
-    return "\n".join(lines)
+        lines += ["Not run (dataset not generated): " + ", ".join(res["missing_datasets"])]
+    return "\n".join(lines).rstrip()
 
 
 # ----------------------------------------------------------------------------- (c) ablation
