@@ -345,6 +345,9 @@ def write_d4rl(
                 _write_mapping(f.create_group("metadata"), metadata, "metadata")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a dataset is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

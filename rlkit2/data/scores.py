@@ -34,11 +34,21 @@ D4RL_REFERENCE: dict[str, tuple[float, float]] = {
     "walker2d": (1.629008, 4592.3),
 }
 
-# family -> (random return, expert return) measured here on the -v5 envs by `rlkit2-data make`
-# (random: mean over 100 uniform-random episodes; expert: mean greedy return of the SAC expert).
-# Filled in from generated files' metadata once measured; budgets are in V5_REFERENCE_NOTES.
-V5_REFERENCE: dict[str, tuple[float, float]] = {}
-V5_REFERENCE_NOTES: dict[str, str] = {}
+# family -> (random return, expert return) measured here on the -v5 envs by `rlkit2-data make` (seed 0):
+# random = mean return of the complete episodes of a 100k-step uniform-random dataset; expert = mean
+# greedy return (10 episodes) of the best snapshot of one SAC run. These SAC runs are scaled down (64x64
+# MLPs, 40k-60k env steps on a shared 2-core CPU), so these "experts" are far below D4RL's: v5 scores are
+# relative to what this budget produced. A file's own metadata refs take precedence over this table.
+V5_REFERENCE: dict[str, tuple[float, float]] = {
+    "halfcheetah": (-282.3568768530316, 2169.363736267327),
+    "hopper": (17.766444647413383, 446.6073278235102),
+    "walker2d": (1.6972467662718282, 941.6539800632958),
+}
+V5_REFERENCE_NOTES: dict[str, str] = {
+    "halfcheetah": "SAC 64x64, 40k env steps, expert = step-40k snapshot",
+    "hopper": "SAC 64x64, 60k env steps, expert = step-60k snapshot",
+    "walker2d": "SAC 64x64, 40k env steps, expert = step-25k snapshot (the run later collapsed)",
+}
 
 # Metadata keys of generated files.
 META_RANDOM_V5, META_EXPERT_V5 = "ref_random_return_v5", "ref_expert_return_v5"
