@@ -21,7 +21,7 @@ def _make(args: argparse.Namespace) -> int:
     import torch
 
     from rlkit2.data.d4rl import D4RL_KINDS, parse_d4rl_name
-    from rlkit2.data.generate import GenerationConfig, make_dataset, stop_training
+    from rlkit2.data.generate import GenerationConfig, extend_training, make_dataset, stop_training
 
     torch.set_num_threads(args.threads)
     names: list[str] = []
@@ -44,6 +44,8 @@ def _make(args: argparse.Namespace) -> int:
                                learning_starts=args.learning_starts, threads=args.threads,
                                hidden=tuple(int(h) for h in args.hidden.split("x")),
                                data_dir=args.data_dir, progress=not args.quiet)
+        if args.extend_from and not (cfg.work_dir / "sac" / "checkpoints").is_dir():
+            extend_training(cfg, args.extend_from)
         if args.stop_training:
             stop_training(cfg)
         path = make_dataset(name, cfg, out=args.out or None, force=args.force)
@@ -107,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--threads", type=int, default=1, help="torch threads")
     m.add_argument("--hidden", default="256x256", help="SAC MLP widths, e.g. 64x64 for a cheap CPU run")
     m.add_argument("--force", action="store_true", help="overwrite an output made with other settings")
+    m.add_argument("--extend-from", type=int, default=0, metavar="STEPS",
+                   help="start from a finished run of STEPS env steps (same env/seed/width) instead of from scratch")
     m.add_argument("--stop-training", action="store_true",
                    help="finish the (killed, resumable) SAC run with the snapshots it has instead of training on")
     m.add_argument("--quiet", action="store_true")

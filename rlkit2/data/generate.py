@@ -202,6 +202,42 @@ def stop_training(cfg: GenerationConfig) -> list[dict[str, Any]]:
     return _finish_training(cfg, {"stopped_early": True})
 
 
+def extend_training(cfg: GenerationConfig, from_train_steps: int) -> Path:
+    """Start this config's run from a finished shorter run of the same env/seed/width (`from_train_steps`).
+
+    Copies the shorter run's policy snapshots, metrics, collected chunks and its last trainer checkpoint into
+    this config's work dir, so training resumes at that step instead of from scratch. The replay of a run
+    whose ring filled exactly (capacity = its train_steps) has its cursor wrapped to 0; in the larger ring the
+    next transition belongs after the stored ones, so the cursor is moved there.
+    """
+    import shutil
+
+    if from_train_steps >= cfg.train_steps:
+        raise ConfigError(f"extend: from_train_steps={from_train_steps} must be below train_steps={cfg.train_steps}")
+    src = dataclasses.replace(cfg, train_steps=from_train_steps).work_dir
+    found = ckpt.latest_valid(src / "sac" / "checkpoints")
+    if found is None or not (src / "policies").is_dir():
+        raise DataError(f"extend: no finished run to start from in {src}")
+    dst = cfg.work_dir
+    if (dst / "sac" / "checkpoints").is_dir() and ckpt.list_checkpoints(dst / "sac" / "checkpoints"):
+        raise DataError(f"extend: {dst} already has a run; resume it instead")
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src / "policies", dst / "policies", dirs_exist_ok=True)
+    if (src / "collect").is_dir():
+        shutil.copytree(src / "collect", dst / "collect", dirs_exist_ok=True)
+    (dst / "sac").mkdir(exist_ok=True)
+    if (src / "sac" / "metrics.jsonl").is_file():
+        shutil.copy(src / "sac" / "metrics.jsonl", dst / "sac" / "metrics.jsonl")
+    path, state = found
+    for local in state.get("ranks", [state]):
+        rep = local["replay"]
+        if int(rep["size"]) == from_train_steps and int(rep["cursor"]) == 0:
+            rep["cursor"] = int(rep["size"])
+    ckpt.save(state, dst / "sac" / "checkpoints" / path.name)
+    _log(cfg, f"extending the {from_train_steps}-step run in {src} to {cfg.train_steps} steps in {dst}")
+    return dst
+
+
 def training_info(cfg: GenerationConfig) -> dict[str, Any]:
     done = cfg.work_dir / "training_done.json"
     return json.loads(done.read_text()) if done.is_file() else {}

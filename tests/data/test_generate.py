@@ -141,6 +141,20 @@ def test_whole_pipeline_tiny(tmp_path):
     assert agent.policy.act(np.zeros(11, np.float32)).shape == (3,)
     again = make_all(cfg)
     assert again == paths
+    # a longer budget starts from this run (resuming its trainer checkpoint) instead of from scratch
+    import dataclasses
+
+    from rlkit2.data.generate import extend_training, train_behaviour_policies
+
+    longer = dataclasses.replace(cfg, train_steps=2000)
+    extend_training(longer, 1500)
+    snaps = train_behaviour_policies(longer)
+    assert [s["step"] for s in snaps] == [500, 1000, 1500, 2000]
+    from rlkit2.data.generate import replay_rows
+
+    rows = replay_rows(longer, 2000)
+    assert len(rows["rewards"]) == 2000
+    np.testing.assert_array_equal(rows["observations"][:1500], replay_rows(cfg, 1500)["observations"])
 
 
 def test_stop_training_uses_the_snapshots_so_far(tmp_path):
@@ -156,3 +170,22 @@ def test_stop_training_uses_the_snapshots_so_far(tmp_path):
     info = training_info(cfg)
     assert info["stopped_early"] is True and info["trained_env_steps"] == 1000
     assert train_behaviour_policies(cfg) == snaps  # a finished run is not trained further
+
+
+def test_extend_training_moves_the_full_ring_cursor(tmp_path):
+    from rlkit2.data.generate import _snapshot_path, extend_training
+
+    short = _cfg(tmp_path, train_steps=1000)
+    ckpt.save({"step": 500, "eval_return": 1.0}, _snapshot_path(short, 500))
+    arrays = {"observations": np.zeros((1000, 11), np.float32)}
+    state = {"step": 1000, "ranks": [{"replay": {"arrays": arrays, "size": 1000, "cursor": 0}}]}
+    ckpt.save(state, ckpt.checkpoint_path(short.work_dir / "sac" / "checkpoints", 1000))
+    long = _cfg(tmp_path, train_steps=3000)
+    dst = extend_training(long, 1000)
+    assert dst == long.work_dir and (dst / "policies" / "step_000000500.pt").is_file()
+    step, path = ckpt.list_checkpoints(dst / "sac" / "checkpoints")[-1]
+    assert step == 1000 and ckpt.load(path)["ranks"][0]["replay"]["cursor"] == 1000
+    with pytest.raises(DataError, match="already has a run"):
+        extend_training(long, 1000)
+    with pytest.raises(ConfigError, match="must be below"):
+        extend_training(long, 3000)
