@@ -66,7 +66,7 @@ def load_members(noise: float, args: argparse.Namespace) -> list[Any]:
 
     make = make_rm_factory(args.frozen_layers, args.max_length)
     members = []
-    for p in sorted((ARTIFACTS / f"rm_noise{noise:g}").glob("cached_member*.pt")):
+    for p in sorted((ARTIFACTS / f"rm{args.tag}_noise{noise:g}").glob("cached_member*.pt")):
         m = make()
         m.load_state_dict(checkpoint.load(p)["state_dict"])
         members.append(m.eval())
@@ -100,11 +100,11 @@ def phase_rms(args: argparse.Namespace, out: dict[str, Any]) -> None:
 
         for i, m in enumerate(res.members):
             checkpoint.save({"state_dict": m.state_dict()},
-                            ARTIFACTS / f"rm_noise{noise:g}" / f"cached_member{i:02d}.pt")
+                            ARTIFACTS / f"rm{args.tag}_noise{noise:g}" / f"cached_member{i:02d}.pt")
         if args.save_full:  # plain RewardModel checkpoints for `reward=warm reward.directory=...`
             from experiments.warm.cached import to_full_model
 
-            save_members([to_full_model(m) for m in res.members], ARTIFACTS / f"rm_noise{noise:g}")
+            save_members([to_full_model(m) for m in res.members], ARTIFACTS / f"rm{args.tag}_noise{noise:g}")
 
 
 def score_all(members: list[Any], docs: list[str], texts: list[str]) -> dict[str, torch.Tensor]:
@@ -186,7 +186,7 @@ def phase_rl(args: argparse.Namespace, out: dict[str, Any]) -> None:
                                              "seconds": time.time() - t0})
 
 
-def plot(out: dict[str, Any]) -> None:
+def plot(out: dict[str, Any], tag: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +205,7 @@ def plot(out: dict[str, Any]) -> None:
         ax.set_ylabel("pairwise accuracy (clean held-out)")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(RESULTS / "warm_accuracy.png", dpi=120)
+        fig.savefig(RESULTS / f"warm_accuracy{tag}.png", dpi=120)
         plt.close(fig)
     if out.get("bon"):
         noises = sorted({r["noise"] for r in out["bon"]})
@@ -221,7 +221,7 @@ def plot(out: dict[str, Any]) -> None:
             ax.set_title(f"RMs trained with {int(noise * 100)}% label noise")
             ax.legend()
         fig.tight_layout()
-        fig.savefig(RESULTS / "warm_bon.png", dpi=120)
+        fig.savefig(RESULTS / f"warm_bon{tag}.png", dpi=120)
         plt.close(fig)
     if out.get("rl"):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -237,7 +237,7 @@ def plot(out: dict[str, Any]) -> None:
             ax.set_xlabel("RL step")
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(RESULTS / "warm_rl.png", dpi=120)
+        fig.savefig(RESULTS / f"warm_rl{tag}.png", dpi=120)
         plt.close(fig)
 
 
@@ -263,10 +263,11 @@ def main() -> None:
     ap.add_argument("--rl-lr", type=float, default=2e-3)
     ap.add_argument("--rl-kl", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tag", default="", help="suffix of results/plots/member folders (several settings side by side)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "results.json"
+    path = RESULTS / f"results{args.tag}.json"
     out: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     out["args"] = vars(args)
     phases = ["rms", "bon", "rl"] if args.phase == "all" else [args.phase]
@@ -280,7 +281,7 @@ def main() -> None:
             out.pop("accuracy", None)
         {"rms": phase_rms, "bon": phase_bon, "rl": phase_rl}[ph](args, out)
         path.write_text(json.dumps(out, indent=1))
-    plot(out)
+    plot(out, args.tag)
     print_tables(out)
 
 

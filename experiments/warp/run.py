@@ -56,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--betas", type=float, nargs="*", default=[0.01, 0.1, 0.3])
     ap.add_argument("--reuse-rl", action="store_true", help="take the plain-RL rows from results.json")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plot and tables from results{tag}.json")
     ap.add_argument("--rl-steps", type=int, default=120)
     ap.add_argument("--eval-every", type=int, default=40)
     ap.add_argument("--num-policies", type=int, default=2)
@@ -70,6 +71,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.plot_only:
+        out = json.loads((RESULTS / f"results{args.tag}.json").read_text())
+        plot(out, RESULTS / f"warp_front{args.tag}.png")
+        print_tables(out)
+        return
 
     from rlkit2.envs.text import TextEnvConfig, make_text_env
 
@@ -155,8 +161,8 @@ def plot(out: dict[str, Any], path: Path) -> None:
     for row in out["warp"]:
         c = colors[row["iteration"] % len(colors)]
         init = row["init"]
-        path = [init] + row["liti"]
-        ax.plot([p["kl"] for p in path], [p["reward"] for p in path], c=c, marker="o",
+        front = [init] + row["liti"]
+        ax.plot([p["kl"] for p in front], [p["reward"] for p in front], c=c, marker="o",
                 label=f"WARP it.{row['iteration'] + 1}: LITI init->SLERP")
         for j, rp in enumerate(row["run_paths"]):
             pts = [init] + rp
