@@ -42,6 +42,7 @@ class SequenceBatch:
 
     def index(self, idx: torch.Tensor) -> SequenceBatch:
         rows = idx.tolist()
+
         def pick(xs: list[str]) -> list[str]:
             return [xs[i] for i in rows]
 
