@@ -32,6 +32,9 @@ class Batch:
     next_observations: torch.Tensor
     terminals: torch.Tensor
     next_actions: torch.Tensor | None = None
+    # 1 where a' is the dataset's real next action, 0 where it is unknown (after a timeout or the last row):
+    # a SARSA target cannot bootstrap there.
+    next_action_valid: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
         moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -72,6 +75,7 @@ class TransitionReplay:
         }
         if with_next_actions:
             shapes["next_actions"] = (act_dim,)
+            shapes["next_action_valid"] = ()
         self._np = {k: np.zeros((self.capacity, *s), dtype=np.float32) for k, s in shapes.items()}
         self._torch = {k: torch.from_numpy(v) for k, v in self._np.items()}
         self._cursor = 0
@@ -98,12 +102,15 @@ class TransitionReplay:
             if next_action is None:
                 raise DataError("this replay stores next_actions; add() needs next_action")
             self._np["next_actions"][i] = next_action
+            self._np["next_action_valid"][i] = 1.0
         self._cursor = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
 
     def add_batch(self, arrays: Mapping[str, NDArray[Any]]) -> None:
         """Append many transitions at once (wrapping around the ring)."""
         n = len(arrays["observations"])
+        if self.with_next_actions and "next_action_valid" not in arrays:
+            arrays = {**arrays, "next_action_valid": np.ones(n, dtype=np.float32)}
         for k in self._np:
             if k not in arrays:
                 raise DataError(f"add_batch: missing field '{k}' (have {sorted(arrays)})")

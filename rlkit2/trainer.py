@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlkit2 import checkpoint as ckpt
 from rlkit2 import distributed
 from rlkit2.core import ConfigError, DataError, NumericalError, evaluate
+from rlkit2.data.scores import add_v5_score
 from rlkit2.logging import JsonlLogger, Logger, MultiLogger
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, EnvSpec, get_agent, make_env, register_runner
@@ -246,6 +247,7 @@ class ControlTrainer:
         self.eval_env = make_env(cfg.env, self.seed + EVAL_SEED_OFFSET)
         self.spec = env_spec(self.env)
         self.score_fn = None
+        self.dataset_metadata: Any = None
         self.offline = self.entry.offline
         if self.offline:
             from rlkit2.data import load_offline_dataset, score_function
@@ -255,7 +257,8 @@ class ControlTrainer:
                 dataset.arrays if hasattr(dataset, "arrays") else dataset)  # type: ignore[assignment]
             self._check_dataset_matches_env(arrays)
             self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
-            self.score_fn = score_function(cfg.env, getattr(dataset, "metadata", None))
+            self.dataset_metadata = getattr(dataset, "metadata", None)
+            self.score_fn = score_function(cfg.env, self.dataset_metadata)
         else:
             from rlkit2.data.scores import score_function
 
@@ -371,6 +374,8 @@ class ControlTrainer:
             return {}
         self.last_eval = evaluate(self.eval_env, self.agent.policy, self.trainer.eval_episodes,
                                   seed=self.seed + EVAL_SEED_OFFSET, score_fn=self.score_fn)
+        # The second reference set (this project's own v5 random/expert returns) where it is known.
+        add_v5_score(self.last_eval, self.cfg.env, self.dataset_metadata)
         return self.last_eval
 
     def _learner_step(self, acc: MetricAccumulator) -> None:

@@ -21,7 +21,7 @@ import torch
 from rlkit2 import checkpoint
 from rlkit2.agents.qsarsa import losses
 from rlkit2.core import DataError
-from rlkit2.learners import TorchLearner, make_adam
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step
 from rlkit2.networks import Normalizer, QEnsemble, soft_update
 
 
@@ -55,15 +55,18 @@ class QSarsaLearner(TorchLearner):
         return self.q_net(obs, act).mean(0)
 
     def update_on(self, obs: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, next_obs: torch.Tensor,
-                  next_actions: torch.Tensor, terminals: torch.Tensor) -> torch.Tensor:
-        """One SARSA TD step on a normalised batch; returns the loss (detached tensor)."""
+                  next_actions: torch.Tensor, terminals: torch.Tensor,
+                  next_action_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """One SARSA TD step on a normalised batch; returns the loss (detached tensor).
+
+        Rows whose a' is unknown (`next_action_valid` = 0, not terminal) are left out of the loss.
+        """
         with torch.no_grad():
             next_q = self.q_target(next_obs, next_actions)
             target = losses.sarsa_target(rewards, terminals, next_q, self.gamma)
-        loss = losses.sarsa_loss(self.q_net(obs, actions), target)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+            weight = None if next_action_valid is None else torch.maximum(next_action_valid, terminals)
+        loss = losses.sarsa_loss(self.q_net(obs, actions), target, weight)
+        optimizer_step(self.opt, loss)
         soft_update(self.q_target, self.q_net, self.tau)
         self.num_steps += 1
         return loss.detach()
@@ -73,7 +76,8 @@ class QSarsaLearner(TorchLearner):
             raise DataError("QSarsaLearner.step() needs a replay (pass replay=...)")
         b = self.replay.sample(self.batch_size)
         loss = self.update_on(self.normalizer(b.observations), b.actions, b.rewards,
-                              self.normalizer(b.next_observations), b.next_actions, b.terminals)
+                              self.normalizer(b.next_observations), b.next_actions, b.terminals,
+                              b.next_action_valid)
         return {"q_sarsa_loss": loss}
 
     def state_dict(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class QsarsaACLearner(TD3BCLearner):
         metrics: dict[str, torch.Tensor] = {}
         if not c.freeze_q_sarsa:
             metrics["q_sarsa_loss"] = self.sarsa.update_on(obs, actions, rewards, next_obs, batch.next_actions,
-                                                           terminals)
+                                                           terminals, batch.next_action_valid)
         with torch.no_grad():
             next_a = self.target_actions(next_obs)
             next_q = self.critic_target(next_obs, next_a).min(dim=0).values

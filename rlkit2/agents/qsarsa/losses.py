@@ -29,9 +29,16 @@ def sarsa_target(rewards: torch.Tensor, terminals: torch.Tensor, next_q_sarsa: t
     return rewards + gamma * (1.0 - terminals) * next_q_sarsa
 
 
-def sarsa_loss(q_sarsa: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Sum over members of the mean squared SARSA TD error (each member bootstraps from its own target)."""
-    return ((q_sarsa - target) ** 2).mean(dim=-1).sum()
+def sarsa_loss(q_sarsa: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over members of the mean squared SARSA TD error (each member bootstraps from its own target).
+
+    `weight` (B,) in {0, 1} drops rows whose target is unknown (a' missing after a timeout); the mean is
+    over the kept rows.
+    """
+    sq = (q_sarsa - target) ** 2
+    if weight is None:
+        return sq.mean(dim=-1).sum()
+    return ((sq * weight).sum(dim=-1) / weight.sum().clamp_min(1.0)).sum()
 
 
 def blended_bootstrap(next_q_min: torch.Tensor, next_q_sarsa: torch.Tensor, beta: float) -> torch.Tensor:
