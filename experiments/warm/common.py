@@ -22,7 +22,7 @@ from rlkit2 import checkpoint
 from rlkit2.lm import synthetic as S
 from rlkit2.lm.generation import GenerationConfig, LMActor
 from rlkit2.lm.models import LMConfig, build_causal_lm, build_word_tokenizer
-from rlkit2.rewards.bradley_terry import PreferencePair
+from rlkit2.rewards.bradley_terry import PreferencePair, synthetic_preference_pairs
 
 TEMPLATE = "<doc> {document} <sum>"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -86,32 +86,10 @@ def sample(lm: Any, tok: Any, docs: list[str], k: int = 1, seed: int | None = No
 
 def preference_pairs(n: int, seed: int, lm: Any = None, tok: Any = None, policy_fraction: float = 0.5
                      ) -> list[PreferencePair]:
-    """n pairs (document, summary_a, summary_b) labelled by the exact checker; ties are redrawn.
-
-    Candidates: a `policy_fraction` of pairs from two SFT-policy samples (the distribution an RLHF reward model
-    must judge), the rest from `summary_facts` with 50 % corrupted statements.
-    """
-    rng = random.Random(seed)
-    pairs: list[PreferencePair] = []
-    n_pol = int(round(policy_fraction * n)) if lm is not None else 0
-    if n_pol:
-        while len(pairs) < n_pol:
-            docs = documents(256, rng.randrange(1 << 30))
-            outs = sample(lm, tok, docs, k=2, seed=rng.randrange(1 << 30))
-            for i, d in enumerate(docs):
-                a, b = outs[2 * i], outs[2 * i + 1]
-                sa, sb = true_score(d, a), true_score(d, b)
-                if sa != sb and len(pairs) < n_pol:
-                    pairs.append(PreferencePair(d, a, b) if sa > sb else PreferencePair(d, b, a))
-    while len(pairs) < n:
-        facts = S.random_document(rng)
-        d = S.render(facts)
-        a, b = S.render(S.summary_facts(rng, facts, 0.5)), S.render(S.summary_facts(rng, facts, 0.5))
-        sa, sb = true_score(d, a), true_score(d, b)
-        if sa != sb:
-            pairs.append(PreferencePair(d, a, b) if sa > sb else PreferencePair(d, b, a))
-    rng.shuffle(pairs)
-    return pairs
+    """The experiment's pairs: `rlkit2.rewards.bradley_terry.synthetic_preference_pairs` with half of them from
+    two samples of the SFT policy (temperature 1) and no label noise (run.py flips labels itself)."""
+    sampler = None if lm is None else (lambda docs, s: sample(lm, tok, docs, k=2, seed=s))
+    return synthetic_preference_pairs(n, seed=seed, policy_samples=sampler, policy_fraction=policy_fraction)
 
 
 if __name__ == "__main__":

@@ -225,3 +225,52 @@ def train_bradley_terry(model: nn.Module, pairs: Sequence[PreferencePair], cfg: 
     if not losses:
         return {"train/bt_loss": float("nan"), "train/bt_accuracy": float("nan")}
     return {"train/bt_loss": float(torch.stack(losses).mean()), "train/bt_accuracy": float(torch.stack(accs).mean())}
+
+
+# --------------------------------------------------------------------------- the embedded task's preference pairs
+
+
+def synthetic_preference_pairs(n: int, seed: int = 0, label_noise: float = 0.0,
+                               policy_samples: Callable[[list[str], int], list[str]] | None = None,
+                               policy_fraction: float = 0.5, corruption: float = 0.5) -> list[PreferencePair]:
+    """n (document, chosen, rejected) pairs of the synthetic summarisation task, labelled by its exact checker.
+
+    Score of a summary: statement precision (supported statements / statements; 0 for an empty summary), from
+    `rlkit2.lm.synthetic.check`; the higher-scoring summary is `chosen`, ties are redrawn. Candidates: with
+    `policy_samples(documents, seed)` (-> two summaries per document, contiguous), a `policy_fraction` of the pairs
+    compares two policy samples (the distribution an RLHF reward model must judge); the rest compare synthetic
+    summaries whose statements are each corrupted with probability `corruption`. `label_noise` then swaps
+    chosen/rejected in that fraction of the pairs (`flip_labels`).
+    """
+    import random
+
+    from rlkit2.lm import synthetic as S
+
+    def score(doc: str, summary: str) -> float:
+        c = S.check(doc, summary)
+        return c.supported / c.n_statements if c.n_statements else 0.0
+
+    rng = random.Random(seed)
+    pairs: list[PreferencePair] = []
+    n_pol = int(round(policy_fraction * n)) if policy_samples is not None else 0
+    while len(pairs) < n_pol:
+        doc_rng = random.Random(rng.randrange(1 << 30))
+        docs = [S.render(S.random_document(doc_rng)) for _ in range(256)]
+        outs = policy_samples(docs, rng.randrange(1 << 30))  # type: ignore[misc]
+        if len(outs) != 2 * len(docs):
+            raise DataError(f"policy_samples gave {len(outs)} summaries for {len(docs)} documents (expected 2 each)")
+        for i, d in enumerate(docs):
+            a, b = outs[2 * i], outs[2 * i + 1]
+            sa, sb = score(d, a), score(d, b)
+            if sa != sb and len(pairs) < n_pol:
+                pairs.append(PreferencePair(d, a, b) if sa > sb else PreferencePair(d, b, a))
+    while len(pairs) < n:
+        facts = S.random_document(rng)
+        d = S.render(facts)
+        a = S.render(S.summary_facts(rng, facts, corruption))
+        b = S.render(S.summary_facts(rng, facts, corruption))
+        sa, sb = score(d, a), score(d, b)
+        if sa != sb:
+            pairs.append(PreferencePair(d, a, b) if sa > sb else PreferencePair(d, b, a))
+    rng.shuffle(pairs)
+    return flip_labels(pairs, label_noise, seed=seed + 1) if label_noise else pairs

@@ -92,3 +92,22 @@ def test_training_learns_the_preference():
     after = evaluate_pairs(rm, test)
     assert after["accuracy"] > 0.95 and after["accuracy"] > before
     assert out["train/bt_loss"] < math.log(2)
+
+
+def test_synthetic_pairs_are_labelled_by_the_checker():
+    from rlkit2.lm import synthetic as S
+    from rlkit2.rewards.bradley_terry import synthetic_preference_pairs
+
+    def prec(d, s):
+        c = S.check(d, s)
+        return c.supported / c.n_statements if c.n_statements else 0.0
+
+    clean = synthetic_preference_pairs(60, seed=4)
+    assert len(clean) == 60 and all(prec(p.prompt, p.chosen) > prec(p.prompt, p.rejected) for p in clean)
+    noisy = synthetic_preference_pairs(60, seed=4, label_noise=0.25)
+    wrong = sum(prec(p.prompt, p.chosen) < prec(p.prompt, p.rejected) for p in noisy)
+    assert wrong == 15  # exactly a quarter flipped
+    # policy samples: two per document, contiguous
+    with_policy = synthetic_preference_pairs(20, seed=5, policy_fraction=1.0,
+                                             policy_samples=lambda docs, seed: [x for d in docs for x in (d, "")])
+    assert all(p.rejected == "" and p.chosen == p.prompt for p in with_policy)  # the copy beats the empty summary
