@@ -7,6 +7,10 @@ different checkpoint of one shared fine-tuning trajectory); the head is first fi
 (LP-FT). The reward model is the plain mean of their weights: one forward pass at inference, where the
 ensemble of predictions (ENS) needs M.
 
+Reconstruction (the paper's Baklava checkpoints come from the shared *SFT* fine-tuning of the LLM the RMs are
+built on; here the shared init is a pretrained encoder): the shared trajectory is a low-lr Bradley-Terry
+fine-tune of the LP-FT init, snapshotted evenly, member i starting from snapshot i.
+
 A member is any `nn.Module` reward model `model(prompts, responses) -> Tensor[B]`. The linear probe needs
 two more attributes, which `rlkit2.rewards` reward models expose: `head` (the final `nn.Linear`) and
 `features(prompts, responses) -> Tensor[B, H]` (the pooled input of the head).
