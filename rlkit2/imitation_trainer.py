@@ -32,7 +32,7 @@ from rlkit2.replay import TransitionReplay
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
 from rlkit2.trainer import (
     MetricAccumulator,
-    check_finite,
+    UpdateGuard,
     env_spec,
     resolve_resume,
     to_dataclass,
@@ -133,6 +133,10 @@ class ImitationTrainer:
             self.agent.learner.attach_online(self.online_replay)  # type: ignore[attr-defined]
             self.online_env = make_env(cfg.env, self.seed + ONLINE_SEED_OFFSET)
         self.ckpt_dir = self.run_dir / "checkpoints"
+        # trainer.nan_policy, as in the control trainer (stop: NumericalError naming the last good checkpoint;
+        # skip: restore the pre-update learner, keep the samplers moving, count it)
+        self.guard = UpdateGuard(self.agent.learner, self.trainer.nan_policy, self.ckpt_dir,
+                                 [self.replay, self.online_replay])
         self.step = 0  # offline updates, then offline total + online env steps
         self.episode = 0
         self.last_eval: dict[str, float] = {}
@@ -145,9 +149,14 @@ class ImitationTrainer:
             "replay": {"generator": self.replay.generator.get_state()},
             "online_replay": self.online_replay.state_dict() if self.online_replay is not None else None,
             "rng": rng_state(),
+            # actors with their own RNG (POIR's planners): without it a resumed online phase plans differently
+            "policy": _actor_state(self.agent.policy),
+            "explorer": _actor_state(self.agent.explorer),
+            "skipped_updates": self.guard.skipped,
         }
 
     def save_checkpoint(self) -> Path:
+        self.guard.check_before_save(self.step)
         path = ckpt.save(self.state(), ckpt.checkpoint_path(self.ckpt_dir, self.step))
         ckpt.prune(self.ckpt_dir, self.trainer.keep_checkpoints)
         return path
@@ -168,6 +177,10 @@ class ImitationTrainer:
         if self.online_replay is not None and state.get("online_replay") is not None:
             self.online_replay.load_state_dict(state["online_replay"])
         set_rng_state(state["rng"])
+        for actor, key in ((self.agent.policy, "policy"), (self.agent.explorer, "explorer")):
+            if state.get(key) is not None and hasattr(actor, "load_state_dict"):
+                actor.load_state_dict(state[key])
+        self.guard.skipped = int(state.get("skipped_updates", 0))
         self.step, self.episode = int(state["step"]), int(state["episode"])
         for lg in getattr(self.logger, "loggers", [self.logger]):
             if isinstance(lg, JsonlLogger):
@@ -191,20 +204,15 @@ class ImitationTrainer:
 
     # ------------------------------------------------------------------ loops
     def _update(self, acc: MetricAccumulator) -> None:
-        metrics = self.agent.learner.step()
-        bad = check_finite(metrics)
-        if bad is not None:
-            if self.trainer.nan_policy == "skip":
-                acc.add({"nonfinite_updates": 1.0})
-                return
-            from rlkit2.core import NumericalError
-
-            raise NumericalError(f"non-finite '{bad}' at step {self.step}; set trainer.nan_policy=skip to go on")
-        acc.add(metrics)
+        metrics = self.guard.step(self.step)
+        if metrics is not None:
+            acc.add(metrics)
 
     def _log(self, acc: MetricAccumulator, extra: dict[str, float] | None = None) -> None:
         metrics = acc.pop()
         metrics.update(extra or {})
+        if self.guard.skipping:
+            metrics["train/skipped_updates"] = float(self.guard.skipped)
         if metrics:
             self.logger.write(metrics, self.step)
 
@@ -286,6 +294,10 @@ class ImitationTrainer:
         save_policy(self.agent.policy, self.run_dir / POLICY_FILE, agent=self.cfg.agent.name, env=_node(self.cfg.env),
                     spec=dataclasses.asdict(self.spec), step=self.step, eval=final)
         return final
+
+
+def _actor_state(actor: Any) -> Any:
+    return actor.state_dict() if actor is not None and hasattr(actor, "state_dict") else None
 
 
 def run_imitation(cfg: Any, run_dir: Path, logger: Logger) -> dict[str, float]:

@@ -29,7 +29,7 @@ from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokeni
 from rlkit2.logging import JsonlLogger, Logger
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
-from rlkit2.trainer import resolve_resume
+from rlkit2.trainer import UpdateGuard, resolve_resume, validate_common
 
 
 def to_config(cfg: Any, cls: type) -> Any:
@@ -102,6 +102,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     seed_everything(seed)
     entry = get_agent(str(cfg.agent.name))  # ppo_lm, warp, jbond: each "lm" agent brings its config and builder
     agent_cfg = to_config(cfg.agent, entry.config_cls)
+    validate_common(agent_cfg, cfg.trainer, None)  # lr > 0, total_steps, nan_policy, ... before anything is built
     agent_cfg.model.device = cfg.trainer.device if cfg.trainer.device != "cpu" else agent_cfg.model.device
     env_cfg = cfg.env
     if cfg.get("reward") is not None:  # the top-level `reward=` group wins over env.reward
@@ -111,6 +112,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     learner = entry.builder(agent_cfg, env, seed=seed)
     tc = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
+    guard = UpdateGuard(learner, str(tc.nan_policy), ckpt_dir)  # the control trainer's stop/skip policy
     start = 0
     source = resolve_resume(cfg.resume, run_dir)  # the control trainer's resolution of `resume=`
     if source is not None:
@@ -121,6 +123,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
             learner.load_state_dict(found[1]["learner"])
             set_rng_state(found[1]["rng"])
             start = int(found[1]["step"])
+            guard.skipped = int(found[1].get("skipped_updates", 0))
             for lg in getattr(logger, "loggers", [logger]):
                 if isinstance(lg, JsonlLogger):
                     lg.truncate_after(start)
@@ -141,15 +144,22 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
 
         progress = tqdm(total=int(tc.total_steps), initial=start, desc="ppo_lm", mininterval=5)
     for step in range(start + 1, int(tc.total_steps) + 1):
-        metrics = learner.step()
+        metrics = guard.step(step - 1)  # None: a non-finite update dropped under nan_policy=skip
         if step % max(int(tc.log_every), 1) == 0:
-            metrics.update({f"rollout/{k}": v for k, v in env.metrics(learner.replay.all().documents,
-                                                                       learner.replay.all().responses).items()})
+            if metrics is None:
+                metrics = {}
+            else:
+                metrics.update({f"rollout/{k}": v for k, v in env.metrics(learner.replay.all().documents,
+                                                                           learner.replay.all().responses).items()})
+            if guard.skipping:
+                metrics["train/skipped_updates"] = float(guard.skipped)
             logger.write(metrics, step)
         if tc.eval_every and step % int(tc.eval_every) == 0:
             final = do_eval(step)
         if tc.checkpoint_every and step % int(tc.checkpoint_every) == 0:
+            guard.check_before_save(step)
             ckpt.save({"learner": learner.state_dict(), "rng": rng_state(), "step": step,
+                       "skipped_updates": guard.skipped,
                        "config": dataclasses.asdict(agent_cfg)}, ckpt.checkpoint_path(ckpt_dir, step))
             ckpt.prune(ckpt_dir, int(tc.keep_checkpoints))
         if progress is not None:

@@ -69,3 +69,13 @@ def test_resume_with_another_architecture_names_the_changed_option(tmp_path, hop
         run(compose_config([*base, "trainer.total_steps=40", "resume=true", "agent.hidden=[64,64]"]), tmp_path / "run")
     with pytest.raises(ConfigError, match="checkpoint is for agent 'td3_bc', not 'iql'"):
         run(compose_config([*base, "trainer.total_steps=40", "resume=true", "agent=iql"]), tmp_path / "run")
+
+
+def test_rlhf_runner_refuses_out_of_range_values_before_training(tmp_path):
+    from tests.robustness.common import lm_args
+
+    for override, pattern in (("agent.lr=-1e-4", "agent.lr=-0.0001: learning rates must be positive"),
+                              ("trainer.nan_policy=ignore", "trainer.nan_policy='ignore'")):
+        with pytest.raises(ConfigError, match=pattern):
+            run(compose_config(lm_args("trainer.total_steps=2", override)), tmp_path / "run")
+        assert not (tmp_path / "run" / "checkpoints").exists()

@@ -151,7 +151,8 @@ def _nan_on_calls(monkeypatch, module, name: str, calls: set[int]) -> None:
 
 def _bc_args(demos, *extra):
     return ["agent=bc", "env=robosuite/lift", f"env.dataset={demos}", "env.num_demos=4", "env.horizon=20",
-            "agent.hidden=[32,32]", "agent.batch_size=32", "trainer.eval_episodes=1", "trainer.progress=false",
+            "agent.head=deterministic", "agent.hidden=[32,32]", "agent.batch_size=32", "trainer.eval_episodes=1",
+            "trainer.progress=false",
             "logger.console=false", "trainer.plot=false", "trainer.threads=1", *extra]
 
 
