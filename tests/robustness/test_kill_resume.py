@@ -147,3 +147,30 @@ def test_offline_resume_mid_log_window_equals_uninterrupted(tmp_path, hopper_fil
     assert a["step"] == b["step"] == 40
     assert_same_tensors(a["learner"], b["learner"], agent)
     assert metric_rows(ref) == metric_rows(resumed)
+
+
+@pytest.mark.parametrize("agent, extra", [("warp", ["agent.steps_per_run=1", "agent.num_policies=2"]),
+                                          ("jbond", [])])
+def test_rlhf_wa_agents_resume_equals_uninterrupted(tmp_path, agent, extra):
+    """WARP and J-BOND through the lm runner: resuming after step 2 ends where the uninterrupted run ends
+    (J-BOND's prompt stream was not in its checkpoint: a resumed run trained on other prompts)."""
+    import shutil
+
+    args = [f"agent={agent}", "agent.model.hidden_size=32", "agent.model.num_layers=1", "agent.model.num_heads=2",
+            "agent.model.num_kv_heads=1", "agent.model.intermediate_size=64", "agent.generation.max_new_tokens=6",
+            "agent.prompts_per_step=4", "env=text_synthetic", "reward=keyword", "trainer.total_steps=4",
+            "trainer.log_every=1", "trainer.eval_every=4", "trainer.eval_episodes=4", "trainer.checkpoint_every=1",
+            "trainer.keep_checkpoints=5", "trainer.progress=false", "trainer.plot=false", "trainer.threads=1",
+            "logger.console=false", *extra]
+    ref, resumed = tmp_path / "ref", tmp_path / "resumed"
+    run(compose_config(args), ref)
+    shutil.copytree(ref, resumed)
+    for step, path in ckpt.list_checkpoints(resumed / "checkpoints"):
+        if step > 2:
+            path.unlink()
+            path.with_name(path.name + ".sha256").unlink()
+    run(compose_config([*args, "resume=true"]), resumed)
+    a, b = ckpt.latest_valid(ref / "checkpoints")[1], ckpt.latest_valid(resumed / "checkpoints")[1]
+    assert a["step"] == b["step"] == 4
+    assert_same_tensors(a["learner"], b["learner"], agent)
+    assert metric_rows(ref) == metric_rows(resumed)

@@ -138,13 +138,17 @@ class JBondLearner(Learner):
 
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "anchor": self.anchor.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "steps": self.steps}
+                "optimizer": self.optimizer.state_dict(), "steps": self.steps,
+                # where the prompt stream is: without it a resumed run trains on other prompts
+                "env": self.env.state_dict() if hasattr(self.env, "state_dict") else None}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.anchor.load_state_dict(state["anchor"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps = int(state["steps"])
+        if state.get("env") is not None and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(state["env"])
 
 
 def build(config: JBondConfig, env: Any, tokenizer: Any | None = None, seed: int = 0, reward_fn: Any = None
