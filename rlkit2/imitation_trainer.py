@@ -137,6 +137,7 @@ class ImitationTrainer:
         # skip: restore the pre-update learner, keep the samplers moving, count it)
         self.guard = UpdateGuard(self.agent.learner, self.trainer.nan_policy, self.ckpt_dir,
                                  [self.replay, self.online_replay])
+        self.acc = MetricAccumulator()  # the current log window's sums (checkpointed)
         self.step = 0  # offline updates, then offline total + online env steps
         self.episode = 0
         self.last_eval: dict[str, float] = {}
@@ -153,6 +154,7 @@ class ImitationTrainer:
             "policy": _actor_state(self.agent.policy),
             "explorer": _actor_state(self.agent.explorer),
             "skipped_updates": self.guard.skipped,
+            "metric_acc": self.acc.state_dict(),  # a checkpoint inside a log window: same averages after resume
         }
 
     def save_checkpoint(self) -> Path:
@@ -181,6 +183,8 @@ class ImitationTrainer:
             if state.get(key) is not None and hasattr(actor, "load_state_dict"):
                 actor.load_state_dict(state[key])
         self.guard.skipped = int(state.get("skipped_updates", 0))
+        if "metric_acc" in state:
+            self.acc.load_state_dict(state["metric_acc"])
         self.step, self.episode = int(state["step"]), int(state["episode"])
         for lg in getattr(self.logger, "loggers", [self.logger]):
             if isinstance(lg, JsonlLogger):
@@ -220,7 +224,7 @@ class ImitationTrainer:
         from tqdm.auto import tqdm
 
         tr, total = self.trainer, int(self.trainer.total_steps)
-        acc = MetricAccumulator()
+        acc = self.acc
         bar = tqdm(total=total, initial=min(self.step, total), disable=not tr.progress, mininterval=2.0,
                    desc=f"{self.cfg.agent.name} offline")
         while self.step < total:
@@ -241,7 +245,7 @@ class ImitationTrainer:
         assert self.online_env is not None and self.online_replay is not None and self.agent.explorer is not None
         tr, learner, explorer = self.trainer, self.agent.learner, self.agent.explorer
         start, end = int(tr.total_steps), int(tr.total_steps) + self.online_steps
-        acc = MetricAccumulator()
+        acc = self.acc
         bar = tqdm(total=self.online_steps, initial=self.step - start, disable=not tr.progress, mininterval=2.0,
                    desc=f"{self.cfg.agent.name} online")
         next_eval = start + ((self.step - start) // tr.eval_every + 1) * tr.eval_every
