@@ -180,7 +180,7 @@ class ImitationTrainer:
             self.online_replay.load_state_dict(state["online_replay"])
         set_rng_state(state["rng"])
         for actor, key in ((self.agent.policy, "policy"), (self.agent.explorer, "explorer")):
-            if state.get(key) is not None and hasattr(actor, "load_state_dict"):
+            if actor is not None and state.get(key) is not None and hasattr(actor, "load_state_dict"):
                 actor.load_state_dict(state[key])
         self.guard.skipped = int(state.get("skipped_updates", 0))
         if "metric_acc" in state:
