@@ -209,10 +209,25 @@ def config_diff(state: dict[str, Any], cfg: Any, error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
+def set_aside_old_checkpoints(run_dir: Path) -> None:
+    """A fresh run in a run dir that already holds checkpoints (a rerun without resume=true): move them to
+    `checkpoints.previous-<k>/`, so a later resume never picks the earlier run's newer steps and `prune`
+    never deletes this run's checkpoints to keep those. Nothing is deleted."""
+    d = Path(run_dir) / "checkpoints"
+    if not distributed.is_main() or not ckpt.list_checkpoints(d):
+        return
+    k = 1
+    while (aside := d.with_name(f"checkpoints.previous-{k}")).exists():
+        k += 1
+    d.rename(aside)
+    print(f"[rlkit2] {d} held an earlier run's checkpoints and resume is off: moved them to {aside}", flush=True)
+
+
 def resolve_resume(resume: str, run_dir: Path) -> Path | None:
     """`resume` -> the checkpoint directory or file to resume from (None: start fresh)."""
     r = str(resume or "").strip()
     if r.lower() in ("", "false", "none", "0"):
+        set_aside_old_checkpoints(run_dir)
         return None
     if r.lower() in ("true", "auto", "1"):
         return run_dir / "checkpoints"

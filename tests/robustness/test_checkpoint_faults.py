@@ -101,3 +101,16 @@ def test_resume_after_a_torn_metrics_line_and_a_truncated_checkpoint(tmp_path, h
     ref_rows = [r for r in read_metrics(ref) if "train/critic_loss" in r]
     assert [r["train/critic_loss"] for r in rows if "train/critic_loss" in r] == \
         [r["train/critic_loss"] for r in ref_rows]
+
+
+def test_fresh_run_in_a_used_run_dir_sets_the_old_checkpoints_aside(tmp_path, hopper_file):
+    """A rerun without resume=true in a dir holding a longer run's checkpoints: before, `prune` deleted the new
+    run's checkpoints (the old ones had higher steps) and a later resume picked the old run's state."""
+    base = offline_args(hopper_file, "trainer.checkpoint_every=20", "trainer.eval_every=1000", "trainer.log_every=20",
+                        "trainer.keep_checkpoints=1")
+    run(compose_config([*base, "trainer.total_steps=60", "seed=1"]), tmp_path / "run")
+    run(compose_config([*base, "trainer.total_steps=40", "seed=2"]), tmp_path / "run")
+    path, state = ckpt.latest_valid(tmp_path / "run" / "checkpoints")
+    assert state["step"] == 40 and state["config"]["seed"] == 2
+    old = ckpt.latest_valid(tmp_path / "run" / "checkpoints.previous-1")[1]
+    assert old["step"] == 60 and old["config"]["seed"] == 1  # nothing deleted
