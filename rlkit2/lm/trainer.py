@@ -21,12 +21,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import checkpoint as ckpt
+from rlkit2 import distributed
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.agents.ppo_lm.learner import PolicyGradientLearner
 from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, response_logprobs
 from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
-from rlkit2.logging import JsonlLogger, Logger
+from rlkit2.logging import JsonlLogger, Logger, MultiLogger
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
 from rlkit2.trainer import UpdateGuard, resolve_resume, validate_common
@@ -99,7 +100,13 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     from rlkit2.envs.text import make_text_env
 
     seed = int(cfg.seed)
-    seed_everything(seed)
+    tc = cfg.trainer
+    if tc.distributed:  # torchrun: each rank rolls out its own prompts; gradients are averaged in optimizer_step
+        distributed.init_from_env(str(tc.device))
+    rank = distributed.rank()
+    if rank != 0:  # only rank 0 logs, evaluates, checkpoints and saves the policy
+        logger = MultiLogger([])
+    seed_everything(seed + 1000 * rank)
     entry = get_agent(str(cfg.agent.name))  # ppo_lm, warp, jbond: each "lm" agent brings its config and builder
     agent_cfg = to_config(cfg.agent, entry.config_cls)
     validate_common(agent_cfg, cfg.trainer, None)  # lr > 0, total_steps, nan_policy, ... before anything is built
@@ -107,10 +114,12 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     env_cfg = cfg.env
     if cfg.get("reward") is not None:  # the top-level `reward=` group wins over env.reward
         env_cfg = OmegaConf.merge(cfg.env, {"reward": cfg.reward})
-    env = make_text_env(env_cfg, seed)
+    env = make_text_env(env_cfg, seed + 1000 * rank)
     eval_env = make_text_env(env_cfg, seed, reward_fn=env.reward_fn, evaluation=True)
     learner = entry.builder(agent_cfg, env, seed=seed)
-    tc = cfg.trainer
+    if distributed.is_active():  # every rank starts from rank 0's parameters
+        learner.policy.load_state_dict(distributed.broadcast_state(learner.policy.state_dict()))
+        learner.reference.load_state_dict(distributed.broadcast_state(learner.reference.state_dict()))
     ckpt_dir = run_dir / "checkpoints"
     guard = UpdateGuard(learner, str(tc.nan_policy), ckpt_dir)  # the control trainer's stop/skip policy
     start = 0
@@ -121,7 +130,13 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
         else:
             learner.load_state_dict(found[1]["learner"])
-            set_rng_state(found[1]["rng"])
+            local = found[1].get("ranks", [{"rng": found[1].get("rng")}])
+            if len(local) != distributed.world_size():
+                raise ConfigError(f"checkpoint {found[0]} was written by {len(local)} process(es); resume it "
+                                  f"with as many (this run has {distributed.world_size()})")
+            set_rng_state(local[rank]["rng"])
+            if local[rank].get("env") is not None and hasattr(env, "load_state_dict"):
+                env.load_state_dict(local[rank]["env"])  # this rank's own prompt stream
             start = int(found[1]["step"])
             guard.skipped = int(found[1].get("skipped_updates", 0))
             for lg in getattr(logger, "loggers", [logger]):
@@ -132,6 +147,8 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     final: dict[str, float] = {}
 
     def do_eval(step: int) -> dict[str, float]:
+        if rank != 0:
+            return {}
         greedy = LMActor(learner.policy, learner.tokenizer, agent_cfg.generation, greedy=True)
         m = evaluate(eval_env, greedy, min(int(tc.eval_episodes), 16), seed=seed + 10_000)
         m.update({f"eval/{k}": v for k, v in score_policy(learner, eval_env, eval_docs).items()})
@@ -142,7 +159,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     if tc.progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=int(tc.total_steps), initial=start, desc="ppo_lm", mininterval=5)
+        progress = tqdm(total=int(tc.total_steps), initial=start, desc="ppo_lm", mininterval=5, disable=rank != 0)
     for step in range(start + 1, int(tc.total_steps) + 1):
         metrics = guard.step(step - 1)  # None: a non-finite update dropped under nan_policy=skip
         if step % max(int(tc.log_every), 1) == 0:
@@ -158,19 +175,24 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
             final = do_eval(step)
         if tc.checkpoint_every and step % int(tc.checkpoint_every) == 0:
             guard.check_before_save(step)
-            ckpt.save({"learner": learner.state_dict(), "rng": rng_state(), "step": step,
-                       "skipped_updates": guard.skipped,
-                       "config": dataclasses.asdict(agent_cfg)}, ckpt.checkpoint_path(ckpt_dir, step))
-            ckpt.prune(ckpt_dir, int(tc.keep_checkpoints))
+            env_state = env.state_dict() if hasattr(env, "state_dict") else None
+            ranks = distributed.gather_objects({"rng": rng_state(), "env": env_state})  # every rank's own state
+            if rank == 0:
+                ckpt.save({"learner": learner.state_dict(), "rng": ranks[0]["rng"], "ranks": ranks, "step": step,
+                           "skipped_updates": guard.skipped,
+                           "config": dataclasses.asdict(agent_cfg)}, ckpt.checkpoint_path(ckpt_dir, step))
+                ckpt.prune(ckpt_dir, int(tc.keep_checkpoints))
         if progress is not None:
             progress.update(1)
     if progress is not None:
         progress.close()
     if not final or not tc.eval_every or int(tc.total_steps) % int(tc.eval_every):
         final = do_eval(int(tc.total_steps))
-    from rlkit2.api import save_language_policy
+    if rank == 0:
+        from rlkit2.api import save_language_policy
 
-    save_language_policy(learner, run_dir / "policy")  # a plain HF folder: AutoModelForCausalLM loads it alone
+        save_language_policy(learner, run_dir / "policy")  # a plain HF folder: AutoModelForCausalLM loads it alone
+    distributed.barrier()
     return final
 
 

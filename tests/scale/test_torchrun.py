@@ -49,3 +49,22 @@ def test_distributed_run_logs_once_and_resumes_exactly(tmp_path):
     for module, params in ref["learner"]["modules"].items():
         for k, v in params.items():
             assert torch.equal(v, res["learner"]["modules"][module][k]), f"{module}.{k}"
+
+
+def test_distributed_language_learner_resumes_exactly(tmp_path):
+    """The "lm" runner under torchrun: rank 0 checkpoints every rank's RNG and prompt stream."""
+    common = ["experiment=rlhf_toy", "agent.prompts_per_step=8", "agent.minibatch_size=8",
+              "agent.generation.max_new_tokens=4", "trainer.distributed=true", "trainer.eval_every=100",
+              "trainer.eval_episodes=2", "trainer.log_every=1", "trainer.checkpoint_every=2",
+              "trainer.progress=false", "trainer.plot=false", "logger.console=false", "seed=2"]
+    _torchrun([*common, "trainer.total_steps=4", f"hydra.run.dir={tmp_path / 'ref'}"], tmp_path)
+    _torchrun([*common, "trainer.total_steps=2", f"hydra.run.dir={tmp_path / 'res'}"], tmp_path)
+    _torchrun([*common, "trainer.total_steps=4", f"hydra.run.dir={tmp_path / 'res'}", "resume=true"], tmp_path)
+    steps = Counter(r["step"] for r in read_metrics(tmp_path / "ref") if "train/kl" in r)
+    assert steps and max(steps.values()) == 1
+    _, ref = ckpt.latest_valid(tmp_path / "ref" / "checkpoints")
+    _, res = ckpt.latest_valid(tmp_path / "res" / "checkpoints")
+    assert ref["step"] == res["step"] == 4 and len(ref["ranks"]) == 2
+    assert ref["ranks"][0]["env"] != ref["ranks"][1]["env"]  # the ranks draw different prompts
+    for k, v in ref["learner"]["policy"].items():
+        assert torch.equal(v, res["learner"]["policy"][k]), k
