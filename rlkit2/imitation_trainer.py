@@ -36,6 +36,7 @@ from rlkit2.trainer import (
     env_spec,
     resolve_resume,
     to_dataclass,
+    truncate_metrics,
     validate_common,
 )
 
@@ -170,6 +171,7 @@ class ImitationTrainer:
         found = (source, ckpt.load(source)) if source.is_file() else ckpt.latest_valid(source)
         if found is None:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
             return
         path, state = found
         if state.get("agent") != self.cfg.agent.name:

@@ -209,6 +209,13 @@ def config_diff(state: dict[str, Any], cfg: Any, error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
+def truncate_metrics(logger: Logger, step: int) -> None:
+    """Drop the metrics.jsonl rows logged after `step` (a resume from `step` logs them again)."""
+    for lg in getattr(logger, "loggers", [logger]):
+        if isinstance(lg, JsonlLogger):
+            lg.truncate_after(step)
+
+
 def set_aside_old_checkpoints(run_dir: Path) -> None:
     """A fresh run in a run dir that already holds checkpoints (a rerun without resume=true): move them to
     `checkpoints.previous-<k>/`, so a later resume never picks the earlier run's newer steps and `prune`
@@ -372,6 +379,7 @@ class ControlTrainer:
             found = ckpt.latest_valid(source)
         if found is None:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
             return
         path, state = found
         try:

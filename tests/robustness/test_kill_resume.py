@@ -174,3 +174,19 @@ def test_rlhf_wa_agents_resume_equals_uninterrupted(tmp_path, agent, extra):
     assert a["step"] == b["step"] == 4
     assert_same_tensors(a["learner"], b["learner"], agent)
     assert metric_rows(ref) == metric_rows(resumed)
+
+
+def test_resume_with_no_valid_checkpoint_starts_over_without_duplicate_rows(tmp_path, hopper_file):
+    """Killed before its first checkpoint (or every checkpoint corrupt): resume=true starts fresh, and the rows
+    the killed run had logged are not kept twice."""
+    import shutil
+
+    args = offline_args(hopper_file, "trainer.total_steps=40", "trainer.checkpoint_every=40", "trainer.eval_every=40",
+                        "trainer.log_every=10", "seed=6")
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    run(compose_config(args), ref)
+    shutil.copytree(ref, killed)
+    for _, path in ckpt.list_checkpoints(killed / "checkpoints"):
+        path.write_bytes(b"torn")  # no checkpoint survives
+    run(compose_config([*args, "resume=true"]), killed)
+    assert metric_rows(ref) == metric_rows(killed)
