@@ -288,6 +288,11 @@ class ControlTrainer:
             self.replay = TransitionReplay(capacity, self.spec.obs_dim, self.spec.act_dim, seed=self.seed)
             self.score_fn = score_function(cfg.env, None)
         validate_common(self.agent_cfg, self.trainer, len(self.replay) if self.offline else None)
+        if str(self.trainer.device) != "cpu":
+            # Small-network control runs are CPU-bound here (Python overhead, not FLOPs); rather than
+            # silently ignoring the option, say so. The language family honours trainer.device.
+            raise ConfigError(f"trainer.device={self.trainer.device}: control agents (online/offline RL) run on "
+                              "the CPU in this version; leave trainer.device=cpu")
         self.agent: Agent = self.entry.builder(self.agent_cfg, self.spec, self.replay, self.seed)
         if distributed.is_active():  # every rank starts from rank 0's initial parameters
             self.agent.learner.load_state_dict(distributed.broadcast_state(self.agent.learner.state_dict()))

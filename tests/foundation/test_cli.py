@@ -48,3 +48,9 @@ def test_same_seed_same_numbers(tmp_path):
     a = ckpt.latest_valid(tmp_path / "a" / "checkpoints")[1]["learner"]["modules"]["actor"]
     b = ckpt.latest_valid(tmp_path / "b" / "checkpoints")[1]["learner"]["modules"]["actor"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unsupported_device_is_refused_not_ignored(tmp_path):
+    cfg = compose_config([*TINY_TD3, "trainer.device=cuda", "trainer.total_steps=300"])
+    with pytest.raises(ConfigError, match="trainer.device=cuda"):
+        run(cfg, tmp_path / "run")
