@@ -36,9 +36,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy rlkit2
 
-# The examples/ scripts at a tiny budget (tests/examples, slow ones included), and the installed-wheel test.
+# The slow examples/ tests (the fast ones run in `make test`), and the installed-wheel test.
 examples: setup
-	$(BIN)/python -m pytest -q tests/examples -m 'slow or not slow'
+	$(BIN)/python -m pytest -q tests/examples -m slow
 
 wheel-test: setup
 	$(BIN)/python -m pytest -q tests/test_wheel_install.py -m slow
