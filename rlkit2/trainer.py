@@ -516,7 +516,7 @@ class ControlTrainer:
                 checkpoint_due = False
 
     def _run_online_vector(self, bar: Any) -> None:
-        """Online collection from `env.num_envs` environments in worker processes (Gymnasium AsyncVectorEnv).
+        """Online collection from `env.num_envs` environments (Gymnasium Sync/AsyncVectorEnv, `env.vectorization`).
 
         One batched policy forward serves all envs; each vector step adds num_envs transitions and does
         num_envs * updates_per_step learner updates (the same update-to-data ratio as one env). Checkpoints
@@ -532,7 +532,11 @@ class ControlTrainer:
         def factory(i: int) -> Any:
             return lambda: make_env(env_cfg, None)
 
-        venv = gym.vector.AsyncVectorEnv([factory(i) for i in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+        mode = str(getattr(env_cfg, "vectorization", "sync"))
+        if mode not in ("sync", "async"):
+            raise ConfigError(f"env.vectorization='{mode}': expected 'sync' or 'async'")
+        vector_cls = gym.vector.AsyncVectorEnv if mode == "async" else gym.vector.SyncVectorEnv
+        venv = vector_cls([factory(i) for i in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
         try:
             obs, _ = venv.reset(seed=[base_seed + self.step + i for i in range(n)])
             acc, t_log = self.acc, [time.perf_counter()]

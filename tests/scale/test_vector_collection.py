@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rlkit2 import checkpoint as ckpt
 from rlkit2.train import compose, run
 
 
-def test_async_vector_collection_keeps_terminal_observations(tmp_path):
-    cfg = compose(["agent=td3", "env=hopper", "env.num_envs=2", "agent.hidden=[16]", "agent.batch_size=16",
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_vector_collection_keeps_terminal_observations(tmp_path, mode):
+    cfg = compose(["agent=td3", "env=hopper", "env.num_envs=2", f"env.vectorization={mode}",
+                   "agent.hidden=[16]", "agent.batch_size=16",
                    "trainer.total_steps=400", "trainer.learning_starts=400", "trainer.eval_every=400",
                    "trainer.eval_episodes=1", "trainer.progress=false", "logger.console=false", "trainer.plot=false",
                    "trainer.threads=1"])
