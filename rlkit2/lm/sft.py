@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from rlkit2.learners import optimizer_step
 from rlkit2.lm.generation import LMActor, response_logprobs
 
 
@@ -39,10 +40,7 @@ def sft_train(model: Any, tokenizer: Any, examples: Sequence[dict[str, str]], *,
     for step in range(steps):
         rows = [examples[i] for i in torch.randint(0, len(examples), (batch_size,), generator=g).tolist()]
         loss = sft_loss(model, actor, [format_prompt(r["document"]) for r in rows], [r["summary"] for r in rows])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, model.parameters(), 1.0)
         sched.step()
         acc = acc + loss.detach()
         if (step + 1) % log_every == 0:

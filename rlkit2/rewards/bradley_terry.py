@@ -26,6 +26,7 @@ from torch import nn
 
 from rlkit2.checkpoint import atomic_write_bytes
 from rlkit2.core import ConfigError, DataError
+from rlkit2.learners import optimizer_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,11 +213,7 @@ def train_bradley_terry(model: nn.Module, pairs: Sequence[PreferencePair], cfg: 
             from rlkit2.core import NumericalError
 
             raise NumericalError(f"Bradley-Terry loss became {float(loss)} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-        opt.step()
+        optimizer_step(opt, loss, trainable, cfg.grad_clip or None)
         if step >= cfg.steps - tail:
             losses.append(loss.detach())
             accs.append(pairwise_accuracy(rc.detach(), rr.detach()))

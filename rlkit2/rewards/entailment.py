@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from rlkit2.core import ConfigError
+from rlkit2.learners import optimizer_step
 from rlkit2.rewards.base import ShapingOptions, register_reward_kind
 
 _SENT = re.compile(r"(?<=[.!?])\s+")
@@ -274,10 +275,7 @@ def train_nli(
                         max_length=max_length, padding=True, return_tensors="pt").to(device)
         labels = torch.tensor([int(r["label"]) for r in rows], device=device)
         loss = torch.nn.functional.cross_entropy(model(**enc).logits.float(), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimizer_step(opt, loss, params, 1.0)
         sched.step()
         acc = acc + loss.detach()
         if (step + 1) % log_every == 0:

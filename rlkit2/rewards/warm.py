@@ -30,6 +30,7 @@ from torch import nn
 
 from rlkit2 import checkpoint
 from rlkit2.core import ConfigError
+from rlkit2.learners import optimizer_step
 from rlkit2.merging import average_state_dicts
 from rlkit2.rewards.base import ShapingOptions, register_reward_kind
 from rlkit2.rewards.bradley_terry import (
@@ -168,9 +169,7 @@ def linear_probe(model: nn.Module, pairs: Sequence[PreferencePair], steps: int, 
     for _ in range(steps):
         idx = torch.randint(0, len(pairs), (min(batch_size, len(pairs)),), generator=g)
         loss = bradley_terry_loss(head(fc[idx]).squeeze(-1), head(fr[idx]).squeeze(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss)
     with torch.no_grad():
         rc, rr = head(fc).squeeze(-1), head(fr).squeeze(-1)
         return {"lp/bt_loss": float(bradley_terry_loss(rc, rr)), "lp/accuracy": float(pairwise_accuracy(rc, rr))}

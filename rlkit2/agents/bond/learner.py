@@ -20,6 +20,7 @@ import torch
 from rlkit2.agents.bond import losses as BL
 from rlkit2.agents.bond.config import JBondConfig
 from rlkit2.core import ConfigError, Learner, NumericalError
+from rlkit2.learners import optimizer_step
 from rlkit2.lm.generation import LMActor, Rollout, response_logprobs
 from rlkit2.lm.replay import SequenceReplay
 from rlkit2.merging import ema_update
@@ -117,10 +118,9 @@ class JBondLearner(Learner):
                      "backward_kl_est": est.mean(), "kl_to_anchor": (logp_pol - logp_anc_pol).detach().mean()}
         if not math.isfinite(float(loss.detach())):
             raise NumericalError(f"jbond: loss became {float(loss)} at step {self.steps}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], c.max_grad_norm)
-        self.optimizer.step()
+        # The shared step: gradients are all-reduced when the lm runner is data-parallel.
+        gn = optimizer_step(self.optimizer, loss, self.optimizer.param_groups[0]["params"], c.max_grad_norm)
+        assert gn is not None  # a max_grad_norm was given, so the norm is returned
         ema_update(self.anchor, self.lm, c.anchor_rate)
         self.steps += 1
         self.replay.clear()

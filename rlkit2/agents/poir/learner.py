@@ -15,7 +15,7 @@ from rlkit2.agents.bc.learner import BCLearner
 from rlkit2.agents.poir import losses
 from rlkit2.agents.poir.config import POIRConfig
 from rlkit2.core import ConfigError
-from rlkit2.learners import TorchLearner
+from rlkit2.learners import TorchLearner, optimizer_step
 from rlkit2.networks import EnsembleMLP, Normalizer
 from rlkit2.registry import EnvSpec
 from rlkit2.replay import TransitionReplay
@@ -133,9 +133,7 @@ class POIRLearner(TorchLearner):
         target = (nxt - obs) / self.obs_norm.std / self.delta_std
         pred = self.model(torch.cat([self.obs_norm(obs), act], -1))
         loss = losses.dynamics_loss(pred, target)
-        self.model_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.model_opt.step()
+        optimizer_step(self.model_opt, loss)
         return loss.detach()
 
     def step(self) -> dict[str, Any]:
