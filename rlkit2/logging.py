@@ -48,7 +48,28 @@ class JsonlLogger(Logger):
         for k, v in metrics.items():
             x = to_float(v)
             row[k] = x if math.isfinite(x) else str(x)
-        self._f.write(json.dumps(row) + "\n")
+        line = json.dumps(row) + "\n"
+        end = self._f.tell()
+        try:
+            self._f.write(line)
+            self._f.flush()
+        except OSError as e:
+            # a full (or failing) disk: cut back to the last whole row, so a resume reads a clean file, and stop
+            # with the file and the cause named instead of a bare OSError from inside the training loop
+            self._f = self._reopen_truncated(end)
+            from rlkit2.core import RLKitError
+
+            raise RLKitError(f"cannot append to {self.path} at step {int(step)}: {e.strerror or e} "
+                             f"(metrics up to the previous row are kept; free space and rerun with resume=true)") from e
+
+    def _reopen_truncated(self, size: int) -> Any:
+        try:
+            self._f.close()
+        except OSError:
+            pass  # the buffered tail could not be flushed either: it is dropped below
+        with open(self.path, "r+b") as f:
+            f.truncate(size)
+        return open(self.path, "a", buffering=1)
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop rows logged after the checkpoint we resume from (they will be redone)."""

@@ -391,9 +391,7 @@ class ControlTrainer:
             self.load_state(state)
         except ConfigError as e:
             raise ConfigError(f"resume from {path}: {e}") from e
-        for lg in getattr(self.logger, "loggers", [self.logger]):
-            if isinstance(lg, JsonlLogger):
-                lg.truncate_after(self.step)
+        truncate_metrics(self.logger, self.step)
         print(f"[rlkit2] resumed from {path} at step {self.step}", flush=True)
 
     # ------------------------------------------------------------------ loop pieces

@@ -27,10 +27,10 @@ from rlkit2.agents.ppo_lm.learner import PolicyGradientLearner
 from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, response_logprobs
 from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
-from rlkit2.logging import JsonlLogger, Logger, MultiLogger
+from rlkit2.logging import Logger, MultiLogger
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
-from rlkit2.trainer import UpdateGuard, resolve_resume, validate_common
+from rlkit2.trainer import UpdateGuard, resolve_resume, truncate_metrics, validate_common
 
 
 def to_config(cfg: Any, cls: type) -> Any:
@@ -128,6 +128,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
         found = (source, ckpt.load(source)) if source.is_file() else ckpt.latest_valid(source)
         if found is None:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            truncate_metrics(logger, 0)  # rows a run killed before its first checkpoint logged are redone
         else:
             learner.load_state_dict(found[1]["learner"])
             local = found[1].get("ranks", [{"rng": found[1].get("rng")}])
@@ -139,9 +140,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
                 env.load_state_dict(local[rank]["env"])  # this rank's own prompt stream
             start = int(found[1]["step"])
             guard.skipped = int(found[1].get("skipped_updates", 0))
-            for lg in getattr(logger, "loggers", [logger]):
-                if isinstance(lg, JsonlLogger):
-                    lg.truncate_after(start)
+            truncate_metrics(logger, start)
             print(f"[rlkit2] resumed from {found[0]} at step {start}", flush=True)
     eval_docs = eval_env.sample_documents(max(int(tc.eval_episodes), 1))
     final: dict[str, float] = {}

@@ -114,3 +114,25 @@ def test_fresh_run_in_a_used_run_dir_sets_the_old_checkpoints_aside(tmp_path, ho
     assert state["step"] == 40 and state["config"]["seed"] == 2
     old = ckpt.latest_valid(tmp_path / "run" / "checkpoints.previous-1")[1]
     assert old["step"] == 60 and old["config"]["seed"] == 1  # nothing deleted
+
+
+def test_lm_resume_without_a_valid_checkpoint_redoes_the_logged_rows(tmp_path):
+    """A language run killed before its first checkpoint: `resume=true` starts fresh and its metrics.jsonl holds
+    each step once, the same rows as an uninterrupted run."""
+    from rlkit2.logging import read_metrics
+    from rlkit2.train import run
+    from tests.helpers import compose_config
+    from tests.robustness.common import lm_args
+
+    args = lm_args("trainer.total_steps=3", "trainer.log_every=1", "trainer.eval_every=100",
+                   "trainer.checkpoint_every=100", "seed=3")
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    run(compose_config(args), ref)
+    killed.mkdir()
+    # what a run killed at step 2 leaves: two logged rows, no checkpoint
+    rows = [r for r in (ref / "metrics.jsonl").read_text().splitlines(keepends=True)][:2]
+    (killed / "metrics.jsonl").write_text("".join(rows))
+    run(compose_config(args + ["resume=true"]), killed)
+    steps = [r["step"] for r in read_metrics(killed) if "train/loss" in r or "rollout/reward" in r]
+    assert steps == sorted(set(steps)), steps
+    assert steps == [r["step"] for r in read_metrics(ref) if "train/loss" in r or "rollout/reward" in r]

@@ -101,3 +101,49 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_resumes(tmp_path, 
     assert_same_tensors(a["learner"], b["learner"], "learner")
     assert _train_rows(full) == _train_rows(ref)
     assert torch.isfinite(torch.tensor([v for _, v in _train_rows(full)])).all()
+
+
+class _FillingFile:
+    """A metrics file on a disk that fills up: after `ok` whole rows, half of the next row lands, then ENOSPC."""
+
+    def __init__(self, f, ok: int):
+        self.f, self.ok, self.rows = f, ok, 0
+
+    def write(self, text):
+        self.rows += 1
+        if self.rows > self.ok:
+            self.f.write(text[: len(text) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.f.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_full_disk_while_logging_metrics_stops_clearly_and_resumes(tmp_path, hopper_file, monkeypatch):
+    from rlkit2.core import RLKitError
+    from rlkit2.logging import JsonlLogger
+
+    ref = tmp_path / "ref"
+    run(compose_config(_args(hopper_file)), ref)
+
+    real_init = JsonlLogger.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        self._f = _FillingFile(self._f, ok=3)
+
+    monkeypatch.setattr(JsonlLogger, "__init__", init)
+    full = tmp_path / "full"
+    with pytest.raises(RLKitError) as info:
+        run(compose_config(_args(hopper_file)), full)
+    msg = str(info.value)
+    assert "metrics.jsonl" in msg and "No space left on device" in msg and "resume=true" in msg
+    monkeypatch.undo()
+    text = (full / "metrics.jsonl").read_text()
+    assert text.endswith("\n") and len(read_metrics(full)) == 3  # the torn half row was cut off
+
+    # space freed: resume ends with the same rows as an uninterrupted run
+    run(compose_config(_args(hopper_file, "resume=true")), full)
+    assert _train_rows(full) == _train_rows(ref)
