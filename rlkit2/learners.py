@@ -7,7 +7,7 @@ step counter, which is what an exact resume needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -55,13 +55,20 @@ class TorchLearner(Learner):
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
                    params: Iterable[torch.Tensor] | None = None,
-                   max_grad_norm: float | None = None) -> torch.Tensor | None:
+                   max_grad_norm: float | None = None,
+                   grads_only_for: Sequence[torch.Tensor] | None = None) -> torch.Tensor | None:
     """zero_grad -> backward -> (all-reduce) -> (clip) -> step, the one place this sequence is written.
 
+    `grads_only_for`: compute gradients for these tensors alone (`torch.autograd.grad`), so nothing accumulates in
+    the modules the loss flowed through (TD3+BC's actor loss runs the critic but must not touch its gradients).
     Returns the gradient norm before clipping when `max_grad_norm` is set (a tensor; not read here).
     """
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if grads_only_for is not None:
+        for p, g in zip(grads_only_for, torch.autograd.grad(loss, list(grads_only_for)), strict=True):
+            p.grad = g
+    else:
+        loss.backward()
     if distributed.is_active():  # data-parallel: average gradients across ranks before stepping
         distributed.average_gradients(p for g in optimizer.param_groups for p in g["params"])
     grad_norm = None

@@ -22,7 +22,7 @@ from rlkit2.agents.iql import losses
 from rlkit2.agents.iql.config import IQLConfig
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, episode_returns_from_transitions
 from rlkit2.core import ConfigError
-from rlkit2.learners import TorchLearner, make_adam
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step
 from rlkit2.networks import QEnsemble, VEnsemble, mlp, soft_update
 from rlkit2.registry import EnvSpec
 
@@ -95,9 +95,7 @@ class IQLLearner(TorchLearner):
         q = self.critic(obs, b.actions)
         critic_loss = losses.critic_loss(q, q_tgt)
         actor_loss = losses.awr_actor_loss(self.actor.log_prob(obs, b.actions), adv, c.beta, c.max_weight)
-        self.opt.zero_grad(set_to_none=True)
-        (value_loss + critic_loss + actor_loss).backward()
-        self.opt.step()
+        optimizer_step(self.opt, value_loss + critic_loss + actor_loss)  # all-reduced under torchrun
         self.scheduler.step()
         soft_update(self.critic_target, self.critic, c.tau)
         self.num_steps += 1

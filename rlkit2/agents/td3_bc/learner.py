@@ -11,7 +11,7 @@ carries it and the replay's sampling RNG, so a resume reproduces an uninterrupte
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,17 +19,9 @@ import torch
 from rlkit2.agents.td3_bc import losses
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, member_forward
 from rlkit2.agents.td3_bc.config import TD3BCConfig
-from rlkit2.learners import TorchLearner, make_adam
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step
 from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
 from rlkit2.registry import EnvSpec
-
-
-def grad_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
-    """Gradients of `loss` for `params` only (nothing accumulates in modules it flowed through), then step."""
-    grads = torch.autograd.grad(loss, params)
-    for p, g in zip(params, grads, strict=True):
-        p.grad = g
-    optimizer.step()
 
 
 class TD3BCLearner(TorchLearner):
@@ -90,11 +82,11 @@ class TD3BCLearner(TorchLearner):
         b = self.replay.sample(c.batch_size)
         obs, next_obs = self.normalizer(b.observations), self.normalizer(b.next_observations)
         critic_loss, metrics = self.critic_loss_fn(obs, b.actions, b.rewards, next_obs, b.terminals, b)
-        grad_step(self.critic_opt, critic_loss, self.critic_params)
+        optimizer_step(self.critic_opt, critic_loss, grads_only_for=self.critic_params)
         self.num_steps += 1
         if self.num_steps % c.policy_freq == 0:
             actor_loss, actor_metrics = self.actor_loss_fn(obs, b.actions)
-            grad_step(self.actor_opt, actor_loss, self.actor_params)
+            optimizer_step(self.actor_opt, actor_loss, grads_only_for=self.actor_params)
             self.update_targets()
             self._last_actor_loss = actor_loss.detach()
             self._last_actor_metrics = {k: v.detach() for k, v in actor_metrics.items()}
