@@ -127,6 +127,7 @@ for _m in (
     "rlkit2.agents.sac",
     "rlkit2.agents.td3_bc",
     "rlkit2.agents.iql",
+    "rlkit2.agents.cql",
     "rlkit2.agents.qsarsa",
     "rlkit2.agents.bc",
     "rlkit2.agents.poir",

@@ -26,7 +26,7 @@ def small_config(name: str, **over):
 
 
 def test_registry_declares_all_offline_agents():
-    for name in ("td3_bc", "iql", "qsarsa", "qsarsa_ac", "qsarsa_ac2"):
+    for name in ("td3_bc", "iql", "cql", "qsarsa", "qsarsa_ac", "qsarsa_ac2"):
         entry = get_agent(name)
         assert entry.offline and entry.family == "control"
         assert entry.config_cls().name == name
@@ -64,7 +64,7 @@ def test_q_sarsa_converges_to_the_exact_behaviour_value_on_a_chain():
     assert exact[0, 1] < 0.9 ** 3 - 0.05
 
 
-@pytest.mark.parametrize("name", ["td3_bc", "iql", "qsarsa_ac", "qsarsa_ac2"])
+@pytest.mark.parametrize("name", ["td3_bc", "iql", "cql", "qsarsa_ac", "qsarsa_ac2"])
 def test_agent_beats_its_behaviour_policy_on_a_point_mass(name):
     data, behaviour_return = point_mass_dataset(episodes=150)
     entry, cfg = small_config(name, **({"reward_scaling": "none"} if name == "iql" else {}))
@@ -77,7 +77,7 @@ def test_agent_beats_its_behaviour_policy_on_a_point_mass(name):
     assert after > behaviour_return + 0.3 and after > before, (before, behaviour_return, after)
 
 
-@pytest.mark.parametrize("name", ["td3_bc", "iql", "qsarsa_ac2"])
+@pytest.mark.parametrize("name", ["td3_bc", "iql", "cql", "qsarsa_ac2"])
 def test_state_dict_round_trip_resumes_to_identical_numbers(name, tmp_path):
     data, _ = point_mass_dataset(episodes=20)
     entry, cfg = small_config(name)
@@ -141,3 +141,14 @@ def test_episode_returns_from_transitions_split_at_terminals_and_jumps():
     arrays = {"observations": obs, "next_observations": nobs, "rewards": np.array([1.0, 2.0, 3.0, 4.0]),
               "terminals": np.array([0.0, 0.0, 1.0, 0.0])}
     assert episode_returns_from_transitions(arrays).tolist() == [3.0, 3.0, 4.0]
+
+
+def test_cql_lagrange_variant_adapts_alpha_prime_and_stays_finite():
+    data, _ = point_mass_dataset(episodes=10)
+    entry, cfg = small_config("cql", lagrange=True, target_action_gap=0.0, num_sampled_actions=4)
+    learner = entry.builder(cfg, EnvSpec(2, 1), replay_of(data), 0).learner
+    start = learner.log_alpha_prime.item()
+    for _ in range(20):
+        m = learner.step()
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in m.values())
+    assert learner.log_alpha_prime.item() != start and "alpha_prime" in m

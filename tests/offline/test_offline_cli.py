@@ -13,7 +13,7 @@ from rlkit2.data import write_d4rl
 from tests.helpers import cli, compose_config
 
 PRESETS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "experiment").glob("*.yaml")
-                 if p.stem.split("_")[0] in ("qsarsa", "td3", "iql") or p.stem == "main_default")
+                 if p.stem.split("_")[0] in ("qsarsa", "td3", "iql", "cql") or p.stem == "main_default")
 
 
 def tiny_hopper_file(path: Path, steps: int = 600) -> Path:
@@ -36,7 +36,7 @@ def tiny_hopper_file(path: Path, steps: int = 600) -> Path:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_offline_presets_compose(preset):
     cfg = compose_config([f"experiment={preset}"])
-    assert cfg.agent.name in ("qsarsa", "qsarsa_ac", "qsarsa_ac2", "td3_bc", "iql")
+    assert cfg.agent.name in ("qsarsa", "qsarsa_ac", "qsarsa_ac2", "td3_bc", "iql", "cql")
     assert "-v2" in cfg.env.id
 
 

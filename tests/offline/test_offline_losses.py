@@ -84,3 +84,34 @@ def test_awr_weights_are_clipped_and_detached():
 def test_iql_reward_scale():
     assert iql.reward_scale([100.0, 600.0, 350.0]) == pytest.approx(1000.0 / 500.0)
     assert math.isfinite(iql.reward_scale([5.0, 5.0]))
+
+
+def test_cql_penalty_by_hand():
+    from rlkit2.agents.cql import losses as cql
+
+    q_data = torch.tensor([[1.0, 2.0]])  # one member, B = 2
+    q_sampled = torch.tensor([[[0.0, 0.0], [2.0, 2.0]]])  # N = 2 sampled actions each
+    # row 0: logsumexp(0, 0) - 1 = log 2 - 1; row 1: logsumexp(2, 2) - 2 = log 2
+    want = ((math.log(2) - 1) + math.log(2)) / 2
+    assert cql.conservative_penalty(q_data, q_sampled).item() == pytest.approx(want)
+    # temperature t: t * logsumexp(q / t); with t = 2 and equal values: q + 2 log 2
+    assert cql.conservative_penalty(q_data, q_sampled, 2.0).item() == pytest.approx(
+        ((2 * math.log(2) - 1) + (2 + 2 * math.log(2) - 2)) / 2)
+
+
+def test_cql_importance_weights_subtract_each_sampling_density():
+    from rlkit2.agents.cql import losses as cql
+
+    qu, qp, qn = torch.zeros(1, 1, 1), torch.ones(1, 1, 1), torch.full((1, 1, 1), 2.0)
+    lp, ln = torch.tensor([[0.5]]), torch.tensor([[-1.0]])
+    out = cql.importance_weighted(qu, qp, lp, qn, ln, act_dim=3, max_action=1.0)
+    # uniform on [-1, 1]^3 has log-density -3 log 2
+    torch.testing.assert_close(out, torch.tensor([[[3 * math.log(2), 0.5, 3.0]]]))
+
+
+def test_cql_lagrange_raises_alpha_prime_while_the_gap_exceeds_its_target():
+    from rlkit2.agents.cql import losses as cql
+
+    log_ap = torch.zeros((), requires_grad=True)
+    cql.lagrange_loss(log_ap, torch.tensor([15.0]), 10.0).backward()
+    assert log_ap.grad is not None and log_ap.grad.item() < 0  # gradient descent increases log alpha'

@@ -72,7 +72,7 @@ def test_two_gloo_ranks_equal_one_process_on_the_combined_batch(tmp_path):
 
 # Every offline control agent must step through the shared `optimizer_step` (gradients averaged across ranks):
 # ranks that sample different shards of one global batch then hold identical parameters after each update.
-OFFLINE_AGENTS = ["td3_bc", "iql", "qsarsa_ac", "qsarsa_ac2", "bc"]
+OFFLINE_AGENTS = ["td3_bc", "iql", "cql", "qsarsa_ac", "qsarsa_ac2", "bc"]
 
 
 def _agent_modules(name: str, steps: int) -> dict:
