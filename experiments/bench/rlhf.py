@@ -92,11 +92,11 @@ def run_rlkit2(args: argparse.Namespace, algo: str) -> dict[str, Any]:
     k = args.samples if algo == "rloo" else 1
     cfg = PpoLmConfig(algo=algo, prompts_per_step=args.prompts * args.samples // k, samples_per_prompt=k,
                       minibatch_size=args.minibatch, ppo_epochs=1, lr=1e-5, kl_coef=0.05,
-                      generation=GenerationConfig(max_new_tokens=args.new_tokens))
+                      generation=GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                                                  kv_decoder=not args.no_kv_decoder))
+    # min = max: exactly new_tokens tokens for every sequence, as on the TRL side
     env = make_text_env(TextEnvConfig(), 0, reward_fn=CallableReward(reward_fn))
     learner = PolicyGradientLearner(cfg, PolicyWithValue(lm, value_head=algo == "ppo"), ref, tok, env)
-    # exactly new_tokens tokens, as on the TRL side
-    lm.generation_config.min_new_tokens = args.new_tokens
     for _ in range(args.warmup):
         learner.step()
     sampler = RssSampler()
@@ -229,6 +229,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--systems", default="ppo,rloo,trl")
+    p.add_argument("--no-kv-decoder", action="store_true", help="rlkit2 decodes through the transformers modules")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default="experiments/bench/results/rlhf.json")
     args = p.parse_args()

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from rlkit2.core import BaseActor
+from rlkit2.lm.fast_decode import KVDecoder, unsupported_reason
 from rlkit2.lm.models import lm_forward, position_ids_from_mask
 
 
@@ -32,6 +33,9 @@ class GenerationConfig:
     # sampled tokens (no second policy forward); "hf": transformers' generate; "auto": loop for the Gemma /
     # Gemma 2 / Llama-style caches it supports, hf otherwise (e.g. RecurrentGemma).
     backend: str = "auto"
+    # the loop's model steps: rlkit2's compact forward with a preallocated KV tensor (`KVDecoder`) for the
+    # float32 Gemma / Gemma 2 / Llama models it reproduces exactly, the transformers model otherwise
+    kv_decoder: bool = True
 
 
 @dataclasses.dataclass
@@ -63,6 +67,68 @@ def sample_token(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> to
     return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(-1)
 
 
+class _HFSteps:
+    """Decode steps through the transformers model and its cache object (any architecture with a KV cache)."""
+
+    def __init__(self, lm: Any, want_hidden: bool):
+        self.lm, self.want_h = lm, want_hidden
+        # Gemma 2: keep every layer's full KV (a plain DynamicCache) and build the per-layer-type additive masks
+        # of each decode step ourselves (one comparison), instead of the library re-deriving causal and
+        # sliding-window masks from the 2-D mask on every token; same attention pattern as the teacher-forced
+        # forward (tested equal), measurably cheaper on small models.
+        self.own_masks = getattr(lm.config, "model_type", "") == "gemma2" and lm.config._attn_implementation == "eager"
+        self.kw: dict[str, Any] = {}
+        if self.own_masks:
+            from transformers import DynamicCache
+
+            self.kw["past_key_values"] = DynamicCache()
+            self.window = int(lm.config.sliding_window)
+            self.dtype = next(lm.parameters()).dtype
+            self.neg = torch.finfo(self.dtype).min
+
+    def _out(self, out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.kw["past_key_values"] = out.past_key_values
+        return out.logits[:, -1], (out.hidden_states[-1][:, -1] if self.want_h else None)
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self._out(self.lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                                 output_hidden_states=self.want_h, logits_to_keep=1, **self.kw))
+
+    def step(self, tok: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        step_mask: Any = mask
+        if self.own_masks:
+            kv = mask.shape[1]
+            allowed = mask.bool()[:, None, None, :]
+            recent = torch.arange(kv, device=mask.device) > kv - 1 - self.window
+            zero = torch.zeros((), dtype=self.dtype, device=mask.device)
+            step_mask = {"full_attention": torch.where(allowed, zero, self.neg),
+                         "sliding_attention": torch.where(allowed & recent, zero, self.neg)}
+        return self._out(self.lm(input_ids=tok[:, None], attention_mask=step_mask, position_ids=pos[:, None],
+                                 use_cache=True, output_hidden_states=self.want_h, **self.kw))
+
+
+class _KVSteps:
+    """Decode steps through `KVDecoder` (the compact Gemma / Gemma 2 / Llama forward, preallocated KV)."""
+
+    def __init__(self, lm: Any, batch: int, max_len: int):
+        self.dec = KVDecoder(lm, batch, max_len)
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # only the last position's logits are needed: the layers run on the prompt, the head on one position
+        logits, hidden = self.dec.prefill(ids, mask, pos, head_from=ids.shape[1] - 1)
+        return logits[:, -1], hidden[:, -1]
+
+    def step(self, tok: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, hidden = self.dec.step(tok, mask, pos)
+        return logits[:, 0], hidden[:, 0]
+
+
+def use_kv_decoder(lm: Any, config: GenerationConfig) -> bool:
+    return config.kv_decoder and unsupported_reason(lm) is None
+
+
 @torch.no_grad()
 def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig, eos_id: int,
                 pad_id: int, greedy: bool = False, value_head: Any = None, suppress_ids: Sequence[int] = ()
@@ -71,65 +137,55 @@ def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, conf
 
     Returns (response_ids [B, T] padded after EOS, logprobs [B, T], values [B, T] or None). The log-probs
     are those of the temperature-scaled, unfiltered distribution (what `response_logprobs` computes).
+    The model steps run through `KVDecoder` where it supports the model (`config.kv_decoder`), else through
+    the transformers model and its cache.
     """
-    B = query_ids.shape[0]
-    mask = query_mask.long()
-    pos = position_ids_from_mask(mask)
+    B, Lq = query_ids.shape
+    T = config.max_new_tokens
+    dev = query_ids.device
     want_h = value_head is not None
-    # Gemma 2: keep every layer's full KV (a plain DynamicCache) and build the per-layer-type additive masks
-    # of each decode step ourselves (one comparison), instead of the library re-deriving causal and
-    # sliding-window masks from the 2-D mask on every token; same attention pattern as the teacher-forced
-    # forward (tested equal), measurably cheaper on small models.
-    own_masks = getattr(lm.config, "model_type", "") == "gemma2" and lm.config._attn_implementation == "eager"
-    kw: dict[str, Any] = {}
-    if own_masks:
-        from transformers import DynamicCache
-
-        kw["past_key_values"] = DynamicCache()
-        window = int(lm.config.sliding_window)
-        neg = torch.finfo(next(lm.parameters()).dtype).min
-    out = lm(input_ids=query_ids, attention_mask=mask, position_ids=pos, use_cache=True,
-             output_hidden_states=want_h, logits_to_keep=1, **kw)
-    cache = out.past_key_values
-    next_pos = pos[:, -1:] + 1
-    done = torch.zeros(B, dtype=torch.bool, device=query_ids.device)
-    toks, lps, vals = [], [], []
-    for t in range(config.max_new_tokens):
-        logits = out.logits[:, -1].float()
+    # the attention mask of the whole rollout, filled in as tokens are sampled (no per-step concatenation)
+    mask = torch.zeros(B, Lq + T, dtype=torch.long, device=dev)
+    mask[:, :Lq] = query_mask
+    pos = position_ids_from_mask(query_mask)
+    model: Any = _KVSteps(lm, B, Lq + T) if use_kv_decoder(lm, config) else _HFSteps(lm, want_h)
+    logits, hidden = model.prefill(query_ids, mask[:, :Lq], pos)
+    next_pos = pos[:, -1] + 1
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    toks = torch.full((B, T), pad_id, dtype=torch.long, device=dev)
+    lps = torch.zeros(B, T, device=dev)
+    vals = torch.zeros(B, T, device=dev) if want_h else None
+    suppress = torch.tensor(sorted(suppress_ids), dtype=torch.long, device=dev) if suppress_ids else None
+    pad = torch.full((B,), pad_id, dtype=torch.long, device=dev)
+    eos = torch.tensor([eos_id], dtype=torch.long, device=dev)
+    n = T
+    for t in range(T):
+        logits = logits.float()
         if config.temperature != 1.0 and not greedy:
             logits = logits / config.temperature
-        if suppress_ids:
-            logits[:, list(suppress_ids)] = float("-inf")
+        if suppress is not None:
+            logits = logits.index_fill(-1, suppress, float("-inf"))
         logp = torch.log_softmax(logits, -1)  # recorded before the min-length EOS ban, as response_logprobs sees it
         if t < config.min_new_tokens:
-            logits[:, eos_id] = float("-inf")
+            logits = logits.index_fill(-1, eos, float("-inf"))
         if greedy or not config.do_sample:
             tok = logits.argmax(-1)
         else:
             tok = sample_token(logits, config.top_k, config.top_p)
-        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
-        toks.append(tok)
-        lps.append(logp.gather(-1, tok[:, None]).squeeze(-1).masked_fill(done, 0.0))
-        if want_h:
-            vals.append(value_head(out.hidden_states[-1][:, -1]).squeeze(-1).float().masked_fill(done, 0.0))
-        done = done | (tok == eos_id)
-        if bool(done.all()) or t + 1 == config.max_new_tokens:
+        tok = torch.where(done, pad, tok)
+        toks[:, t] = tok
+        lps[:, t] = logp.gather(-1, tok[:, None]).squeeze(-1).masked_fill(done, 0.0)
+        if vals is not None:
+            vals[:, t] = value_head(hidden).squeeze(-1).float().masked_fill(done, 0.0)
+        is_eos = tok == eos_id
+        mask[:, Lq + t] = (~done | is_eos).long()
+        done = done | is_eos
+        if t + 1 == T or bool(done.all()):
+            n = t + 1
             break
-        mask = torch.cat([mask, (~done | (tok == eos_id)).long()[:, None]], 1)
-        step_mask: Any = mask
-        if own_masks:
-            kv = mask.shape[1]
-            allowed = mask.bool()[:, None, None, :]
-            recent = torch.arange(kv, device=mask.device) > kv - 1 - window
-            zero = torch.zeros((), dtype=logits.dtype, device=mask.device)
-            step_mask = {"full_attention": torch.where(allowed, zero, neg).to(out.logits.dtype),
-                         "sliding_attention": torch.where(allowed & recent, zero, neg).to(out.logits.dtype)}
-        out = lm(input_ids=tok[:, None], attention_mask=step_mask, position_ids=next_pos, past_key_values=cache,
-                 use_cache=True, output_hidden_states=want_h)
-        cache = out.past_key_values
+        logits, hidden = model.step(tok, mask[:, : Lq + t + 1], next_pos)
         next_pos = next_pos + 1
-    ids = torch.stack(toks, 1)
-    return ids, torch.stack(lps, 1), (torch.stack(vals, 1) if want_h else None)
+    return toks[:, :n], lps[:, :n], (vals[:, :n] if vals is not None else None)
 
 
 def response_mask_from_ids(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
@@ -163,9 +219,14 @@ def response_logprobs(
     Lq, T = query_ids.shape[1], response_ids.shape[1]
     if hasattr(model, "value_head"):
         logits, values = model(ids, mask)
+        logits = logits[:, Lq - 1 : Lq - 1 + T]
+    elif not torch.is_grad_enabled() and unsupported_reason(model) is None:
+        # a frozen forward (the reference): the compact forward, LM head on the response positions only
+        dec = KVDecoder(model, ids.shape[0], ids.shape[1], cache=False)
+        logits, values = dec.forward(ids, mask, position_ids_from_mask(mask), head_from=Lq - 1)[0][:, :T], None
     else:
-        logits, values = lm_forward(model, ids, mask).logits, None
-    logits = logits[:, Lq - 1 : Lq - 1 + T].float()
+        logits, values = lm_forward(model, ids, mask).logits[:, Lq - 1 : Lq - 1 + T], None
+    logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
     if suppress_ids:  # tokens the sampler never emits (pad/bos) carry no probability mass
