@@ -17,9 +17,10 @@ class ShiftConfig:
     """How the deployment env differs from the nominal (demonstration) env. All zero = nominal.
 
     Strengths (reconstruction; the paper's exact shifts are not public):
-    - `init`: object placement range widened by `init` metres on every side (nominal Lift: +-0.03 m),
-      displaced by `init_offset` (x, y), and the robot's start joints perturbed by Gaussian noise of
-      std 0.02 + `init * robot_init_scale` rad (nominal 0.02).
+    - `init`: object placement range widened by `init * object_init_scale` metres on every side (nominal
+      Lift: +-0.03 m), displaced by `init_offset` (x, y), and the robot's start joints perturbed by Gaussian
+      noise of std 0.02 + `init * robot_init_scale` rad (nominal 0.02). The two scales separate the axes:
+      `object_init_scale=0` shifts only the robot's start, `robot_init_scale=0` only the object's.
     - `action_noise`: std of Gaussian noise added to every (normalised) action before clipping.
     - `friction`: object friction scaled by max(1 - friction, 0.05) (slippery objects).
     - `mass`: object mass scaled by 1 + mass.
@@ -28,6 +29,7 @@ class ShiftConfig:
     init: float = 0.0
     init_offset: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.0])
     robot_init_scale: float = 1.0
+    object_init_scale: float = 1.0
     action_noise: float = 0.0
     friction: float = 0.0
     mass: float = 0.0

@@ -34,7 +34,7 @@ def apply_init_shift(env: Any, shift: ShiftConfig) -> None:
             s._rlkit_nominal = (tuple(s.x_range), tuple(s.y_range))
         (x0, x1), (y0, y1) = s._rlkit_nominal
         dx, dy = float(shift.init_offset[0]), float(shift.init_offset[1])
-        w = float(shift.init)
+        w = float(shift.init) * float(shift.object_init_scale)
         s.x_range = [x0 - w + dx, x1 + w + dx]
         s.y_range = [y0 - w + dy, y1 + w + dy]
     for robot in env.robots:

@@ -32,8 +32,9 @@ def point_mass_demos(n_traj: int = 20, T: int = 30, seed: int = 0, drift: float 
 
 def toy_agent(**kw):
     torch.manual_seed(0)
+    kw = {"noise_std": 0.5, **kw}
     cfg = POIRConfig(batch_size=64, ensemble_size=3, model_hidden=[64, 64], horizon=6, num_samples=64,
-                     noise_std=0.5, temperature=0.2, **kw)
+                     temperature=0.2, **kw)
     cfg.prior.hidden = [64, 64]
     return make_agent(cfg, EnvSpec(2, 2), TransitionReplay.from_arrays(point_mass_demos()), seed=0)
 
@@ -73,6 +74,29 @@ def test_planner_brings_a_drifting_agent_back_to_expert_states():
         s = s + 0.1 * agent.policy.act(s)
     assert abs(s[1]) < 0.25  # pulled back toward y ~ 0, where the expert was
     assert agent.policy.latency_ms()["act_ms"] > 0 and agent.policy.latency_ms()["planned_fraction"] == 1.0
+
+
+def test_expert_proposals_return_where_prior_and_noise_cannot():
+    """With almost no proposal noise a y-blind prior stays off; the nearest demo state's action brings it back."""
+    ends = {}
+    for frac in (0.0, 0.5):
+        agent = toy_agent(noise_std=0.01, expert_proposals=frac)
+        for _ in range(400):
+            agent.learner.step()
+        agent.learner.prior = lambda s: torch.tensor([1.0, 0.0]).expand(s.shape[0], 2)
+        s = np.array([0.5, 0.6], np.float32)
+        for _ in range(15):
+            s = s + 0.1 * agent.policy.act(s)
+        ends[frac] = abs(float(s[1]))
+    assert ends[0.0] > 0.5 and ends[0.5] < 0.3
+
+
+def test_expert_action_is_the_nearest_demo_states_action():
+    agent = toy_agent()
+    lr = agent.learner
+    data = lr.replay.arrays()
+    obs = torch.as_tensor(data["observations"][[3, 40, 100]])
+    torch.testing.assert_close(lr.expert_action(obs), torch.as_tensor(data["actions"][[3, 40, 100]]))
 
 
 def test_gating_plans_only_off_distribution():

@@ -38,6 +38,11 @@ class POIRConfig:
     # True: per-dim noise = noise_std * the demos' action std, so dims the expert never uses (the OSC rotation
     # deltas of a top-down grasp) are not perturbed; the model has no data about them either.
     noise_relative: bool = True
+    # Return-to-distribution proposals: this fraction of the candidates (after the pure-prior one) follow the
+    # action the expert took at the nearest demo state (over `score_dims`), + the same noise, instead of the
+    # prior. A non-parametric policy on table-position-invariant features: it generalises where the prior does
+    # not (displaced cube), while the model and score judge it. 0 = prior-only proposals.
+    expert_proposals: float = 0.0
     temperature: float = 0.5  # softmax temperature, in units of the std of the candidates' returns
     gamma: float = 1.0
     disagreement_coef: float = 1.0  # penalty on the ensemble's disagreement (model uncertainty)

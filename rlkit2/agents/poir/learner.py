@@ -55,6 +55,8 @@ class POIRLearner(TorchLearner):
             raise ConfigError(f"agent.score_dims={dims}: observation has {spec.obs_dim} dims")
         self.score_dims = torch.as_tensor(dims, dtype=torch.long)
         self.reference = self._features(obs)
+        self.demo_reference = self.reference  # fixed: the states whose actions are known (expert proposals)
+        self.demo_actions = torch.as_tensor(data["actions"])
         self.progress = losses.episode_progress(torch.as_tensor(data["terminals"]))
         self.gate_threshold = self._gate_threshold()
         self.online: TransitionReplay | None = None
@@ -77,6 +79,12 @@ class POIRLearner(TorchLearner):
             d2, idx = losses.knn_with_index(self._features(obs), self.reference)
             return -d2 + self.config.progress_coef * self.progress[idx]
         return -losses.knn_sq_distance(self._features(obs), self.reference, self.config.score_k)
+
+    @torch.no_grad()
+    def expert_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The demo action at the nearest demo state over `score_dims` (N, act_dim)."""
+        _, idx = losses.knn_with_index(self._features(obs), self.demo_reference)
+        return self.demo_actions[idx]
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,9 @@ from rlkit2.core import BaseActor
 class MPPIPlanner:
     """K candidate sequences of length H: a_t = clip(prior(s_t) + eps_t), s_{t+1} = ensemble mean;
     return = sum_t gamma^t [score(s_{t+1}) - c * disagreement_t]; the first actions are averaged with
-    softmax weights. Candidate 0 has eps = 0 (pure BC), so the prior is always on the table."""
+    softmax weights. Candidate 0 has eps = 0 (pure BC), so the prior is always on the table. With
+    `expert_proposals` = f > 0, candidates 1..round(f (K-1)) use the nearest demo state's action instead of the
+    prior (candidate 1 without noise)."""
 
     def __init__(self, learner: Any, seed: int = 0):
         self.learner = learner
@@ -31,11 +33,17 @@ class MPPIPlanner:
         s = obs.reshape(1, -1).expand(K, -1)
         noise = torch.randn((H, K, act_dim), generator=self.generator) * lr.action_noise
         noise[:, 0] = 0.0
+        n_exp = int(round(float(c.expert_proposals) * (K - 1)))
+        if n_exp:
+            noise[:, 1] = 0.0
         total = torch.zeros(K)
         first = None
         discount = 1.0
         for t in range(H):
-            a = (lr.prior(s) + noise[t]).clamp(-1.0, 1.0)
+            base = lr.prior(s)
+            if n_exp:
+                base = torch.cat([base[:1], lr.expert_action(s[1:1 + n_exp]), base[1 + n_exp:]])
+            a = (base + noise[t]).clamp(-1.0, 1.0)
             if first is None:
                 first = a
             s, disagreement = lr.predict(s, a)
