@@ -39,6 +39,8 @@ def unsupported_reason(lm: Any) -> str | None:
         return f"rope_type {rope!r} (position-dependent RoPE tables are not reproduced)"
     if getattr(cfg, "attention_dropout", 0.0) and lm.training:
         return "attention dropout in training mode"
+    if getattr(lm, "is_gradient_checkpointing", False):
+        return "gradient checkpointing is on"
     if torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks:
         return "global module hooks are registered"
     for name, m in lm.named_modules():
@@ -81,7 +83,7 @@ class KVDecoder:
         self.layers = list(body.layers)[: cfg.num_hidden_layers]
         p = next(lm.parameters())
         self.neg = torch.finfo(p.dtype).min
-        # Gemma's RMSNorm scales by (1 + w); precomputed once per batch (the weights do not change mid-rollout)
+        # Gemma's RMSNorm scales by (1 + w); precomputed once per batch (the weights do not change mid-batch)
         self.norm_w = {id(m): self._norm_weight(m) for m in body.modules() if type(m).__name__.endswith("RMSNorm")}
         self.max_len = max_len
         self.kv = (torch.empty(len(self.layers), 2, batch, self.kv_heads, max_len, self.head_dim, dtype=p.dtype,
@@ -94,7 +96,7 @@ class KVDecoder:
         self.cos, self.sin = cos[0], torch.cat((-sin[0, :, :half], sin[0, :, half:]), -1)
 
     def _norm_weight(self, m: Any) -> tuple[torch.Tensor, float]:
-        w = m.weight.detach()
+        w = m.weight  # not detached: the forward is differentiable (the learner's policy forward)
         return (1.0 + w.float() if self.gemma else w), float(m.eps if hasattr(m, "eps") else m.variance_epsilon)
 
     def _norm(self, m: Any, x: torch.Tensor) -> torch.Tensor:

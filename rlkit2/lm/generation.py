@@ -217,15 +217,16 @@ def response_logprobs(
     ids = torch.cat([query_ids, response_ids], 1)
     mask = torch.cat([query_mask.to(response_mask.dtype), response_mask], 1).long()
     Lq, T = query_ids.shape[1], response_ids.shape[1]
+    # logits only from the last prompt position on (the LM head and soft-capping skip the prompt), as TRL does
     if hasattr(model, "value_head"):
-        logits, values = model(ids, mask)
-        logits = logits[:, Lq - 1 : Lq - 1 + T]
+        logits, values = model(ids, mask, logits_to_keep=T + 1)
+        logits = logits[:, :T]
     elif not torch.is_grad_enabled() and unsupported_reason(model) is None:
         # a frozen forward (the reference): the compact forward, LM head on the response positions only
         dec = KVDecoder(model, ids.shape[0], ids.shape[1], cache=False)
         logits, values = dec.forward(ids, mask, position_ids_from_mask(mask), head_from=Lq - 1)[0][:, :T], None
     else:
-        logits, values = lm_forward(model, ids, mask).logits[:, Lq - 1 : Lq - 1 + T], None
+        logits, values = lm_forward(model, ids, mask, logits_to_keep=T + 1).logits[:, :T], None
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
@@ -234,7 +235,7 @@ def response_logprobs(
     logp_all = torch.log_softmax(logits, -1)
     out = {"logprobs": logp_all.gather(-1, response_ids[..., None]).squeeze(-1).masked_fill(response_mask == 0, 0.0)}
     if with_values and values is not None:
-        out["values"] = values[:, Lq - 1 : Lq - 1 + T].float() * response_mask
+        out["values"] = values[:, :T].float() * response_mask
     if return_entropy:
         out["entropy"] = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
     return out

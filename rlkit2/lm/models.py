@@ -163,18 +163,33 @@ class PolicyWithValue(nn.Module):
     def config(self) -> Any:
         return self.lm.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = lm_forward(self.lm, input_ids, attention_mask, hidden=self.value_head is not None)
+        """`logits_to_keep` > 0: logits and values of the last that many positions only."""
+        from rlkit2.lm.fast_decode import KVDecoder, unsupported_reason
+
+        keep = logits_to_keep or input_ids.shape[1]
+        hidden: torch.Tensor | None
+        if unsupported_reason(self.lm) is None:
+            # the compact forward (same computation as the HF modules, tested equal, gradients included)
+            dec = KVDecoder(self.lm, input_ids.shape[0], input_ids.shape[1], cache=False)
+            logits, hidden = dec.forward(input_ids, attention_mask, position_ids_from_mask(attention_mask),
+                                         head_from=input_ids.shape[1] - keep)
+        else:
+            out = lm_forward(self.lm, input_ids, attention_mask, hidden=self.value_head is not None,
+                             logits_to_keep=keep)
+            logits, hidden = out.logits, (out.hidden_states[-1][:, -keep:] if self.value_head is not None else None)
         values = None
         if self.value_head is not None:
-            values = self.value_head(out.hidden_states[-1]).squeeze(-1)
-        return out.logits, values
+            values = self.value_head(hidden).squeeze(-1)
+        return logits, values
 
 
-def lm_forward(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: bool = False) -> Any:
+def lm_forward(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: bool = False,
+               logits_to_keep: int = 0) -> Any:
+    # hidden: only the last layer's hidden state (the value head's input) is recorded, not every layer's
     return lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
-              output_hidden_states=hidden, use_cache=False)
+              output_hidden_states=[-1] if hidden else False, use_cache=False, logits_to_keep=logits_to_keep)
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -116,3 +116,33 @@ def test_unsupported_models_fall_back(word_tokenizer):
     ids, lps, _ = decode_loop(bf16, torch.tensor([[5, 6, 7]]), torch.ones(1, 3, dtype=torch.long),
                               GenerationConfig(max_new_tokens=3, min_new_tokens=3), eos_id=1, pad_id=0)
     assert ids.shape == lps.shape == (1, 3)
+
+
+@pytest.mark.parametrize("value_head", [True, False])
+def test_policy_forward_and_gradients_equal_the_hf_modules(value_head, word_tokenizer):
+    """The learner's policy forward runs through KVDecoder: same logits, values and parameter gradients."""
+    policy = PolicyWithValue(tiny("gemma2", word_tokenizer, sliding_window=4), value_head=value_head).train()
+    if value_head:
+        with torch.no_grad():
+            policy.value_head.weight.normal_()
+    ids, mask, Lq = batch(word_tokenizer)
+    keep = ids.shape[1] - Lq + 1
+    grads = []
+    for fast in (True, False):
+        policy.zero_grad()
+        if fast:
+            logits, values = policy(ids, mask, logits_to_keep=keep)
+        else:
+            out = lm_forward(policy.lm, ids, mask, hidden=True)
+            logits = out.logits[:, -keep:]
+            values = policy.value_head(out.hidden_states[-1][:, -keep:]).squeeze(-1) if value_head else None
+        real = mask[:, -keep:].bool()
+        loss = (logits.log_softmax(-1)[..., 5] * real).sum()
+        if values is not None:
+            loss = loss + (values * real).pow(2).sum()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(policy.parameters()))
+    for n in grads[0]:
+        scale = grads[1][n].abs().max().clamp_min(1.0)  # float32 rounding grows with the gradient's size
+        assert (grads[0][n] - grads[1][n]).abs().max() <= 1e-5 * scale, n
