@@ -129,7 +129,6 @@ def use_kv_decoder(lm: Any, config: GenerationConfig) -> bool:
     return config.kv_decoder and unsupported_reason(lm) is None
 
 
-@torch.no_grad()
 def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig, eos_id: int,
                 pad_id: int, greedy: bool = False, value_head: Any = None, suppress_ids: Sequence[int] = ()
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -140,6 +139,16 @@ def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, conf
     The model steps run through `KVDecoder` where it supports the model (`config.kv_decoder`), else through
     the transformers model and its cache.
     """
+    # inference mode: no autograd bookkeeping on any op (measured ~13 % faster decoding than no_grad); the
+    # results are cloned out as ordinary tensors, which the learner may use in autograd expressions
+    with torch.inference_mode():
+        ids, lps, vals = _decode(lm, query_ids, query_mask, config, eos_id, pad_id, greedy, value_head, suppress_ids)
+    return ids.clone(), lps.clone(), (vals.clone() if vals is not None else None)
+
+
+def _decode(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig, eos_id: int,
+            pad_id: int, greedy: bool, value_head: Any, suppress_ids: Sequence[int]
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     B, Lq = query_ids.shape
     T = config.max_new_tokens
     dev = query_ids.device
@@ -222,9 +231,11 @@ def response_logprobs(
         logits, values = model(ids, mask, logits_to_keep=T + 1)
         logits = logits[:, :T]
     elif not torch.is_grad_enabled() and unsupported_reason(model) is None:
-        # a frozen forward (the reference): the compact forward, LM head on the response positions only
-        dec = KVDecoder(model, ids.shape[0], ids.shape[1], cache=False)
-        logits, values = dec.forward(ids, mask, position_ids_from_mask(mask), head_from=Lq - 1)[0][:, :T], None
+        # a frozen forward (the reference): the compact forward in inference mode, cloned out as an ordinary tensor
+        with torch.inference_mode():
+            dec = KVDecoder(model, ids.shape[0], ids.shape[1], cache=False)
+            logits = dec.forward(ids, mask, position_ids_from_mask(mask), head_from=Lq - 1)[0][:, :T]
+        logits, values = logits.clone(), None
     else:
         logits, values = lm_forward(model, ids, mask, logits_to_keep=T + 1).logits[:, :T], None
     logits = logits.float()
