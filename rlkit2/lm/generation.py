@@ -72,6 +72,7 @@ class _HFSteps:
 
     def __init__(self, lm: Any, want_hidden: bool):
         self.lm, self.want_h = lm, want_hidden
+        self.hidden_sel: Any = [-1] if want_hidden else False  # only the last layer's state (the value head's input)
         # Gemma 2: keep every layer's full KV (a plain DynamicCache) and build the per-layer-type additive masks
         # of each decode step ourselves (one comparison), instead of the library re-deriving causal and
         # sliding-window masks from the 2-D mask on every token; same attention pattern as the teacher-forced
@@ -93,7 +94,7 @@ class _HFSteps:
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self._out(self.lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                                 output_hidden_states=self.want_h, logits_to_keep=1, **self.kw))
+                                 output_hidden_states=self.hidden_sel, logits_to_keep=1, **self.kw))
 
     def step(self, tok: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -106,7 +107,7 @@ class _HFSteps:
             step_mask = {"full_attention": torch.where(allowed, zero, self.neg),
                          "sliding_attention": torch.where(allowed & recent, zero, self.neg)}
         return self._out(self.lm(input_ids=tok[:, None], attention_mask=step_mask, position_ids=pos[:, None],
-                                 use_cache=True, output_hidden_states=self.want_h, **self.kw))
+                                 use_cache=True, output_hidden_states=self.hidden_sel, **self.kw))
 
 
 class _KVSteps:
