@@ -6,7 +6,7 @@
 3. Online phase (agents whose config has `online_env_steps > 0`, i.e. POIR): the exploring actor (the
    planner) acts in the *deployment* env; transitions go to an online replay the learner fine-tunes on
    (`learner.attach_online`), `online_updates_per_episode` updates after each episode, and
-   `learner.end_episode(observations, success)` after each episode.
+   `learner.end_episode(observations, success, actions=...)` after each episode.
 Evaluation (`rlkit2.core.evaluate`): `eval/*` in the deployment env (`env` as configured, shift included)
 and, when the shift is not zero, `eval_nominal/*` in the nominal env. `eval/act_ms` is the actor's mean
 per-step latency when it measures one. Checkpoints (`rlkit2.checkpoint`) resume either phase; online
@@ -254,7 +254,7 @@ class ImitationTrainer:
         while self.step < end:
             obs, _ = self.online_env.reset(seed=self.seed * 100_003 + self.episode + ONLINE_SEED_OFFSET)
             explorer.observe_first(obs)
-            visited, success, ep_ret = [obs], False, 0.0
+            visited, actions, success, ep_ret = [obs], [], False, 0.0
             while self.step < end:
                 action = explorer.act(obs)
                 nxt, reward, terminated, truncated, info = self.online_env.step(action)
@@ -262,6 +262,7 @@ class ImitationTrainer:
                 explorer.observe(action, nxt, float(reward), bool(terminated), bool(truncated))
                 obs, ep_ret = nxt, ep_ret + float(reward)
                 visited.append(obs)
+                actions.append(action)
                 success = success or bool(info.get("success", False))
                 self.step += 1
                 bar.update(1)
@@ -269,7 +270,7 @@ class ImitationTrainer:
                     break
             self.episode += 1
             if hasattr(learner, "end_episode"):
-                learner.end_episode(np.stack(visited), success)
+                learner.end_episode(np.stack(visited), success, actions=np.stack(actions))
             for _ in range(self.online_updates):
                 self._update(acc)
             self._log(acc, {"online/episode_success": float(success), "online/episode_return": ep_ret,

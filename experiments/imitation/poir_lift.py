@@ -1,15 +1,20 @@
-"""BC vs POIR (offline) vs POIR (online fine-tuned) on robosuite Lift across deployment-shift strengths.
+"""BC vs POIR (offline) vs POIR (online fine-tuned) on robosuite Lift, per deployment-shift axis and strength.
 
-    python experiments/imitation/poir_lift.py --out experiments/imitation/results
-    python experiments/imitation/poir_lift.py --quick          # a smoke run (minutes)
+    python experiments/imitation/poir_lift.py --seed 0                    # one seed's cells (background)
+    python experiments/imitation/poir_lift.py --seed 1 --cells all:0.1,all:0.2
+    python experiments/imitation/poir_lift.py --report                    # merge seeds: results.json + plot
+    python experiments/imitation/poir_lift.py --ablate                    # planner ablations (seed 0 checkpoint)
+    python experiments/imitation/poir_lift.py --quick --out /tmp/poir_quick   # a smoke run (minutes)
 
-Scaled down for a shared 2-core CPU (torch.set_num_threads(1)): 30 scripted demos from the nominal env,
-2000 offline updates, 1000 online env steps per shift, 16 evaluation episodes (horizon 80) per cell, one
-seed. Everything runs through the `rlkit2-train` machinery (`rlkit2.train.run` with the `poir_lift`
-preset): one offline POIR run, then for each shift strength s an online fine-tuning run resumed from the
-offline checkpoint in the env shifted by init=s, action_noise=s. "BC" is POIR's own prior (the BC policy
-inside the offline checkpoint), evaluated on the same episode seeds, so BC vs POIR differ only by the
-planner. Writes results.json, success_vs_shift.png and the run dirs under --out.
+Shift axes (a cell is `axis:s`): `object` = cube placement range +-(3 + 100 s) cm; `robot` = start-joint noise
+std 0.02 + s rad; `noise` = Gaussian noise of std s on every executed action; `all` = the three at once.
+Scaled down for a shared 2-core CPU (torch.set_num_threads(1)): 30 scripted demos from the nominal env
+(shared by all seeds), 2000 offline updates, 1000 online env steps per fine-tuned cell, 40 evaluation
+episodes (horizon 80) per cell. Everything runs through the `rlkit2-train` machinery (`rlkit2.train.run`
+with the `poir_lift` preset): per seed one offline POIR run, then per cell either an online fine-tuning run
+resumed from the offline checkpoint (axes in --online) or an offline-only evaluation. "BC" is POIR's own prior
+(the BC policy inside the offline checkpoint), evaluated on the same episode seeds as POIR, so BC vs POIR
+differ only by the planner.
 """
 
 from __future__ import annotations
@@ -18,9 +23,33 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+AXES = ("all", "object", "robot", "noise")
+DEFAULT_CELLS = "all:0,all:0.05,all:0.1,all:0.2,object:0.1,robot:0.1,noise:0.1,object:0.2,robot:0.2,noise:0.2"
+
+
+def shift_overrides(axis: str, s: float) -> list[str]:
+    """Hydra overrides of `env.shift` for one axis at strength s (the other axes at zero)."""
+    if axis not in AXES:
+        raise ValueError(f"unknown shift axis {axis!r}; expected one of {AXES}")
+    init = s if axis in ("all", "object", "robot") else 0.0
+    noise = s if axis in ("all", "noise") else 0.0
+    return [f"env.shift.init={init}", f"env.shift.action_noise={noise}",
+            f"env.shift.robot_init_scale={0.0 if axis == 'object' else 1.0}",
+            f"env.shift.object_init_scale={0.0 if axis == 'robot' else 1.0}"]
+
+
+def parse_cells(text: str) -> list[tuple[str, float]]:
+    cells = []
+    for item in text.split(","):
+        axis, _, s = item.partition(":")
+        shift_overrides(axis, 0.0)
+        cells.append((axis, float(s)))
+    return cells
 
 
 def compose(overrides: list[str]):
@@ -47,8 +76,30 @@ def load_offline_agent(cfg, checkpoint: Path):
     replay = TransitionReplay.from_arrays(to_transitions(ds, list(cfg.env.obs_keys)))
     agent = entry.builder(to_dataclass(cfg.agent, entry.config_cls), EnvSpec(replay.obs_dim, replay.act_dim),
                           replay, int(cfg.seed))
-    agent.learner.load_state_dict(ckpt.load(checkpoint)["learner"])
+    lr = agent.learner
+    lr.load_state_dict(ckpt.load(checkpoint)["learner"])
+    # An offline checkpoint's reference sets are the demo states: rebuilt here in the configured score_dims
+    # (the same tensors unless an ablation changes score_dims).
+    lr.reference = lr.demo_reference = lr._features(torch.as_tensor(replay.arrays()["observations"]))
     return agent, replay
+
+
+class NearestDemoActor:
+    """Ablation: the expert proposals alone (the nearest demo state's action), no model, no planning."""
+
+    def __init__(self, learner: Any):
+        self.learner = learner
+
+    def observe_first(self, observation: Any) -> None:
+        pass
+
+    def observe(self, *args: Any) -> None:
+        pass
+
+    @torch.no_grad()
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32).reshape(1, -1)
+        return self.learner.expert_action(obs)[0].numpy()
 
 
 def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, float]:
@@ -67,141 +118,243 @@ def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, floa
     return {"threads": threads, "act_ms_mean": out["act_ms"], "act_ms_p95": out["act_ms_p95"]}
 
 
-def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = sorted(results["rows"], key=lambda r: r["shift"])
-    s = [r["shift"] for r in rows]
-    n = results["eval_episodes"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label, style in (("bc", "BC (POIR's prior)", "o-"), ("poir_offline", "POIR (offline)", "s-"),
-                              ("poir_online", "POIR (online fine-tuned)", "^-")):
-        xs = [x for x, r in zip(s, rows, strict=True) if r.get(key) is not None]
-        ys = np.array([r[key] for r in rows if r.get(key) is not None])
-        err = np.sqrt(ys * (1 - ys) / n)
-        ax.errorbar(xs, ys, yerr=err, fmt=style, capsize=3, label=label)
-    ax.set_xlabel("shift strength s: cube range +-(0.03+s) m, start-joint noise +s rad, action noise std s",
-                  fontsize=8)
-    ax.set_ylabel(f"success rate ({n} episodes)")
-    ax.set_ylim(-0.05, 1.05)
-    lat = results.get("latency", [])
-    lat_txt = ", ".join(f"{x['act_ms_mean']:.0f} ms ({x['threads']} thr)" for x in lat)
-    ax.set_title(f"robosuite Lift, {results['num_demos']} nominal demos; planner {lat_txt}", fontsize=8)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def se(p: float | None, n: int) -> float | None:
+    """Binomial standard error of a success rate measured on n episodes."""
+    return None if p is None else float(np.sqrt(p * (1 - p) / n))
 
 
-def confirm(args: argparse.Namespace, out: Path) -> None:
-    """BC vs offline POIR from the study's offline checkpoint, more episodes, seeds disjoint from the study's."""
-    from rlkit2.actors import TorchPolicyActor
-    from rlkit2.core import evaluate
-    from rlkit2.registry import make_env
-
-    ckpt_file = out / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
-    rows, t0 = [], time.time()
-    for s in [float(x) for x in args.confirm.split(",")]:
-        cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
-                       f"env.shift.init={s}", f"env.shift.action_noise={s}", *args.extra])
-        agent, _ = load_offline_agent(cfg, ckpt_file)
-        env = make_env(cfg.env, 77_777)
-        seed = 50_000 + args.seed  # not the study's evaluation seeds
-        bc = evaluate(env, TorchPolicyActor(agent.learner.bc.policy), args.episodes, seed=seed)
-        poir = evaluate(env, agent.policy, args.episodes, seed=seed)
-        rows.append({"shift": s, "episodes": args.episodes, "bc": bc["eval/success_rate"],
-                     "poir_offline": poir["eval/success_rate"], "poir_act_ms": agent.policy.latency_ms()["act_ms"]})
-        print(f"[confirm] {json.dumps(rows[-1])} ({time.time() - t0:.0f}s)", flush=True)
-        (out / f"confirm{args.tag}.json").write_text(json.dumps({"rows": rows, "seed_base": seed,
-                                                                "extra": args.extra}, indent=2))
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="experiments/imitation/results")
-    p.add_argument("--shifts", default="0,0.1,0.2,0.05,0.15")
-    p.add_argument("--episodes", type=int, default=16)
-    p.add_argument("--offline-steps", type=int, default=2000)
-    p.add_argument("--online-steps", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
-    p.add_argument("--confirm", default="", help="only re-evaluate BC vs offline POIR of an existing run at these "
-                   "shifts (comma list) with --episodes episodes on fresh seeds; writes confirm.json")
-    p.add_argument("--tag", default="", help="suffix of confirm<tag>.json")
-    p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
-    args = p.parse_args()
-    if args.quick:
-        args.shifts, args.episodes, args.offline_steps, args.online_steps = "0,0.1", 3, 200, 200
-    torch.set_num_threads(1)
+def run_seed(args: argparse.Namespace, out: Path) -> None:
     from rlkit2.envs.robosuite import RobosuiteEnvConfig
 
     from rlkit2.actors import TorchPolicyActor
     from rlkit2.core import evaluate
     from rlkit2.data.collect_demos import collect_demos
     from rlkit2.imitation_trainer import EVAL_SEED_OFFSET
+    from rlkit2.logging import read_metrics
     from rlkit2.registry import make_env
     from rlkit2.train import run
 
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    if args.confirm:
-        confirm(args, out)
-        return
     base = compose(["experiment=poir_lift"])
     demos = out / "demos.hdf5"
-    if not demos.exists():
+    if not demos.exists():  # one demo set for every seed (collected with seed 0)
         stats = collect_demos(RobosuiteEnvConfig(horizon=int(base.env.horizon)), demos, int(base.env.num_demos),
-                              seed=args.seed)
-        (out / "demos.json").write_text(json.dumps(stats.as_dict(), indent=2))
+                              seed=0)
+        (out / "demos.json").write_text(json.dumps({**stats.as_dict(), "path": "demos.hdf5"}, indent=2))
+    sdir = out / f"seed{args.seed}"
+    sdir.mkdir(parents=True, exist_ok=True)
     common = ["experiment=poir_lift", f"env.dataset={demos}", f"seed={args.seed}", "trainer.plot=false",
               f"trainer.eval_episodes={args.episodes}", f"trainer.total_steps={args.offline_steps}",
-              "trainer.progress=false", *args.extra]
+              "trainer.progress=false", "env.eval_nominal=false", *args.extra]
     t0 = time.time()
-    offline_dir = out / "poir_offline"
+    offline_dir = sdir / "poir_offline"
     ckpt_file = offline_dir / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
     if not ckpt_file.exists():
-        cfg = compose([*common, "env.shift.init=0", "env.shift.action_noise=0", "agent.online_env_steps=0"])
-        offline_final = run(cfg, offline_dir)
+        offline_final = run(compose([*common, *shift_overrides("all", 0.0), "agent.online_env_steps=0"]),
+                            offline_dir)
         (offline_dir / "final.json").write_text(json.dumps(offline_final, indent=2))
     offline_final = json.loads((offline_dir / "final.json").read_text())
-    rows = []
-    for s in [float(x) for x in args.shifts.split(",")]:
-        shift = [f"env.shift.init={s}", f"env.shift.action_noise={s}"]
+    rows_file = sdir / "rows.json"
+    rows = json.loads(rows_file.read_text()) if rows_file.exists() else []
+    done = {(r["axis"], r["shift"]) for r in rows}
+    online_axes = set(args.online.split(",")) if args.online else set()
+    for axis, s in parse_cells(args.cells):
+        if (axis, s) in done:
+            continue
+        shift = shift_overrides(axis, s)
         cfg = compose([*common, *shift])
-        agent, replay = load_offline_agent(cfg, ckpt_file)
-        env = make_env(cfg.env, int(cfg.seed) + EVAL_SEED_OFFSET)
-        bc = evaluate(env, TorchPolicyActor(agent.learner.bc.policy), args.episodes,
-                      seed=int(cfg.seed) + EVAL_SEED_OFFSET)
-        row = {"shift": s, "bc": bc["eval/success_rate"], "bc_length": bc["eval/length"]}
+        agent, _ = load_offline_agent(cfg, ckpt_file)
+        eval_seed = int(cfg.seed) + EVAL_SEED_OFFSET  # the trainer's evaluation seeds: same episodes for all
+        env = make_env(cfg.env, eval_seed)
+        bc = evaluate(env, TorchPolicyActor(agent.learner.bc.policy), args.episodes, seed=eval_seed)
+        row: dict[str, Any] = {"axis": axis, "shift": s, "seed": args.seed, "episodes": args.episodes,
+                               "bc": bc["eval/success_rate"], "poir_online": None}
         if s == 0:
-            row.update(poir_offline=offline_final["eval/success_rate"], poir_online=None,
-                       poir_offline_act_ms=offline_final.get("eval/act_ms"))
-        else:
-            run_dir = out / f"poir_online_s{s:g}"
+            row.update(poir_offline=offline_final["eval/success_rate"], poir_act_ms=offline_final.get("eval/act_ms"))
+        elif axis in online_axes:
+            run_dir = sdir / f"online_{axis}_s{s:g}"
             final = run(compose([*common, *shift, f"resume={ckpt_file}",
                                  f"agent.online_env_steps={args.online_steps}"]), run_dir)
             (run_dir / "final.json").write_text(json.dumps(final, indent=2))
+            won = [m["online/episode_success"] for m in read_metrics(run_dir) if "online/episode_success" in m]
             row.update(poir_offline=final["offline_eval/success_rate"], poir_online=final["eval/success_rate"],
-                       poir_online_nominal=final.get("eval_nominal/success_rate"),
-                       poir_offline_nominal=final.get("offline_eval_nominal/success_rate"),
-                       poir_offline_act_ms=final.get("offline_eval/act_ms"),
-                       poir_online_act_ms=final.get("eval/act_ms"))
+                       poir_act_ms=final.get("offline_eval/act_ms"), poir_online_act_ms=final.get("eval/act_ms"),
+                       online_episodes=len(won), online_episodes_won=int(sum(won)))
+        else:
+            agent.policy.reset_latency()
+            poir = evaluate(env, agent.policy, args.episodes, seed=eval_seed)
+            row.update(poir_offline=poir["eval/success_rate"], poir_act_ms=agent.policy.latency_ms()["act_ms"])
+        row["seconds"] = time.time() - t0
         rows.append(row)
-        print(f"[poir_lift] {json.dumps(row)}  ({time.time() - t0:.0f}s)", flush=True)
-        results = {"task": "Lift", "num_demos": int(base.env.num_demos), "eval_episodes": args.episodes,
-                   "offline_steps": args.offline_steps, "online_env_steps": args.online_steps, "seed": args.seed,
-                   "shift_definition": "env.shift.init=s, env.shift.action_noise=s", "rows": rows,
-                   "seconds": time.time() - t0, "torch_threads": 1}
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-    agent, replay = load_offline_agent(compose(common), ckpt_file)
-    results["latency"] = [measure_latency(agent, replay, t) for t in (1, 2)]
+        rows_file.write_text(json.dumps(rows, indent=2))
+        print(f"[poir_lift] {json.dumps(row)}", flush=True)
+    if not (sdir / "latency.json").exists():
+        agent, replay = load_offline_agent(compose(common), ckpt_file)
+        (sdir / "latency.json").write_text(json.dumps([measure_latency(agent, replay, t) for t in (1, 2)], indent=2))
+
+
+def report(out: Path) -> dict[str, Any]:
+    """Pool the seeds' cells: success rate over all their episodes, binomial standard error."""
+    cells: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for f in sorted(out.glob("seed*/rows.json")):
+        for r in json.loads(f.read_text()):
+            cells.setdefault((r["axis"], r["shift"]), []).append(r)
+    table = []
+    for (axis, s), rs in sorted(cells.items(), key=lambda kv: (AXES.index(kv[0][0]), kv[0][1])):
+        row: dict[str, Any] = {"axis": axis, "shift": s, "seeds": sorted(r["seed"] for r in rs)}
+        for key in ("bc", "poir_offline", "poir_online"):
+            have = [r for r in rs if r.get(key) is not None]
+            n = sum(r["episodes"] for r in have)
+            p = sum(r[key] * r["episodes"] for r in have) / n if n else None
+            row.update({key: p, f"{key}_se": se(p, n) if n else None, f"{key}_episodes": n})
+        row["online_episodes_won"] = f"{sum(r.get('online_episodes_won', 0) for r in rs)} / " \
+                                     f"{sum(r.get('online_episodes', 0) for r in rs)}"
+        ms = [r["poir_act_ms"] for r in rs if r.get("poir_act_ms")]
+        row["poir_act_ms"] = float(np.mean(ms)) if ms else None
+        table.append(row)
+    latency = [json.loads(f.read_text()) for f in sorted(out.glob("seed*/latency.json"))]
+    demos = json.loads((out / "demos.json").read_text()) if (out / "demos.json").exists() else {}
+    results = {"task": "Lift", "demos": demos, "cells": table, "latency": latency, "torch_threads": 1,
+               "se": "binomial sqrt(p(1-p)/n) over all episodes of all seeds of the cell"}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "success_vs_shift.png")
-    print(json.dumps(results, indent=2))
+    return results
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = (("bc", "BC (POIR's prior)", "o-"), ("poir_offline", "POIR offline", "s-"),
+            ("poir_online", "POIR fine-tuned online", "^-"))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.4]})
+    rows = [r for r in results["cells"] if r["axis"] == "all"]
+    for key, label, style in keys:
+        have = [r for r in rows if r.get(key) is not None]
+        ax1.errorbar([r["shift"] for r in have], [r[key] for r in have], yerr=[r[f"{key}_se"] for r in have],
+                     fmt=style, capsize=3, label=label)
+    ax1.set_xlabel("combined shift s (cube +-(3+100s) cm, joints +s rad, action noise s)", fontsize=8)
+    ax1.set_ylabel("success rate (+- binomial s.e.)")
+    ax1.set_ylim(-0.05, 1.05)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=8)
+    per_axis = [r for r in results["cells"] if r["axis"] != "all" and r["shift"] > 0]
+    x = np.arange(len(per_axis))
+    for i, (key, label, _) in enumerate(keys):
+        ys = [r[key] if r.get(key) is not None else 0.0 for r in per_axis]
+        err = [r[f"{key}_se"] or 0.0 for r in per_axis]
+        ax2.bar(x + (i - 1) * 0.27, ys, 0.27, yerr=err, capsize=2, label=label)
+    ax2.set_xticks(x, [f"{r['axis']}\ns={r['shift']:g}" for r in per_axis], fontsize=8)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_title("one shift axis at a time", fontsize=9)
+    ax2.grid(alpha=0.3, axis="y")
+    lat = results.get("latency") or [[]]
+    one = [x for seed in lat for x in seed if x["threads"] == 1]
+    lat_txt = f"planner {np.mean([x['act_ms_mean'] for x in one]):.0f} ms/step (1 thread)" if one else ""
+    fig.suptitle(f"robosuite Lift, {results['demos'].get('demos', '?')} nominal demos; {lat_txt}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+ABLATIONS = {
+    "planner, prior-only proposals (the previous POIR)": ["agent.expert_proposals=0"],
+    "planner, all proposals from the nearest demo action": ["agent.expert_proposals=1.0"],
+    "planner, score over all 19 obs dims": ["agent.score_dims=[]"],
+    "planner, no proposal noise": ["agent.noise_std=0.0"],
+    "planner, horizon 3": ["agent.horizon=3"],
+}
+
+
+# online fine-tuning variants (the study's default: proposals grow and the prior is distilled)
+ONLINE_ABLATIONS = {
+    "fine-tuning: model + score only (the previous POIR)": ["agent.proposals_add_successful=false",
+                                                          "agent.prior_online_fraction=0"],
+    "fine-tuning: + successes join the proposals, prior frozen": ["agent.prior_online_fraction=0"],
+}
+
+
+def ablate(args: argparse.Namespace, out: Path) -> None:
+    """Planner / fine-tuning variants from one seed's offline checkpoint, on the study's evaluation seeds."""
+    from rlkit2.core import evaluate
+    from rlkit2.imitation_trainer import EVAL_SEED_OFFSET
+    from rlkit2.registry import make_env
+    from rlkit2.train import run
+
+    sdir = out / f"seed{args.seed}"
+    ckpt_file = sdir / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
+    path = out / f"ablation{args.tag}.json"
+    rows = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["variant"], r["axis"], r["shift"]) for r in rows}
+    variants = {"nearest demo action alone (no planner)": [], **ABLATIONS}
+    for axis, s in parse_cells(args.ablate_cells):
+        for name, overrides in variants.items():
+            if (name, axis, s) in done:
+                continue
+            cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
+                           *shift_overrides(axis, s), *overrides, *args.extra])
+            agent, _ = load_offline_agent(cfg, ckpt_file)
+            eval_seed = int(cfg.seed) + EVAL_SEED_OFFSET
+            env = make_env(cfg.env, eval_seed)
+            actor = NearestDemoActor(agent.learner) if not overrides else agent.policy
+            res = evaluate(env, actor, args.episodes, seed=eval_seed)
+            row = {"variant": name, "overrides": overrides, "axis": axis, "shift": s, "seed": args.seed,
+                   "episodes": args.episodes, "success": res["eval/success_rate"],
+                   "se": se(res["eval/success_rate"], args.episodes)}
+            if overrides:
+                row["act_ms"] = agent.policy.latency_ms()["act_ms"]
+            rows.append(row)
+            path.write_text(json.dumps(rows, indent=2))
+            print(f"[ablate] {json.dumps(row)}", flush=True)
+    common = ["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}", "trainer.plot=false",
+              f"trainer.eval_episodes={args.episodes}", f"trainer.total_steps={args.offline_steps}",
+              "trainer.progress=false", "env.eval_nominal=false", f"resume={ckpt_file}",
+              f"agent.online_env_steps={args.online_steps}", *args.extra]
+    for axis, s in parse_cells(args.ablate_online_cells) if args.ablate_online_cells else []:
+        for i, (name, overrides) in enumerate(ONLINE_ABLATIONS.items()):
+            if (name, axis, s) in done:
+                continue
+            run_dir = sdir / f"ablation_online{i}_{axis}_s{s:g}"
+            final = run(compose([*common, *shift_overrides(axis, s), *overrides]), run_dir)
+            row = {"variant": name, "overrides": overrides, "axis": axis, "shift": s, "seed": args.seed,
+                   "episodes": args.episodes, "success": final["eval/success_rate"],
+                   "se": se(final["eval/success_rate"], args.episodes),
+                   "offline_success": final["offline_eval/success_rate"]}
+            rows.append(row)
+            path.write_text(json.dumps(rows, indent=2))
+            print(f"[ablate] {json.dumps(row)}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="experiments/imitation/results")
+    p.add_argument("--cells", default=DEFAULT_CELLS, help="comma list of axis:strength (axes: all, object, "
+                   "robot, noise)")
+    p.add_argument("--online", default="all", help="axes whose cells also get online fine-tuning (comma list)")
+    p.add_argument("--episodes", type=int, default=40)
+    p.add_argument("--offline-steps", type=int, default=2000)
+    p.add_argument("--online-steps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
+    p.add_argument("--report", action="store_true", help="only merge seed*/rows.json into results.json + plot")
+    p.add_argument("--ablate", action="store_true", help="only run the planner ablations (ablation<tag>.json)")
+    p.add_argument("--ablate-cells", default="all:0.1,object:0.1")
+    p.add_argument("--ablate-online-cells", default="all:0.1", help="cells of the online fine-tuning ablation "
+                   "('' = none)")
+    p.add_argument("--tag", default="")
+    p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
+    args = p.parse_args()
+    if args.quick:
+        args.cells, args.episodes, args.offline_steps, args.online_steps = "all:0,all:0.1,object:0.1", 3, 200, 100
+    torch.set_num_threads(1)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.ablate:
+        ablate(args, out)
+    elif not args.report:
+        run_seed(args, out)
+    print(json.dumps(report(out), indent=2))
 
 
 if __name__ == "__main__":

@@ -134,6 +134,32 @@ def test_online_fine_tuning_adapts_model_and_score():
     torch.testing.assert_close(fresh.predict(s, a)[0], lr.predict(s, a)[0])
 
 
+def test_successful_online_episodes_become_proposals_and_train_the_prior():
+    agent = toy_agent(prior_online_fraction=0.5)
+    lr = agent.learner
+    for _ in range(50):
+        lr.step()
+    online = point_mass_demos(2, seed=2)
+    obs, act = online["observations"][:31], online["actions"][:30]
+    n_prop = len(lr.demo_actions)
+    with pytest.raises(ValueError, match="one fewer"):
+        lr.end_episode(obs, success=True, actions=act[:10])
+    lr.end_episode(obs, success=False, actions=act)
+    assert len(lr.demo_actions) == n_prop and len(lr.success_obs) == 0
+    prior_before = [p.clone() for p in lr.bc.policy.parameters()]
+    lr.step()  # online phase, no success yet: the prior stays frozen
+    assert all(torch.equal(p, q) for p, q in zip(prior_before, lr.bc.policy.parameters(), strict=True))
+    lr.end_episode(obs, success=True, actions=act)
+    assert len(lr.demo_actions) == n_prop + 30 and len(lr.success_obs) == 30
+    torch.testing.assert_close(lr.expert_action(torch.as_tensor(obs[5:6])), torch.as_tensor(act[5:6]))
+    assert "prior_online_loss" in lr.step()
+    assert not all(torch.equal(p, q) for p, q in zip(prior_before, lr.bc.policy.parameters(), strict=True))
+    fresh = toy_agent(prior_online_fraction=0.5).learner
+    fresh.load_state_dict(lr.state_dict())
+    torch.testing.assert_close(fresh.demo_actions, lr.demo_actions)
+    torch.testing.assert_close(fresh.success_obs, lr.success_obs)
+
+
 def test_bad_score_dims_are_refused():
     with pytest.raises(ConfigError, match="score_dims"):
         toy_agent(score_dims=[0, 5])

@@ -61,6 +61,25 @@ def test_init_shift_widens_object_placement(lift):
     assert shifted.std(0).min() > 2 * nominal.std(0).max()
 
 
+def _eef(env, seed: int) -> np.ndarray:
+    obs, _ = env.reset(seed=seed)
+    return obs[env.obs_slices["robot0_eef_pos"]].copy()
+
+
+def test_init_shift_axes_separate_robot_and_object(lift):
+    def env(**kw):
+        return make_robosuite_env(RobosuiteEnvConfig(horizon=60, shift=ShiftConfig(init=0.1, **kw)), seed=0)
+
+    robot_only, object_only = env(object_init_scale=0.0), env(robot_init_scale=0.0)
+    cube = {k: np.stack([_cube_xy(e, s) for s in range(20)]) for k, e in (("robot", robot_only),
+                                                                          ("object", object_only))}
+    eef = {k: np.stack([_eef(e, s) for s in range(20)]) for k, e in (("nominal", lift), ("robot", robot_only),
+                                                                     ("object", object_only))}
+    assert np.abs(cube["robot"]).max() <= 0.031 and np.abs(cube["object"]).max() > 0.06
+    assert eef["robot"].std(0).max() > 3 * eef["nominal"].std(0).max()
+    assert eef["object"].std(0).max() < 2 * eef["nominal"].std(0).max()
+
+
 def test_action_noise_changes_the_dynamics(lift):
     noisy = make_robosuite_env(RobosuiteEnvConfig(horizon=60, shift=ShiftConfig(action_noise=0.2)), seed=0)
     a = np.array([0.5, 0, 0, 0, 0, 0, -1], np.float32)

@@ -52,4 +52,10 @@ class POIRConfig:
     online_updates_per_episode: int = 100
     online_fraction: float = 0.5  # fraction of each model batch drawn from online transitions
     score_add_successful: bool = True  # states of successful online episodes join the score's reference set
+    # (state, commanded action) pairs of successful online episodes join the expert proposals' set: the agent's
+    # own successes in the deployment env become demonstrations of what to do there
+    proposals_add_successful: bool = True
+    # > 0: the prior keeps training online, this fraction of each batch from successful online episodes (the
+    # planner's choices that worked are distilled into the proposal policy); 0 = the prior is frozen online
+    prior_online_fraction: float = 0.0
     max_reference: int = 50_000

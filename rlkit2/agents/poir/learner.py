@@ -1,5 +1,6 @@
-"""POIR learner: BC prior + dynamics ensemble (offline from demos; the model keeps learning online)
-and the in-distribution score's reference set of expert states (grown by successful online episodes)."""
+"""POIR learner: BC prior + dynamics ensemble (offline from demos; the model keeps learning online),
+the in-distribution score's reference set of expert states and the expert proposals' (state, action) set
+(both grown by successful online episodes; the prior optionally fine-tuned on them)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,11 @@ class POIRLearner(TorchLearner):
             raise ConfigError(f"agent.score_dims={dims}: observation has {spec.obs_dim} dims")
         self.score_dims = torch.as_tensor(dims, dtype=torch.long)
         self.reference = self._features(obs)
-        self.demo_reference = self.reference  # fixed: the states whose actions are known (expert proposals)
+        # expert proposals: demo states (features) and actions; successful online episodes may join
+        self.demo_reference = self.reference
         self.demo_actions = torch.as_tensor(data["actions"])
+        self.success_obs = torch.zeros(0, spec.obs_dim)  # raw states/actions of successful online episodes
+        self.success_act = torch.zeros(0, spec.act_dim)
         self.progress = losses.episode_progress(torch.as_tensor(data["terminals"]))
         self.gate_threshold = self._gate_threshold()
         self.online: TransitionReplay | None = None
@@ -112,14 +116,28 @@ class POIRLearner(TorchLearner):
     def attach_online(self, replay: TransitionReplay) -> None:
         self.online = replay
 
-    def end_episode(self, observations: np.ndarray, success: bool) -> None:
-        """After an online episode: the phase is online; a successful episode's states become 'expert-visited'."""
+    def end_episode(self, observations: np.ndarray, success: bool, actions: np.ndarray | None = None) -> None:
+        """After an online episode: the phase is online; a successful episode's states become 'expert-visited'
+        and, given its `actions` (one per transition, `len(observations) - 1` of them), demonstrations."""
         self.online_phase = True
-        if success and self.config.score_add_successful:
-            feats = self._features(torch.as_tensor(observations, dtype=torch.float32))
-            keep = -int(self.config.max_reference)
+        if not success:
+            return
+        c, keep = self.config, -int(self.config.max_reference)
+        obs = torch.as_tensor(observations, dtype=torch.float32)
+        feats = self._features(obs)
+        if c.score_add_successful:
             self.reference = torch.cat([self.reference, feats])[keep:]
             self.progress = torch.cat([self.progress, torch.linspace(0.0, 1.0, len(feats))])[keep:]
+        if actions is None:
+            return
+        act = torch.as_tensor(actions, dtype=torch.float32)
+        if len(act) != len(obs) - 1:
+            raise ValueError(f"end_episode: {len(act)} actions for {len(obs)} observations (expected one fewer)")
+        if c.proposals_add_successful:
+            self.demo_reference = torch.cat([self.demo_reference, feats[:-1]])[keep:]
+            self.demo_actions = torch.cat([self.demo_actions, act])[keep:]
+        self.success_obs = torch.cat([self.success_obs, obs[:-1]])[keep:]
+        self.success_act = torch.cat([self.success_act, act])[keep:]
 
     def _model_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
@@ -144,10 +162,25 @@ class POIRLearner(TorchLearner):
         optimizer_step(self.model_opt, loss)
         return loss.detach()
 
+    def prior_online_step(self) -> torch.Tensor:
+        """One prior update on demos + successful online transitions (`prior_online_fraction` of the batch)."""
+        n = int(self.config.prior.batch_size)
+        n_succ = int(n * self.config.prior_online_fraction)
+        b = self.replay.sample(n - n_succ)
+        idx = torch.randint(len(self.success_obs), (n_succ,), generator=self.generator)
+        obs = torch.cat([b.observations, self.success_obs[idx]])
+        act = torch.cat([b.actions, self.success_act[idx]])
+        loss = self.bc.loss(obs, act)
+        optimizer_step(self.bc.opt, loss)
+        self.bc.num_steps += 1
+        return loss.detach()
+
     def step(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model_loss": self.model_step()}
-        if not self.online_phase:  # the prior is trained offline only (the planner is what fine-tunes)
+        if not self.online_phase:
             out.update({f"prior_{k}": v for k, v in self.bc.step().items()})
+        elif self.config.prior_online_fraction > 0 and len(self.success_obs):
+            out["prior_online_loss"] = self.prior_online_step()
         self.num_steps += 1
         return out
 
@@ -157,7 +190,9 @@ class POIRLearner(TorchLearner):
         state.update(action_noise=self.action_noise.clone(), reference=self.reference.clone(),
                      progress=self.progress.clone(), online_phase=self.online_phase,
                      generator=self.generator.get_state(), delta_std=self.delta_std.data.clone(),
-                     gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps)
+                     gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps,
+                     demo_reference=self.demo_reference.clone(), demo_actions=self.demo_actions.clone(),
+                     success_obs=self.success_obs.clone(), success_act=self.success_act.clone())
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -170,3 +205,8 @@ class POIRLearner(TorchLearner):
         self.delta_std.data.copy_(state["delta_std"])
         self.gate_threshold = float(state["gate_threshold"])
         self.bc.num_steps = int(state["bc_steps"])
+        if "demo_reference" in state:  # absent in checkpoints from before the expert proposals
+            self.demo_reference = state["demo_reference"].clone()
+            self.demo_actions = state["demo_actions"].clone()
+            self.success_obs = state["success_obs"].clone()
+            self.success_act = state["success_act"].clone()

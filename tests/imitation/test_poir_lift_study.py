@@ -1,0 +1,40 @@
+"""The BC-vs-POIR study's shift axes and the pooling of seeds into the reported table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments" / "imitation"))
+import poir_lift  # noqa: E402
+
+
+def test_each_axis_shifts_only_itself():
+    def as_dict(axis, s):
+        return dict(o.split("=") for o in poir_lift.shift_overrides(axis, s))
+
+    obj, rob, noi, both = (as_dict(a, 0.1) for a in ("object", "robot", "noise", "all"))
+    assert obj == {"env.shift.init": "0.1", "env.shift.action_noise": "0.0", "env.shift.robot_init_scale": "0.0",
+                   "env.shift.object_init_scale": "1.0"}
+    assert rob["env.shift.object_init_scale"] == "0.0" and rob["env.shift.robot_init_scale"] == "1.0"
+    assert noi["env.shift.init"] == "0.0" and noi["env.shift.action_noise"] == "0.1"
+    assert both["env.shift.init"] == both["env.shift.action_noise"] == "0.1"
+    with pytest.raises(ValueError, match="unknown shift axis"):
+        poir_lift.parse_cells("all:0.1,friction:0.2")
+    assert poir_lift.parse_cells("all:0,noise:0.2") == [("all", 0.0), ("noise", 0.2)]
+
+
+def test_report_pools_seeds_by_episodes(tmp_path, monkeypatch):
+    monkeypatch.setattr(poir_lift, "plot", lambda results, path: None)
+    for seed, (bc, poir) in enumerate(((0.25, 0.5), (0.5, 1.0))):
+        (tmp_path / f"seed{seed}").mkdir()
+        rows = [{"axis": "all", "shift": 0.1, "seed": seed, "episodes": 40, "bc": bc, "poir_offline": poir,
+                 "poir_online": None}]
+        (tmp_path / f"seed{seed}" / "rows.json").write_text(json.dumps(rows))
+    (cell,) = poir_lift.report(tmp_path)["cells"]
+    assert cell["bc"] == pytest.approx(0.375) and cell["poir_offline"] == pytest.approx(0.75)
+    assert cell["bc_episodes"] == 80 and cell["seeds"] == [0, 1] and cell["poir_online"] is None
+    assert cell["bc_se"] == pytest.approx((0.375 * 0.625 / 80) ** 0.5)
