@@ -41,8 +41,9 @@ class POIRConfig:
     # Return-to-distribution proposals: this fraction of the candidates (after the pure-prior one) follow the
     # action the expert took at the nearest demo state (over `score_dims`), + the same noise, instead of the
     # prior. A non-parametric policy on table-position-invariant features: it generalises where the prior does
-    # not (displaced cube), while the model and score judge it. 0 = prior-only proposals.
-    expert_proposals: float = 0.0
+    # not (displaced cube), while the model and score judge it. 0 = prior-only proposals (this
+    # reconstruction's first version).
+    expert_proposals: float = 0.5
     temperature: float = 0.5  # softmax temperature, in units of the std of the candidates' returns
     gamma: float = 1.0
     disagreement_coef: float = 1.0  # penalty on the ensemble's disagreement (model uncertainty)
@@ -57,5 +58,5 @@ class POIRConfig:
     proposals_add_successful: bool = True
     # > 0: the prior keeps training online, this fraction of each batch from successful online episodes (the
     # planner's choices that worked are distilled into the proposal policy); 0 = the prior is frozen online
-    prior_online_fraction: float = 0.0
+    prior_online_fraction: float = 0.5
     max_reference: int = 50_000
