@@ -3,14 +3,20 @@
 Reconstruction (the paper's full text was not available; the abstract fixes: BC + a planner whose
 objective is to bring the agent back to states the expert visited, trained offline, planner fine-tuned
 online). Choices made here, each a config option:
-- prior: a BC policy (rlkit2.agents.bc), used as the planner's proposal (MPPI candidates are the prior's
-  closed-loop actions plus Gaussian noise; candidate 0 is the prior itself);
+- prior: a BC policy (rlkit2.agents.bc), one source of the planner's proposals (MPPI candidates are the
+  prior's closed-loop actions plus Gaussian noise; candidate 0 is the prior itself);
+- return-to-distribution proposals (`expert_proposals`): the other candidates follow the action the expert
+  took at the nearest demo state over `score_dims` (plus the same noise). On features that do not depend on
+  where the object is, this non-parametric policy generalises where the prior does not; the planner keeps
+  whichever candidates the model predicts return to expert-like states;
 - dynamics: an ensemble of MLPs predicting the normalised state change, trained on the demos offline and on
   demos + deployment transitions online; its disagreement is a penalty in the planner's return;
 - in-distribution score: minus the squared normalised distance to the nearest expert state (k-NN over
-  `score_dims`), i.e. a non-parametric density proxy; online, the states of successful deployment episodes
-  join the reference set (the score is "fine-tuned" by the agent's own successes);
-- planner: MPPI (one iteration, softmax weights with a scale-free temperature) over a short horizon.
+  `score_dims`), i.e. a non-parametric density proxy;
+- planner: MPPI (one iteration, softmax weights with a scale-free temperature) over a short horizon;
+- online fine-tuning: the model trains on deployment transitions too, and each successful deployment episode
+  joins the score's reference set, the expert proposals' (state, action) set and (`prior_online_fraction`)
+  the prior's training batches, so the agent's own successes in the shifted env become demonstrations.
 """
 
 from __future__ import annotations
