@@ -12,7 +12,8 @@ TRL's PPO trainer no longer exists in 1.16, so its RLOOTrainer is the peer; rlki
 Measured per iteration (after --warmup iterations): rollout = generate + behaviour/reference log-probs
 (+ values) + reward; learner = the optimisation passes. Rollout tokens/s = generated tokens / rollout s;
 learner samples/s = sequences optimised / learner s. The systems alternate for --rounds rounds (the machine
-is shared); each number is the median over rounds of the per-round value. Memory: each system runs in its own
+is shared; the 1-minute load average before/after each run is recorded); each number is the median over rounds of
+the per-round value. Memory: each system runs in its own
 spawned process; `peak_rss_mb` is the process's peak RSS, `iter_peak_mb` the peak RSS above the level just before the
 timed iterations (sampled every 2 ms), i.e. the working memory of an iteration.
 """
@@ -75,7 +76,9 @@ def setup(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     return lm, tok, docs
 
 
-def run_rlkit2(args: argparse.Namespace, algo: str) -> dict[str, Any]:
+def run_rlkit2(args: argparse.Namespace, system: str) -> dict[str, Any]:
+    # "ppo" / "rloo"; "-hf": the same through the transformers modules (no KVDecoder), an ablation
+    algo, hf = system.removesuffix("-hf"), system.endswith("-hf")
     import torch
     from rlkit2.envs.text import TextEnvConfig, make_text_env
 
@@ -93,7 +96,7 @@ def run_rlkit2(args: argparse.Namespace, algo: str) -> dict[str, Any]:
     cfg = PpoLmConfig(algo=algo, prompts_per_step=args.prompts * args.samples // k, samples_per_prompt=k,
                       minibatch_size=args.minibatch, ppo_epochs=1, lr=1e-5, kl_coef=0.05,
                       generation=GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
-                                                  kv_decoder=not args.no_kv_decoder))
+                                                  kv_decoder=not hf))
     # min = max: exactly new_tokens tokens for every sequence, as on the TRL side
     env = make_text_env(TextEnvConfig(), 0, reward_fn=CallableReward(reward_fn))
     learner = PolicyGradientLearner(cfg, PolicyWithValue(lm, value_head=algo == "ppo"), ref, tok, env)
@@ -111,7 +114,7 @@ def run_rlkit2(args: argparse.Namespace, algo: str) -> dict[str, Any]:
         seqs.append(float(m["rollout/sequences"]) * cfg.ppo_epochs)
     iter_mb = sampler.stop()
     del torch
-    return summarise(f"rlkit2 {algo.upper()}", roll_s, learn_s, toks, seqs, iter_mb)
+    return summarise(f"rlkit2 {algo.upper()}" + (" (HF modules)" if hf else ""), roll_s, learn_s, toks, seqs, iter_mb)
 
 
 def run_trl(args: argparse.Namespace) -> dict[str, Any]:
@@ -228,8 +231,8 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--systems", default="ppo,rloo,trl")
-    p.add_argument("--no-kv-decoder", action="store_true", help="rlkit2 decodes through the transformers modules")
+    p.add_argument("--systems", default="ppo,rloo,trl",
+                   help="ppo, rloo, trl; ppo-hf / rloo-hf: rlkit2 through the transformers modules (no KVDecoder)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default="experiments/bench/results/rlhf.json")
     args = p.parse_args()
@@ -239,22 +242,24 @@ def main() -> None:
     for rnd in range(args.rounds):
         for which in args.systems.split(","):
             q = ctx.Queue()
+            load_before = os.getloadavg()[0]
             proc = ctx.Process(target=_child, args=(which, args, q))
             proc.start()
             res = q.get()
             proc.join()
+            res["load1"] = [load_before, os.getloadavg()[0]]  # 1-minute load average before/after (shared machine)
             runs.setdefault(which, []).append(res)
             print(json.dumps(res) if "error" in res else f"round {rnd}: {res['system']} "
                   f"{res['rollout_tokens_per_s']:.0f} tok/s, {res['learner_samples_per_s']:.0f} samples/s", flush=True)
     rows = [combine(v) for v in runs.values()]
     ok = [r for r in rows if "error" not in r]
     trl_row = next((r for r in ok if r["system"].startswith("TRL")), None)
-    hdr = (f"{'system':28s} {'rollout tok/s':>13s} {'learner samp/s':>14s} {'iter s':>7s} {'peak RSS MB':>11s} "
+    hdr = (f"{'system':32s} {'rollout tok/s':>13s} {'learner samp/s':>14s} {'iter s':>7s} {'peak RSS MB':>11s} "
            f"{'iter mem MB':>11s}")
     print(f"\nGemma 2 tiny (hidden {args.hidden}, {args.layers} layers), {args.prompts}x{args.samples} sequences, "
           f"{args.new_tokens} new tokens, minibatch {args.minibatch}, 1 CPU thread\n" + hdr)
     for r in ok:
-        line = (f"{r['system']:28s} {r['rollout_tokens_per_s']:13.1f} {r['learner_samples_per_s']:14.1f} "
+        line = (f"{r['system']:32s} {r['rollout_tokens_per_s']:13.1f} {r['learner_samples_per_s']:14.1f} "
                 f"{r['iteration_s']:7.3f} {r['peak_rss_mb']:11.0f} {r['iter_peak_mb']:11.1f}")
         if trl_row is not None and r is not trl_row:
             r["rollout_speedup_vs_trl"] = r["rollout_tokens_per_s"] / trl_row["rollout_tokens_per_s"]
@@ -265,7 +270,11 @@ def main() -> None:
         print(line)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    loads = [x for v in runs.values() for r in v for x in r.get("load1", [])]
+    if loads:
+        print(f"1-minute load average during the runs: {min(loads):.2f} - {max(loads):.2f} ({os.cpu_count()} CPUs)")
+    out.write_text(json.dumps({"args": vars(args), "cpus": os.cpu_count(), "load1_range": [min(loads), max(loads)]
+                               if loads else None, "rows": rows}, indent=1))
     print(f"\nwrote {out}")
 
 

@@ -33,8 +33,9 @@ class GenerationConfig:
     # sampled tokens (no second policy forward); "hf": transformers' generate; "auto": loop for the Gemma /
     # Gemma 2 / Llama-style caches it supports, hf otherwise (e.g. RecurrentGemma).
     backend: str = "auto"
-    # the loop's model steps: rlkit2's compact forward with a preallocated KV tensor (`KVDecoder`) for the
-    # float32 Gemma / Gemma 2 / Llama models it reproduces exactly, the transformers model otherwise
+    # rlkit2's compact forward with a preallocated KV tensor (`KVDecoder`) for the float32 Gemma / Gemma 2 / Llama
+    # models it reproduces exactly (the loop's steps; in ppo_lm also the reference and policy forwards); the
+    # transformers modules otherwise or when False
     kv_decoder: bool = True
 
 
@@ -218,20 +219,22 @@ def response_logprobs(
     with_values: bool = False,
     return_entropy: bool = False,
     suppress_ids: Sequence[int] = (),
+    kv_decoder: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Token log-probs [B, T] of `response_ids` (and values [B, T] of the states before each token).
 
     `model` is a PolicyWithValue (values) or a bare causal LM. Logits are divided by the sampling
-    temperature, so the log-probs are those of the distribution that was sampled.
+    temperature, so the log-probs are those of the distribution that was sampled. `kv_decoder`: run the forward
+    through `KVDecoder` where it supports the model (a policy with gradients or a frozen model), else the HF modules.
     """
     ids = torch.cat([query_ids, response_ids], 1)
     mask = torch.cat([query_mask.to(response_mask.dtype), response_mask], 1).long()
     Lq, T = query_ids.shape[1], response_ids.shape[1]
     # logits only from the last prompt position on (the LM head and soft-capping skip the prompt), as TRL does
     if hasattr(model, "value_head"):
-        logits, values = model(ids, mask, logits_to_keep=T + 1)
+        logits, values = model(ids, mask, logits_to_keep=T + 1, kv_decoder=kv_decoder)
         logits = logits[:, :T]
-    elif not torch.is_grad_enabled() and unsupported_reason(model) is None:
+    elif kv_decoder and not torch.is_grad_enabled() and unsupported_reason(model) is None:
         # a frozen forward (the reference): the compact forward in inference mode, cloned out as an ordinary tensor
         with torch.inference_mode():
             dec = KVDecoder(model, ids.shape[0], ids.shape[1], cache=False)

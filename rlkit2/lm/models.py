@@ -163,14 +163,15 @@ class PolicyWithValue(nn.Module):
     def config(self) -> Any:
         return self.lm.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`logits_to_keep` > 0: logits and values of the last that many positions only."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0,
+                kv_decoder: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`logits_to_keep` > 0: logits and values of the last that many positions only. `kv_decoder`: through
+        `rlkit2.lm.fast_decode.KVDecoder` where it supports the LM, else through the HF modules."""
         from rlkit2.lm.fast_decode import KVDecoder, unsupported_reason
 
         keep = logits_to_keep or input_ids.shape[1]
         hidden: torch.Tensor | None
-        if unsupported_reason(self.lm) is None:
+        if kv_decoder and unsupported_reason(self.lm) is None:
             # the compact forward (same computation as the HF modules, tested equal, gradients included)
             dec = KVDecoder(self.lm, input_ids.shape[0], input_ids.shape[1], cache=False)
             logits, hidden = dec.forward(input_ids, attention_mask, position_ids_from_mask(attention_mask),

@@ -91,10 +91,14 @@ def test_reference_logprobs_through_the_kv_decoder_equal_the_hf_forward(word_tok
     q, qm, r, rm = ids[:, :Lq], mask[:, :Lq], ids[:, Lq:], mask[:, Lq:].float()
     with torch.no_grad():
         fast = response_logprobs(lm, q, qm, r, rm, temperature=0.7, return_entropy=True, suppress_ids=(0, 2))
-    # with gradients on, the HF module forward runs
+    # with gradients on, or kv_decoder=False, the HF module forward runs
     slow = response_logprobs(lm, q, qm, r, rm, temperature=0.7, return_entropy=True, suppress_ids=(0, 2))
+    with torch.no_grad():
+        off = response_logprobs(lm, q, qm, r, rm, temperature=0.7, return_entropy=True, suppress_ids=(0, 2),
+                                kv_decoder=False)
     for k in ("logprobs", "entropy"):
         assert torch.allclose(fast[k], slow[k].detach(), atol=1e-5)
+        assert torch.allclose(fast[k], off[k], atol=1e-5)
     logits = lm_forward(lm, ids, mask).logits[:, Lq - 1 : -1].float() / 0.7
     logits[..., [0, 2]] = float("-inf")
     want = torch.log_softmax(logits, -1).gather(-1, r[..., None]).squeeze(-1) * rm
@@ -130,12 +134,7 @@ def test_policy_forward_and_gradients_equal_the_hf_modules(value_head, word_toke
     grads = []
     for fast in (True, False):
         policy.zero_grad()
-        if fast:
-            logits, values = policy(ids, mask, logits_to_keep=keep)
-        else:
-            out = lm_forward(policy.lm, ids, mask, hidden=True)
-            logits = out.logits[:, -keep:]
-            values = policy.value_head(out.hidden_states[-1][:, -keep:]).squeeze(-1) if value_head else None
+        logits, values = policy(ids, mask, logits_to_keep=keep, kv_decoder=fast)
         real = mask[:, -keep:].bool()
         loss = (logits.log_softmax(-1)[..., 5] * real).sum()
         if values is not None:

@@ -74,9 +74,10 @@ class PolicyGradientLearner(Learner):
                 pol["values"] = ro.values
         else:
             pol = response_logprobs(self.policy, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
-                                    temp, with_values=c.algo == "ppo", suppress_ids=self.actor.suppress_ids)
+                                    temp, with_values=c.algo == "ppo", suppress_ids=self.actor.suppress_ids,
+                                    kv_decoder=c.generation.kv_decoder)
         ref = response_logprobs(self.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp,
-                                suppress_ids=self.actor.suppress_ids)
+                                suppress_ids=self.actor.suppress_ids, kv_decoder=c.generation.kv_decoder)
         self.policy.train()
         scores = self.reward_fn(docs_k, ro.texts).float().to(ro.response_ids.device)
         t_score = time.perf_counter()
@@ -128,7 +129,8 @@ class PolicyGradientLearner(Learner):
         c = self.config
         out = response_logprobs(self.policy, mb.query_ids, mb.query_mask, mb.response_ids, mb.response_mask,
                                 c.generation.temperature, with_values=c.algo == "ppo",
-                                return_entropy=c.entropy_coef > 0, suppress_ids=self.actor.suppress_ids)
+                                return_entropy=c.entropy_coef > 0, suppress_ids=self.actor.suppress_ids,
+                                kv_decoder=c.generation.kv_decoder)
         mask = mb.response_mask
         metrics: dict[str, torch.Tensor] = {}
         if c.algo == "ppo":
