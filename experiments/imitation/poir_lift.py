@@ -4,6 +4,7 @@
     python experiments/imitation/poir_lift.py --seed 1 --cells all:0.1,all:0.2
     python experiments/imitation/poir_lift.py --report                    # merge seeds: results.json + plot
     python experiments/imitation/poir_lift.py --ablate                    # planner ablations (seed 0 checkpoint)
+    python experiments/imitation/poir_lift.py --curve --cells all:0.1 --online-steps 3000   # success vs online steps
     python experiments/imitation/poir_lift.py --quick --out /tmp/poir_quick   # a smoke run (minutes)
 
 Shift axes (a cell is `axis:s`): `object` = cube placement range +-(3 + 100 s) cm; `robot` = start-joint noise
@@ -155,11 +156,12 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
     offline_final = json.loads((offline_dir / "final.json").read_text())
     rows_file = sdir / "rows.json"
     rows = json.loads(rows_file.read_text()) if rows_file.exists() else []
-    done = {(r["axis"], r["shift"]) for r in rows}
     online_axes = set(args.online.split(",")) if args.online else set()
     for axis, s in parse_cells(args.cells):
-        if (axis, s) in done:
+        old = [r for r in rows if (r["axis"], r["shift"]) == (axis, s)]
+        if old and (old[0]["poir_online"] is not None or axis not in online_axes or s == 0):
             continue
+        rows = [r for r in rows if (r["axis"], r["shift"]) != (axis, s)]  # redone with fine-tuning
         shift = shift_overrides(axis, s)
         cfg = compose([*common, *shift])
         agent, _ = load_offline_agent(cfg, ckpt_file)
@@ -192,6 +194,36 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
         (sdir / "latency.json").write_text(json.dumps([measure_latency(agent, replay, t) for t in (1, 2)], indent=2))
 
 
+def online_curve(args: argparse.Namespace, out: Path) -> None:
+    """Success rate in the deployment env against online env steps: one longer fine-tuning run per cell,
+    evaluated every --curve-every steps (at the first episode boundary past each multiple)."""
+    from rlkit2.logging import read_metrics
+    from rlkit2.train import run
+
+    sdir = out / f"seed{args.seed}"
+    ckpt_file = sdir / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
+    path = out / f"online_curve_seed{args.seed}.json"
+    curves = json.loads(path.read_text()) if path.exists() else []
+    for axis, s in parse_cells(args.cells):
+        if any((c["axis"], c["shift"]) == (axis, s) for c in curves):
+            continue
+        run_dir = sdir / f"curve_{axis}_s{s:g}"
+        cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
+                       "trainer.plot=false", f"trainer.eval_episodes={args.episodes}",
+                       f"trainer.total_steps={args.offline_steps}", "trainer.progress=false",
+                       "env.eval_nominal=false", f"resume={ckpt_file}", f"agent.online_env_steps={args.online_steps}",
+                       f"trainer.eval_every={args.curve_every}", *shift_overrides(axis, s), *args.extra])
+        final = run(cfg, run_dir)
+        points = [{"online_steps": 0, "success": final["offline_eval/success_rate"]}]
+        points += [{"online_steps": int(m["step"]) - args.offline_steps, "success": m["eval/success_rate"]}
+                   for m in read_metrics(run_dir) if "eval/success_rate" in m and m["step"] > args.offline_steps]
+        won = [m["online/episode_success"] for m in read_metrics(run_dir) if "online/episode_success" in m]
+        curves.append({"axis": axis, "shift": s, "seed": args.seed, "episodes": args.episodes, "points": points,
+                       "online_episodes": len(won), "online_episodes_won": int(sum(won))})
+        path.write_text(json.dumps(curves, indent=2))
+        print(f"[curve] {json.dumps(curves[-1])}", flush=True)
+
+
 def report(out: Path) -> dict[str, Any]:
     """Pool the seeds' cells: success rate over all their episodes, binomial standard error."""
     cells: dict[tuple[str, float], list[dict[str, Any]]] = {}
@@ -213,7 +245,9 @@ def report(out: Path) -> dict[str, Any]:
         table.append(row)
     latency = [json.loads(f.read_text()) for f in sorted(out.glob("seed*/latency.json"))]
     demos = json.loads((out / "demos.json").read_text()) if (out / "demos.json").exists() else {}
-    results = {"task": "Lift", "demos": demos, "cells": table, "latency": latency, "torch_threads": 1,
+    curves = [c for f in sorted(out.glob("online_curve_seed*.json")) for c in json.loads(f.read_text())]
+    results = {"task": "Lift", "demos": demos, "cells": table, "latency": latency, "online_curves": curves,
+               "torch_threads": 1,
                "se": "binomial sqrt(p(1-p)/n) over all episodes of all seeds of the cell"}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "success_vs_shift.png")
@@ -228,7 +262,10 @@ def plot(results: dict, path: Path) -> None:
 
     keys = (("bc", "BC (POIR's prior)", "o-"), ("poir_offline", "POIR offline", "s-"),
             ("poir_online", "POIR fine-tuned online", "^-"))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.4]})
+    curves = results.get("online_curves") or []
+    ncol = 3 if curves else 2
+    fig, axes = plt.subplots(1, ncol, figsize=(5 * ncol, 4), gridspec_kw={"width_ratios": [1, 1.4, 1][:ncol]})
+    ax1, ax2 = axes[0], axes[1]
     rows = [r for r in results["cells"] if r["axis"] == "all"]
     for key, label, style in keys:
         have = [r for r in rows if r.get(key) is not None]
@@ -249,6 +286,18 @@ def plot(results: dict, path: Path) -> None:
     ax2.set_ylim(0, 1.05)
     ax2.set_title("one shift axis at a time", fontsize=9)
     ax2.grid(alpha=0.3, axis="y")
+    if curves:
+        ax3 = axes[2]
+        for c in curves:
+            xs = [p["online_steps"] for p in c["points"]]
+            ys = np.array([p["success"] for p in c["points"]])
+            ax3.errorbar(xs, ys, yerr=np.sqrt(ys * (1 - ys) / c["episodes"]), fmt="^-", capsize=3,
+                         label=f"{c['axis']} s={c['shift']:g}, seed {c['seed']}")
+        ax3.set_xlabel("online env steps in the shifted env", fontsize=8)
+        ax3.set_ylim(-0.05, 1.05)
+        ax3.set_title("POIR fine-tuning", fontsize=9)
+        ax3.grid(alpha=0.3)
+        ax3.legend(fontsize=7)
     lat = results.get("latency") or [[]]
     one = [x for seed in lat for x in seed if x["threads"] == 1]
     lat_txt = f"planner {np.mean([x['act_ms_mean'] for x in one]):.0f} ms/step (1 thread)" if one else ""
@@ -342,6 +391,9 @@ def main() -> None:
     p.add_argument("--ablate-cells", default="all:0.1,object:0.1")
     p.add_argument("--ablate-online-cells", default="all:0.1", help="cells of the online fine-tuning ablation "
                    "('' = none)")
+    p.add_argument("--curve", action="store_true", help="only the online learning curves of --cells "
+                   "(online_curve_seed<seed>.json)")
+    p.add_argument("--curve-every", type=int, default=1000)
     p.add_argument("--tag", default="")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
     args = p.parse_args()
@@ -352,6 +404,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.ablate:
         ablate(args, out)
+    elif args.curve:
+        online_curve(args, out)
     elif not args.report:
         run_seed(args, out)
     print(json.dumps(report(out), indent=2))
