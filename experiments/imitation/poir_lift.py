@@ -103,6 +103,26 @@ class NearestDemoActor:
         return self.learner.expert_action(obs)[0].numpy()
 
 
+def feature_bc_actor(learner: Any, replay: Any, steps: int, seed: int) -> Any:
+    """Ablation: BC (the prior's config and update count) trained on the score's features only (no planner):
+    does giving BC the position-invariant inputs alone explain POIR's gain?"""
+    from rlkit2.actors import TorchPolicyActor
+    from rlkit2.agents.bc.learner import BCLearner
+    from rlkit2.registry import EnvSpec
+    from rlkit2.replay import TransitionReplay
+
+    dims = learner.score_dims
+    arrays = dict(replay.arrays())
+    for k in ("observations", "next_observations"):
+        arrays[k] = arrays[k][:, dims.numpy()]
+    torch.manual_seed(seed)
+    bc = BCLearner(learner.config.prior, EnvSpec(len(dims), learner.act_dim), TransitionReplay.from_arrays(
+        arrays, seed=seed))
+    for _ in range(steps):
+        bc.step()
+    return TorchPolicyActor(lambda obs: bc.policy(obs.index_select(-1, dims)))
+
+
 def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, float]:
     torch.set_num_threads(threads)
     obs = replay.arrays()["observations"]
@@ -336,17 +356,21 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
     path = out / f"ablation{args.tag}.json"
     rows = json.loads(path.read_text()) if path.exists() else []
     done = {(r["variant"], r["axis"], r["shift"]) for r in rows}
-    variants = {"nearest demo action alone (no planner)": [], **ABLATIONS}
+    variants = {"nearest demo action alone (no planner)": [], "BC on the score features only (no planner)": [],
+                **ABLATIONS}
     for axis, s in parse_cells(args.ablate_cells):
         for name, overrides in variants.items():
             if (name, axis, s) in done:
                 continue
             cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
                            *shift_overrides(axis, s), *overrides, *args.extra])
-            agent, _ = load_offline_agent(cfg, ckpt_file)
             eval_seed = int(cfg.seed) + EVAL_SEED_OFFSET
             env = make_env(cfg.env, eval_seed)
-            actor = NearestDemoActor(agent.learner) if not overrides else agent.policy
+            agent, replay = load_offline_agent(cfg, ckpt_file)
+            if name.startswith("BC on the score features"):
+                actor = feature_bc_actor(agent.learner, replay, args.offline_steps, args.seed)
+            else:
+                actor = NearestDemoActor(agent.learner) if not overrides else agent.policy
             res = evaluate(env, actor, args.episodes, seed=eval_seed)
             row = {"variant": name, "overrides": overrides, "axis": axis, "shift": s, "seed": args.seed,
                    "episodes": args.episodes, "success": res["eval/success_rate"],
