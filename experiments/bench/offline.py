@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "experiments" / "offline" / "results"
 WORKER = Path(__file__).with_name("d3rlpy_worker.py")
 D3RLPY_VENV = ROOT / ".venv-d3rlpy"
-OURS = ["td3_bc", "iql", "qsarsa_ac", "qsarsa_ac2"]
+OURS = ["td3_bc", "iql", "cql", "qsarsa_ac", "qsarsa_ac2"]
 D3RLPY = ["td3_bc", "iql"]
 DATASETS = [f"{e}-{k}-v2" for e in ("hopper", "halfcheetah", "walker2d") for k in ("medium", "medium-replay")]
 OBS, ACT, BATCH, HID = 17, 6, 256, 256
@@ -121,6 +121,11 @@ def update_flops(agent: str, obs: int = OBS, act: int = ACT, b: int = BATCH, h: 
     if agent == "iql":
         return (2 * fwd(q) + fwd(v)  # target Q (twin) at (s, a), V(s')
                 + fwd(v) + bwd(v) + 2 * (fwd(q) + bwd(q)) + fwd(pi) + bwd(pi))
+    if agent == "cql":  # 10 sampled actions from each of uniform, pi(.|s), pi(.|s'): 30 B extra critic rows
+        k = 10
+        rows = b + 3 * b * k
+        critic = fwd(pi) + 2 * fwd(q) + fwd(pi, 2 * b * k) + 2 * (fwd(q, rows) + bwd(q, rows))
+        return critic + fwd(pi) + 2 * fwd(q) + 2 * bwd_input_only(q) + bwd(pi)  # + SAC actor step
     critic = 2 * fwd(q) + fwd(pi) + 2 * (fwd(q) + bwd(q))  # target (actor' + twin Q'), twin critic step
     actor = fwd(pi) + fwd(q) + bwd_input_only(q) + bwd(pi)  # every 2nd step, Q1 only
     if agent == "td3_bc":
