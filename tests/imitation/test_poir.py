@@ -160,6 +160,20 @@ def test_successful_online_episodes_become_proposals_and_train_the_prior():
     torch.testing.assert_close(fresh.success_obs, lr.success_obs)
 
 
+def test_binary_action_dims_are_snapped_when_online_actions_join():
+    demos = point_mass_demos()
+    demos["actions"][:, 0] = np.where(demos["actions"][:, 0] >= 0, 1.0, -1.0)  # dim 0 binary, like a gripper
+    for snap in (True, False):
+        cfg = POIRConfig(batch_size=64, ensemble_size=2, model_hidden=[16], snap_binary_actions=snap)
+        lr = make_agent(cfg, EnvSpec(2, 2), TransitionReplay.from_arrays(demos), seed=0).learner
+        assert lr.binary_dims.tolist() == [True, False]
+        act = np.array([[0.3, 0.3], [-0.2, -0.2]], np.float32)
+        lr.end_episode(demos["observations"][:3], success=True, actions=act)
+        expected = [[1.0, 0.3], [-1.0, -0.2]] if snap else act.tolist()
+        torch.testing.assert_close(lr.success_act, torch.tensor(expected))
+        torch.testing.assert_close(lr.demo_actions[-2:], torch.tensor(expected))
+
+
 def test_bad_score_dims_are_refused():
     with pytest.raises(ConfigError, match="score_dims"):
         toy_agent(score_dims=[0, 5])

@@ -59,4 +59,9 @@ class POIRConfig:
     # > 0: the prior keeps training online, this fraction of each batch from successful online episodes (the
     # planner's choices that worked are distilled into the proposal policy); 0 = the prior is frozen online
     prior_online_fraction: float = 0.5
+    # Action dims on which every demo action is -1 or +1 (Lift: the gripper) are binary: the online actions that
+    # join the proposals / prior data are snapped to the sign there. MPPI's weighted average of candidates is
+    # in between (~60% of the gripper commands of successful online episodes were), which would teach the prior
+    # and the proposals a half-closed gripper the expert never commands.
+    snap_binary_actions: bool = True
     max_reference: int = 50_000

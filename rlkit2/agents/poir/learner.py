@@ -59,6 +59,7 @@ class POIRLearner(TorchLearner):
         # expert proposals: demo states (features) and actions; successful online episodes may join
         self.demo_reference = self.reference
         self.demo_actions = torch.as_tensor(data["actions"])
+        self.binary_dims = (self.demo_actions.abs() > 0.999).all(0)  # (act_dim,) bool
         self.success_obs = torch.zeros(0, spec.obs_dim)  # raw states/actions of successful online episodes
         self.success_act = torch.zeros(0, spec.act_dim)
         self.progress = losses.episode_progress(torch.as_tensor(data["terminals"]))
@@ -133,6 +134,8 @@ class POIRLearner(TorchLearner):
         act = torch.as_tensor(actions, dtype=torch.float32)
         if len(act) != len(obs) - 1:
             raise ValueError(f"end_episode: {len(act)} actions for {len(obs)} observations (expected one fewer)")
+        if c.snap_binary_actions:
+            act = torch.where(self.binary_dims, torch.where(act >= 0, 1.0, -1.0), act)
         if c.proposals_add_successful:
             self.demo_reference = torch.cat([self.demo_reference, feats[:-1]])[keep:]
             self.demo_actions = torch.cat([self.demo_actions, act])[keep:]
