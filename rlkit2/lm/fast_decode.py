@@ -6,9 +6,10 @@ module's own weights (no copies, so it always sees the current policy) and runs 
 the HF eager forward: RMSNorm (Gemma's (1 + w) scaling), q/k/v projections, RoPE (the model's own rotary
 table), GQA attention against keys/values written in place into one [layers, 2, B, kv_heads, T_max, head_dim]
 tensor, Gemma 2's sliding-window layers, attention-logit and final-logit soft-capping, its extra pre/post
-feed-forward norms, the sqrt(hidden) embedding normaliser, the MLP and the LM head. It is tested equal to the
-HF teacher-forced forward (tests/lm/test_fast_decode.py). `unsupported_reason` says when it does not apply
-(other architectures, non-float32 weights, adapters or hooks, dynamic RoPE), and callers then use the HF model.
+feed-forward norms, the sqrt(hidden) embedding normaliser, the MLP and the LM head. It is differentiable (the
+learner's policy forward uses it too) and tested equal to the HF forward, logits and gradients
+(tests/lm/test_fast_decode.py). `unsupported_reason` says when it does not apply (other architectures,
+non-float32 weights, adapters or hooks, dynamic RoPE, gradient checkpointing); callers then use the HF model.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class KVDecoder:
         cos, sin = self.cos[pos][:, None], self.sin[pos][:, None]  # [B, 1, L, D]
         x = self.lm.model.embed_tokens(ids)
         D, KV, G = self.head_dim, self.kv_heads, self.groups
+        inplace = not torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
             a = layer.self_attn
             h = self._norm(layer.input_layernorm, x)
@@ -138,10 +140,17 @@ class KVDecoder:
                 self.kv[i, 1, :, :, start : start + L] = v
                 k, v = self.kv[i, 0, :, :, : start + L], self.kv[i, 1, :, :, : start + L]
             # GQA without repeating K/V: the G query heads of a KV head share one matmul
-            s = torch.matmul(q.reshape(B, KV, G * L, D), k.transpose(-1, -2)) * self.scaling
-            if self.attn_cap is not None:
-                s = torch.tanh(s / self.attn_cap) * self.attn_cap
-            s = s.view(B, KV, G, L, -1) + masks[self.windows[i]]
+            s = torch.matmul(q.reshape(B, KV, G * L, D), k.transpose(-1, -2))
+            if inplace:  # without autograd the [B, heads, L, S] scores are updated in place (same arithmetic)
+                s.mul_(self.scaling)
+                if self.attn_cap is not None:
+                    s.div_(self.attn_cap).tanh_().mul_(self.attn_cap)
+                s = s.view(B, KV, G, L, -1).add_(masks[self.windows[i]])
+            else:
+                s = s * self.scaling
+                if self.attn_cap is not None:
+                    s = torch.tanh(s / self.attn_cap) * self.attn_cap
+                s = s.view(B, KV, G, L, -1) + masks[self.windows[i]]
             p = torch.softmax(s, -1).view(B, KV, G * L, -1)
             o = torch.matmul(p, v).view(B, self.heads, L, D).transpose(1, 2).reshape(B, L, self.heads * D)
             o = F.linear(o, a.o_proj.weight, a.o_proj.bias)
