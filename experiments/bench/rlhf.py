@@ -1,6 +1,6 @@
 """Benchmark: one RL iteration of rlkit2's PPO / RLOO vs TRL 1.16's RLOOTrainer, same tiny Gemma 2, same work.
 
-    python experiments/bench/rlhf.py [--iters 5] [--prompts 8 --samples 4 --new-tokens 16] [--out ...json]
+    python experiments/bench/rlhf.py [--rounds 7 --iters 10] [--prompts 8 --samples 4 --new-tokens 16] [--out ...json]
 
 Both sides: the same randomly initialised tiny Gemma 2 (eager attention, float32, 1 CPU thread), the same
 synthetic-summary prompts, the same toy reward (a Python callable), generation of exactly --new-tokens tokens
@@ -229,11 +229,11 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--systems", default="ppo,rloo,trl",
                    help="ppo, rloo, trl; ppo-hf / rloo-hf: rlkit2 through the transformers modules (no KVDecoder)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--out", default="experiments/bench/results/rlhf.json")
     args = p.parse_args()
     ctx = mp.get_context("spawn")
