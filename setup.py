@@ -9,6 +9,7 @@ def _mapped(prefix: str, folder: str) -> list[str]:
 
 
 setup(
-    packages=find_packages(include=["rlkit2", "rlkit2.*"]) + _mapped("rlkit2.envs", "envs") + _mapped("rlkit2.conf", "conf"),
+    packages=[*find_packages(include=["rlkit2", "rlkit2.*"]), *_mapped("rlkit2.envs", "envs"),
+              *_mapped("rlkit2.conf", "conf")],
     package_dir={"rlkit2.envs": "envs", "rlkit2.conf": "conf"},
 )
