@@ -40,7 +40,10 @@ def unsupported_reason(lm: Any) -> str | None:
         return f"rope_type {rope!r} (position-dependent RoPE tables are not reproduced)"
     if getattr(cfg, "attention_dropout", 0.0) and lm.training:
         return "attention dropout in training mode"
-    if getattr(lm, "is_gradient_checkpointing", False):
+    # transformers 5.x: `is_activation_checkpointing` (the old name warns); 4.x: `is_gradient_checkpointing`
+    ckpt_attr = "is_activation_checkpointing" if hasattr(type(lm), "is_activation_checkpointing") \
+        else "is_gradient_checkpointing"
+    if getattr(lm, ckpt_attr, False):
         return "gradient checkpointing is on"
     if torch.nn.modules.module._global_forward_hooks or torch.nn.modules.module._global_forward_pre_hooks:
         return "global module hooks are registered"

@@ -10,6 +10,7 @@ batch (`response_logprobs`), using the same position ids as generation so both a
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,16 +81,18 @@ class _HFSteps:
         # forward (tested equal), measurably cheaper on small models.
         self.own_masks = getattr(lm.config, "model_type", "") == "gemma2" and lm.config._attn_implementation == "eager"
         self.kw: dict[str, Any] = {}
+        # transformers 5.x calls the cache argument `cache` (`past_key_values` is deprecated); 4.x has only the old one
+        self.cache_kw = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
         if self.own_masks:
             from transformers import DynamicCache
 
-            self.kw["past_key_values"] = DynamicCache()
+            self.kw[self.cache_kw] = DynamicCache()
             self.window = int(lm.config.sliding_window)
             self.dtype = next(lm.parameters()).dtype
             self.neg = torch.finfo(self.dtype).min
 
     def _out(self, out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        self.kw["past_key_values"] = out.past_key_values
+        self.kw[self.cache_kw] = out.past_key_values
         return out.logits[:, -1], (out.hidden_states[-1][:, -1] if self.want_h else None)
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
