@@ -100,3 +100,21 @@ def test_imitation_runner_trains_evaluates_and_resumes(demos, tmp_path):
     again = ckpt.load(ckpt.checkpoint_path(tmp_path / "checkpoints", 40))["learner"]
     for k, v in end["modules"]["policy"].items():
         torch.testing.assert_close(v, again["modules"]["policy"][k])
+
+
+def test_obs_dims_restrict_what_the_policy_sees():
+    rng = np.random.default_rng(0)
+    n = 64
+    data = {"observations": rng.normal(size=(n, 5)).astype(np.float32), "actions": rng.uniform(-1, 1, (n, 2)).astype(
+        np.float32), "rewards": np.zeros(n, np.float32), "terminals": np.zeros(n, np.float32)}
+    data["next_observations"] = data["observations"]
+    agent = make_agent(BCConfig(head="deterministic", hidden=[16], obs_dims=[1, 3]), EnvSpec(5, 2),
+                       TransitionReplay.from_arrays(data))
+    agent.learner.step()
+    obs = torch.as_tensor(data["observations"][:4])
+    changed = obs.clone()
+    changed[:, [0, 2, 4]] += 10.0
+    torch.testing.assert_close(agent.learner.policy(changed), agent.learner.policy(obs))
+    assert agent.learner.policy.normalizer.mean.shape == (2,)
+    with pytest.raises(ConfigError, match="obs_dims"):
+        make_agent(BCConfig(obs_dims=[1, 7]), EnvSpec(5, 2), TransitionReplay.from_arrays(data))

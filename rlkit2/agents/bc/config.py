@@ -16,4 +16,6 @@ class BCConfig:
     normalize_obs: bool = True  # demo mean/std, stored with the policy
     obs_std_eps: float = 1e-2  # added to the demo std: dims nearly constant in demos (cube tilt) stay tame
     dropout: float = 0.0
+    # observation dims the policy sees ([] = all), e.g. features that do not depend on where the object is
+    obs_dims: list[int] = dataclasses.field(default_factory=list)
     min_std: float = 0.05  # Gaussian head: lower bound of the std (saturated demo actions would collapse it)

@@ -54,24 +54,34 @@ class BCPolicy(nn.Module):
         if config.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"agent.head='{config.head}': expected 'gaussian' or 'deterministic'")
         self.head = config.head
-        self.normalizer = Normalizer(spec.obs_dim, eps=config.obs_std_eps)
+        dims = list(config.obs_dims)
+        if dims and (min(dims) < 0 or max(dims) >= spec.obs_dim or len(set(dims)) != len(dims)):
+            raise ConfigError(f"agent.obs_dims={dims}: expected distinct dims of a {spec.obs_dim}-dim observation")
+        # not a buffer: policies saved before the option existed load unchanged
+        self.obs_dims = torch.as_tensor(dims, dtype=torch.long) if dims else None
+        in_dim = len(dims) if dims else spec.obs_dim
+        self.normalizer = Normalizer(in_dim, eps=config.obs_std_eps)
         if config.head == "gaussian":
-            self.net: Any = GaussianHead(spec.obs_dim, spec.act_dim, list(config.hidden), spec.action_high,
+            self.net: Any = GaussianHead(in_dim, spec.act_dim, list(config.hidden), spec.action_high,
                                          config.min_std, config.dropout)
         else:
-            self.net = DeterministicPolicy(spec.obs_dim, spec.act_dim, config.hidden, spec.action_high)
+            self.net = DeterministicPolicy(in_dim, spec.act_dim, config.hidden, spec.action_high)
+
+    def select(self, obs: torch.Tensor) -> torch.Tensor:
+        """The observation dims the policy sees."""
+        return obs if self.obs_dims is None else obs.index_select(-1, self.obs_dims)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self.normalizer(obs)
+        x = self.normalizer(self.select(obs))
         return self.net.mode(x) if self.head == "gaussian" else self.net(x)
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.head != "gaussian":
             return self(obs)
-        return self.net(self.normalizer(obs), generator=generator)[0]
+        return self.net(self.normalizer(self.select(obs)), generator=generator)[0]
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.net.log_prob(self.normalizer(obs), act)
+        return self.net.log_prob(self.normalizer(self.select(obs)), act)
 
 
 class BCLearner(TorchLearner):
@@ -82,7 +92,7 @@ class BCLearner(TorchLearner):
         self.config, self.replay = config, replay
         self.policy = BCPolicy(config, spec)
         if config.normalize_obs and len(replay):
-            self.policy.normalizer.fit(torch.as_tensor(replay.arrays()["observations"]))
+            self.policy.normalizer.fit(self.policy.select(torch.as_tensor(replay.arrays()["observations"])))
         params = list(self.policy.net.parameters())
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) \
             if config.weight_decay > 0 else make_adam(params, config.lr)
