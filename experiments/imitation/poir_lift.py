@@ -106,21 +106,18 @@ class NearestDemoActor:
 def feature_bc_actor(learner: Any, replay: Any, steps: int, seed: int) -> Any:
     """Ablation: BC (the prior's config and update count) trained on the score's features only (no planner):
     does giving BC the position-invariant inputs alone explain POIR's gain?"""
+    import dataclasses
+
     from rlkit2.actors import TorchPolicyActor
     from rlkit2.agents.bc.learner import BCLearner
     from rlkit2.registry import EnvSpec
-    from rlkit2.replay import TransitionReplay
 
-    dims = learner.score_dims
-    arrays = dict(replay.arrays())
-    for k in ("observations", "next_observations"):
-        arrays[k] = arrays[k][:, dims.numpy()]
+    config = dataclasses.replace(learner.config.prior, obs_dims=learner.score_dims.tolist())
     torch.manual_seed(seed)
-    bc = BCLearner(learner.config.prior, EnvSpec(len(dims), learner.act_dim), TransitionReplay.from_arrays(
-        arrays, seed=seed))
+    bc = BCLearner(config, EnvSpec(learner.obs_dim, learner.act_dim), replay)
     for _ in range(steps):
         bc.step()
-    return TorchPolicyActor(lambda obs: bc.policy(obs.index_select(-1, dims)))
+    return TorchPolicyActor(bc.policy)
 
 
 def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, float]:
@@ -341,6 +338,7 @@ ONLINE_ABLATIONS = {
     "fine-tuning: model + score only (the previous POIR)": ["agent.proposals_add_successful=false",
                                                           "agent.prior_online_fraction=0"],
     "fine-tuning: + successes join the proposals, prior frozen": ["agent.prior_online_fraction=0"],
+    "fine-tuning: + prior distilled on successes, proposals frozen": ["agent.proposals_add_successful=false"],
 }
 
 
@@ -358,7 +356,7 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
     done = {(r["variant"], r["axis"], r["shift"]) for r in rows}
     variants = {"nearest demo action alone (no planner)": [], "BC on the score features only (no planner)": [],
                 **ABLATIONS}
-    for axis, s in parse_cells(args.ablate_cells):
+    for axis, s in parse_cells(args.ablate_cells) if args.ablate_cells else []:
         for name, overrides in variants.items():
             if (name, axis, s) in done:
                 continue
