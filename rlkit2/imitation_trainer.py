@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import checkpoint as ckpt
 from rlkit2.core import ConfigError, DataError, evaluate
-from rlkit2.logging import JsonlLogger, Logger
+from rlkit2.logging import Logger
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
@@ -188,9 +188,7 @@ class ImitationTrainer:
         if "metric_acc" in state:
             self.acc.load_state_dict(state["metric_acc"])
         self.step, self.episode = int(state["step"]), int(state["episode"])
-        for lg in getattr(self.logger, "loggers", [self.logger]):
-            if isinstance(lg, JsonlLogger):
-                lg.truncate_after(self.step)
+        truncate_metrics(self.logger, self.step)
         print(f"[rlkit2] resumed from {path} at step {self.step}", flush=True)
 
     # ------------------------------------------------------------------ evaluation
