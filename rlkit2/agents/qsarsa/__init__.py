@@ -7,29 +7,15 @@ The regularisers are a documented reconstruction (losses.py). `agent=qsarsa` is 
 
 from __future__ import annotations
 
-from typing import Any
-
-from rlkit2.actors import TorchPolicyActor
 from rlkit2.agents.qsarsa.config import QsarsaAC2Config, QsarsaACConfig, QsarsaConfig
 from rlkit2.agents.qsarsa.estimator import QSarsaLearner
 from rlkit2.agents.qsarsa.learner import QsarsaACLearner
-from rlkit2.agents.td3_bc.common import coerce_config
+from rlkit2.agents.td3_bc.common import offline_agent_builder
 from rlkit2.config import store
-from rlkit2.registry import Agent, EnvSpec, register_agent
-
-
-def _builder(cls: type):
-    def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
-        config = coerce_config(config, cls)
-        learner = QsarsaACLearner(config, spec, replay, seed)
-        policy = TorchPolicyActor(learner.policy_module, action_low=spec.action_low, action_high=spec.action_high)
-        return Agent(learner, policy, None)
-
-    return make_agent
-
+from rlkit2.registry import register_agent
 
 for _name, _cls in (("qsarsa_ac", QsarsaACConfig), ("qsarsa_ac2", QsarsaAC2Config), ("qsarsa", QsarsaConfig)):
     store(f"{_name}_schema", _cls, group="agent")
-    register_agent(_name, _cls, "control", _builder(_cls), offline=True)
+    register_agent(_name, _cls, "control", offline_agent_builder(QsarsaACLearner, _cls), offline=True)
 
 __all__ = ["QSarsaLearner", "QsarsaAC2Config", "QsarsaACConfig", "QsarsaACLearner", "QsarsaConfig"]

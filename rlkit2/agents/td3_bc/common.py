@@ -1,6 +1,7 @@
 """Helpers shared by the offline control agents (TD3+BC, IQL, Qsarsa-AC/AC2).
 
 - `coerce_config`: the trainer may hand a builder a DictConfig or a dataclass.
+- `offline_agent_builder`: the registry builder of an offline learner whose greedy policy is `policy_module`.
 - `dataset_normalizer`: the dataset's observation mean/std as a `Normalizer`.
 - `NormalizedPolicy`: policy = Normalizer -> network, so a saved policy carries its statistics.
 - `member_forward`: one member of a stacked `QEnsemble` (TD3+BC's actor uses Q1 only),
@@ -44,6 +45,21 @@ def coerce_config(config: Any, cls: type[C]) -> C:
     if unknown:
         raise ConfigError(f"agent config: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(names)}")
     return cls(**config)
+
+
+def offline_agent_builder(learner_cls: type, config_cls: type) -> Any:
+    """`make_agent(config, spec, replay, seed)` for an offline learner: config coerced to `config_cls`, the
+    evaluation actor runs `learner.policy_module` (normaliser inside), no exploration actor."""
+
+    def make_agent(config: Any, spec: Any, replay: Any, seed: int = 0) -> Any:
+        from rlkit2.actors import TorchPolicyActor
+        from rlkit2.registry import Agent
+
+        learner = learner_cls(coerce_config(config, config_cls), spec, replay, seed)
+        policy = TorchPolicyActor(learner.policy_module, action_low=spec.action_low, action_high=spec.action_high)
+        return Agent(learner, policy, None)
+
+    return make_agent
 
 
 def dataset_normalizer(replay: Any, obs_dim: int, enabled: bool = True) -> Normalizer:
