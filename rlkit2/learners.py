@@ -33,6 +33,9 @@ class TorchLearner(Learner):
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
+        # torch Generators the learner draws from (its own noise, its replay's sampler), saved under these keys so
+        # a resume continues the same random streams
+        self.generators: dict[str, torch.Generator] = {}
         self.num_steps = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -41,6 +44,7 @@ class TorchLearner(Learner):
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "num_steps": self.num_steps,
+            **{k: g.get_state() for k, g in self.generators.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -51,6 +55,15 @@ class TorchLearner(Learner):
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
         self.num_steps = int(state["num_steps"])
+        for k, g in self.generators.items():
+            if k in state:
+                g.set_state(state[k])
+
+
+def replay_generator(replay: Any) -> dict[str, torch.Generator]:
+    """{"replay_generator": the replay's sampling Generator} when it has one (offline learners own their replay)."""
+    gen = getattr(replay, "generator", None)
+    return {"replay_generator": gen} if isinstance(gen, torch.Generator) else {}
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -21,7 +20,7 @@ from rlkit2.agents.sac import losses as sac_losses
 from rlkit2.agents.td3.losses import critic_loss as mse_critic_loss
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer
 from rlkit2.core import ConfigError
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import QEnsemble, TanhGaussianPolicy, soft_update
 from rlkit2.registry import EnvSpec
 
@@ -57,6 +56,7 @@ class CQLLearner(TorchLearner):
         self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt, "alpha": self.alpha_opt,
                            "alpha_prime": self.alpha_prime_opt}
         self.generator = torch.Generator().manual_seed(seed + 1)
+        self.generators = {"generator": self.generator, **replay_generator(replay)}
 
     def _sampled_q(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         """[n, B, 3k] importance-weighted Q at uniform, pi(.|s) and pi(.|s') actions (all evaluated at s)."""
@@ -113,16 +113,3 @@ class CQLLearner(TorchLearner):
                         "cql_penalty": penalty.detach().mean(), "actor_loss": actor_loss.detach(), "alpha": alpha,
                         "entropy": -logp.detach().mean(), "q_mean": q.detach().mean()})
         return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["generator"] = self.generator.get_state()
-        if hasattr(self.replay, "generator"):
-            state["replay_generator"] = self.replay.generator.get_state()
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.generator.set_state(state["generator"])
-        if "replay_generator" in state and hasattr(self.replay, "generator"):
-            self.replay.generator.set_state(state["replay_generator"])

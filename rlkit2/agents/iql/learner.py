@@ -22,7 +22,7 @@ from rlkit2.agents.iql import losses
 from rlkit2.agents.iql.config import IQLConfig
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, episode_returns_from_transitions
 from rlkit2.core import ConfigError
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import QEnsemble, VEnsemble, mlp, soft_update
 from rlkit2.registry import EnvSpec
 
@@ -80,6 +80,7 @@ class IQLLearner(TorchLearner):
                         "critic_target": self.critic_target, "normalizer": self.normalizer}
         self.optimizers = {"all": self.opt}
         self.schedulers = {"actor_cosine": self.scheduler}
+        self.generators = replay_generator(replay)
 
     def step(self) -> dict[str, Any]:
         c = self.config
@@ -105,12 +106,8 @@ class IQLLearner(TorchLearner):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["reward_scale"] = self.reward_scale
-        if hasattr(self.replay, "generator"):
-            state["replay_generator"] = self.replay.generator.get_state()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.reward_scale = float(state["reward_scale"])
-        if "replay_generator" in state and hasattr(self.replay, "generator"):
-            self.replay.generator.set_state(state["replay_generator"])

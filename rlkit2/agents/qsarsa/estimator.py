@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,7 +21,7 @@ import torch
 from rlkit2 import checkpoint
 from rlkit2.agents.qsarsa import losses
 from rlkit2.core import DataError
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import Normalizer, QEnsemble, soft_update
 
 
@@ -49,6 +49,7 @@ class QSarsaLearner(TorchLearner):
         self.opt = make_adam(self.params, lr)
         self.modules = {"q_sarsa": self.q_net, "q_sarsa_target": self.q_target, "normalizer": self.normalizer}
         self.optimizers = {"q_sarsa": self.opt}
+        self.generators = replay_generator(replay)
 
     def q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """Q_sarsa(s, a) as (B,) (mean of the members)."""
@@ -79,17 +80,6 @@ class QSarsaLearner(TorchLearner):
                               self.normalizer(b.next_observations), b.next_actions, b.terminals,
                               b.next_action_valid)
         return {"q_sarsa_loss": loss}
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.replay is not None and hasattr(self.replay, "generator"):
-            state["replay_generator"] = self.replay.generator.get_state()
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        if "replay_generator" in state and self.replay is not None and hasattr(self.replay, "generator"):
-            self.replay.generator.set_state(state["replay_generator"])
 
     # ------------------------------------------------------------------ its own checkpoint
     def save(self, path: str | os.PathLike[str]) -> None:

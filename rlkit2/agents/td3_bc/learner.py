@@ -19,7 +19,7 @@ import torch
 from rlkit2.agents.td3_bc import losses
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, member_forward
 from rlkit2.agents.td3_bc.config import TD3BCConfig
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
 from rlkit2.registry import EnvSpec
 
@@ -49,6 +49,7 @@ class TD3BCLearner(TorchLearner):
                         "critic_target": self.critic_target, "normalizer": self.normalizer}
         self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
         self.generator = torch.Generator().manual_seed(seed + 1)
+        self.generators = {"generator": self.generator, **replay_generator(replay)}
         self._last_actor_loss = torch.zeros(())
 
     # ------------------------------------------------------------------ pieces subclasses reuse
@@ -98,15 +99,9 @@ class TD3BCLearner(TorchLearner):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state["generator"] = self.generator.get_state()
         state["last_actor_loss"] = self._last_actor_loss
-        if hasattr(self.replay, "generator"):
-            state["replay_generator"] = self.replay.generator.get_state()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        self.generator.set_state(state["generator"])
         self._last_actor_loss = state["last_actor_loss"]
-        if "replay_generator" in state and hasattr(self.replay, "generator"):
-            self.replay.generator.set_state(state["replay_generator"])
