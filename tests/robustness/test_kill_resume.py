@@ -66,6 +66,25 @@ def metric_rows(run_dir: Path, drop: tuple[str, ...] = ("time/",)) -> list[dict]
     return rows
 
 
+def assert_resume_after(args: list[str], tmp_path: Path, kept_step: int, final_step: int, label: str) -> None:
+    """Run `args` to the end; copy the run, drop its checkpoints after `kept_step` (as if killed just after that
+    checkpoint), resume it: same final learner state and the same metrics rows as the uninterrupted run."""
+    import shutil
+
+    ref, resumed = tmp_path / "ref", tmp_path / "resumed"
+    run(compose_config(args), ref)
+    shutil.copytree(ref, resumed)
+    for step, path in ckpt.list_checkpoints(resumed / "checkpoints"):
+        if step > kept_step:
+            path.unlink()
+            path.with_name(path.name + ".sha256").unlink()
+    run(compose_config([*args, "resume=true"]), resumed)
+    a, b = ckpt.latest_valid(ref / "checkpoints")[1], ckpt.latest_valid(resumed / "checkpoints")[1]
+    assert a["step"] == b["step"] == final_step
+    assert_same_tensors(a["learner"], b["learner"], label)
+    assert metric_rows(ref) == metric_rows(resumed)
+
+
 def test_offline_sigkill_resume_equals_uninterrupted(tmp_path, hopper_file):
     # The kill targets early checkpoints of a long run, so it lands before the end even on a fast machine.
     args = offline_args(hopper_file, "trainer.total_steps=3000", "trainer.checkpoint_every=40",
@@ -131,23 +150,10 @@ def test_rlhf_sigkill_resume_equals_uninterrupted(tmp_path):
 def test_offline_resume_mid_log_window_equals_uninterrupted(tmp_path, hopper_file, agent):
     """Every offline agent resumes exactly, also when the checkpoint falls inside a log window (the window's
     running sums travel in the checkpoint, so the averages logged after the resume are the same)."""
-    import shutil
-
     args = [*offline_args(hopper_file, "trainer.total_steps=40", "trainer.checkpoint_every=15",
                           "trainer.eval_every=20", "trainer.log_every=10", "trainer.keep_checkpoints=5", "seed=9"),
             f"agent={agent}", "agent.hidden=[32,32]", "agent.batch_size=32"]
-    ref, resumed = tmp_path / "ref", tmp_path / "resumed"
-    run(compose_config(args), ref)
-    shutil.copytree(ref, resumed)
-    for step, path in ckpt.list_checkpoints(resumed / "checkpoints"):
-        if step > 15:  # as if killed just after the step-15 checkpoint
-            path.unlink()
-            path.with_name(path.name + ".sha256").unlink()
-    run(compose_config([*args, "resume=true"]), resumed)
-    a, b = ckpt.latest_valid(ref / "checkpoints")[1], ckpt.latest_valid(resumed / "checkpoints")[1]
-    assert a["step"] == b["step"] == 40
-    assert_same_tensors(a["learner"], b["learner"], agent)
-    assert metric_rows(ref) == metric_rows(resumed)
+    assert_resume_after(args, tmp_path, kept_step=15, final_step=40, label=agent)
 
 
 @pytest.mark.parametrize("agent, extra", [("warp", ["agent.steps_per_run=1", "agent.num_policies=2"]),
@@ -155,26 +161,13 @@ def test_offline_resume_mid_log_window_equals_uninterrupted(tmp_path, hopper_fil
 def test_rlhf_wa_agents_resume_equals_uninterrupted(tmp_path, agent, extra):
     """WARP and J-BOND through the lm runner: resuming after step 2 ends where the uninterrupted run ends
     (J-BOND's prompt stream was not in its checkpoint: a resumed run trained on other prompts)."""
-    import shutil
-
     args = [f"agent={agent}", "agent.model.hidden_size=32", "agent.model.num_layers=1", "agent.model.num_heads=2",
             "agent.model.num_kv_heads=1", "agent.model.intermediate_size=64", "agent.generation.max_new_tokens=6",
             "agent.prompts_per_step=4", "env=text_synthetic", "reward=keyword", "trainer.total_steps=4",
             "trainer.log_every=1", "trainer.eval_every=4", "trainer.eval_episodes=4", "trainer.checkpoint_every=1",
             "trainer.keep_checkpoints=5", "trainer.progress=false", "trainer.plot=false", "trainer.threads=1",
             "logger.console=false", *extra]
-    ref, resumed = tmp_path / "ref", tmp_path / "resumed"
-    run(compose_config(args), ref)
-    shutil.copytree(ref, resumed)
-    for step, path in ckpt.list_checkpoints(resumed / "checkpoints"):
-        if step > 2:
-            path.unlink()
-            path.with_name(path.name + ".sha256").unlink()
-    run(compose_config([*args, "resume=true"]), resumed)
-    a, b = ckpt.latest_valid(ref / "checkpoints")[1], ckpt.latest_valid(resumed / "checkpoints")[1]
-    assert a["step"] == b["step"] == 4
-    assert_same_tensors(a["learner"], b["learner"], agent)
-    assert metric_rows(ref) == metric_rows(resumed)
+    assert_resume_after(args, tmp_path, kept_step=2, final_step=4, label=agent)
 
 
 def test_resume_with_no_valid_checkpoint_starts_over_without_duplicate_rows(tmp_path, hopper_file):
