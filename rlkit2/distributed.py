@@ -96,6 +96,12 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
+def shutdown(*, clean: bool = True) -> None:
+    """Leave the process group (a no-op outside one). After a clean finish every rank first meets at a
+    barrier: a rank that tears gloo down while a peer is still in its last collective or writing its results
+    can make the peer's transport thread abort it (SIGABRT, "terminate called without an active exception").
+    `clean=False` (a rank that failed) skips the barrier: the peers may never reach it."""
     if dist.is_available() and dist.is_initialized():
+        if clean and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()

@@ -83,9 +83,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     logger = build_logger(cfg, run_dir)
     try:
         final = get_runner(entry.family)(cfg, run_dir, logger)
+    except BaseException:
+        distributed.shutdown(clean=False)
+        raise
     finally:
         logger.close()
-    if not distributed.is_main():
+    is_main = distributed.is_main()
+    distributed.shutdown()  # no-op unless launched by torchrun: leave gloo/NCCL before the interpreter exits
+    if not is_main:
         return final
     if cfg.trainer.plot and (run_dir / "metrics.jsonl").exists():
         from rlkit2.logging import read_metrics

@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from rlkit2.distributed import shutdown
+
 OUT = Path(__file__).parent / "results"
 
 
@@ -56,8 +58,10 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
         sec = _time_updates(args.agent, args.batch, args.updates)
         if rank == 0:
             Path(out).write_text(json.dumps(sec))
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rlkit2.agents.td3 import TD3Config, TD3Learner
+from rlkit2.distributed import shutdown
 from rlkit2.registry import EnvSpec
 from rlkit2.replay import TransitionReplay
 
@@ -46,8 +47,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         modules = _train(STEPS)
         if rank == 0:
             torch.save(modules, out)
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
 
 
 def _free_port() -> int:
@@ -98,8 +101,10 @@ def _agents_worker(rank: int, world: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         torch.save({name: _agent_modules(name, 3) for name in OFFLINE_AGENTS}, f"{out}.{rank}")
-    finally:
-        dist.destroy_process_group()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
 
 
 def test_every_offline_agent_keeps_its_ranks_in_sync(tmp_path):
