@@ -6,7 +6,8 @@
 3. Online phase (agents whose config has `online_env_steps > 0`, i.e. POIR): the exploring actor (the
    planner) acts in the *deployment* env; transitions go to an online replay the learner fine-tunes on
    (`learner.attach_online`), `online_updates_per_episode` updates after each episode, and
-   `learner.end_episode(observations, success, actions=...)` after each episode.
+   `learner.end_episode(observations, success, actions=...)` after each episode (its returned metrics are
+   logged with the episode's).
 Evaluation (`rlkit2.core.evaluate`): `eval/*` in the deployment env (`env` as configured, shift included)
 and, when the shift is not zero, `eval_nominal/*` in the nominal env. `eval/act_ms` is the actor's mean
 per-step latency when it measures one. Checkpoints (`rlkit2.checkpoint`) resume either phase; online
@@ -267,12 +268,13 @@ class ImitationTrainer:
                 if terminated or truncated:
                     break
             self.episode += 1
-            if hasattr(learner, "end_episode"):
-                learner.end_episode(np.stack(visited), success, actions=np.stack(actions))
+            episode_metrics: dict[str, float] = {}
+            if hasattr(learner, "end_episode"):  # returns what it wants logged (POIR: its planner-arm statistics)
+                episode_metrics = learner.end_episode(np.stack(visited), success, actions=np.stack(actions)) or {}
             for _ in range(self.online_updates):
                 self._update(acc)
             self._log(acc, {"online/episode_success": float(success), "online/episode_return": ep_ret,
-                            "online/episode": float(self.episode)})
+                            "online/episode": float(self.episode), **episode_metrics})
             if self.step >= next_eval or self.step >= end:
                 self.logger.write(self.run_eval(), self.step)
                 next_eval += tr.eval_every

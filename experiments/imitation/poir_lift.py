@@ -10,7 +10,7 @@
 Shift axes (a cell is `axis:s`): `object` = cube placement range +-(3 + 100 s) cm; `robot` = start-joint noise
 std 0.02 + s rad; `noise` = Gaussian noise of std s on every executed action; `all` = the three at once.
 Scaled down for a shared 2-core CPU (torch.set_num_threads(1)): 30 scripted demos from the nominal env
-(shared by all seeds), 2000 offline updates, 1000 online env steps per fine-tuned cell, 40 evaluation
+(shared by all seeds), 2000 offline updates, 2000 online env steps per fine-tuned cell, 40 evaluation
 episodes (horizon 80) per cell. Everything runs through the `rlkit2-train` machinery (`rlkit2.train.run`
 with the `poir_lift` preset): per seed one offline POIR run, then per cell either an online fine-tuning run
 resumed from the offline checkpoint (axes in --online) or an offline-only evaluation. "BC" is POIR's own prior
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 AXES = ("all", "object", "robot", "noise")
-DEFAULT_CELLS = "all:0,all:0.05,all:0.1,all:0.2,object:0.1,robot:0.1,noise:0.1,object:0.2,robot:0.2,noise:0.2"
+DEFAULT_CELLS = "all:0,all:0.05,all:0.1,all:0.2,object:0.2,robot:0.2,noise:0.2,object:0.1,robot:0.1,noise:0.1"
 
 
 def shift_overrides(axis: str, s: float) -> list[str]:
@@ -136,6 +136,18 @@ def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, floa
     return {"threads": threads, "act_ms_mean": out["act_ms"], "act_ms_p95": out["act_ms_p95"]}
 
 
+def arm_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The planner arm the fine-tuned policy deploys and each arm's online episodes / successes."""
+    if not episodes or "online/best_arm" not in episodes[-1]:
+        return {}
+    last = episodes[-1]
+    arms = sorted({int(k[len("online/arm"):].split("_")[0]) for k in last if k.endswith("_episodes")
+                   and k.startswith("online/arm")})
+    tried = [int(last[f"online/arm{k}_episodes"]) for k in arms]
+    won = [int(sum(m["online/episode_success"] for m in episodes if int(m.get("online/arm", -1)) == k)) for k in arms]
+    return {"best_arm": int(last["online/best_arm"]), "arm_episodes": tried, "arm_won": won}
+
+
 def se(p: float | None, n: int) -> float | None:
     """Binomial standard error of a success rate measured on n episodes."""
     return None if p is None else float(np.sqrt(p * (1 - p) / n))
@@ -179,6 +191,8 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
         if old and (old[0]["poir_online"] is not None or axis not in online_axes or s == 0):
             continue
         rows = [r for r in rows if (r["axis"], r["shift"]) != (axis, s)]  # redone with fine-tuning
+        # results of an earlier fine-tuning version (suffix _v1) stay beside the new ones
+        carried = {k: v for k, v in old[0].items() if k.endswith("_v1")} if old else {}
         shift = shift_overrides(axis, s)
         cfg = compose([*common, *shift])
         agent, _ = load_offline_agent(cfg, ckpt_file)
@@ -194,14 +208,16 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
             final = run(compose([*common, *shift, f"resume={ckpt_file}",
                                  f"agent.online_env_steps={args.online_steps}"]), run_dir)
             (run_dir / "final.json").write_text(json.dumps(final, indent=2))
-            won = [m["online/episode_success"] for m in read_metrics(run_dir) if "online/episode_success" in m]
+            episodes = [m for m in read_metrics(run_dir) if "online/episode_success" in m]
+            won = [m["online/episode_success"] for m in episodes]
             row.update(poir_offline=final["offline_eval/success_rate"], poir_online=final["eval/success_rate"],
                        poir_act_ms=final.get("offline_eval/act_ms"), poir_online_act_ms=final.get("eval/act_ms"),
-                       online_episodes=len(won), online_episodes_won=int(sum(won)))
+                       online_episodes=len(won), online_episodes_won=int(sum(won)), **arm_summary(episodes))
         else:
             agent.policy.reset_latency()
             poir = evaluate(env, agent.policy, args.episodes, seed=eval_seed)
             row.update(poir_offline=poir["eval/success_rate"], poir_act_ms=agent.policy.latency_ms()["act_ms"])
+        row.update(carried)
         row["seconds"] = time.time() - t0
         rows.append(row)
         rows_file.write_text(json.dumps(rows, indent=2))
@@ -250,7 +266,7 @@ def report(out: Path) -> dict[str, Any]:
     table = []
     for (axis, s), rs in sorted(cells.items(), key=lambda kv: (AXES.index(kv[0][0]), kv[0][1])):
         row: dict[str, Any] = {"axis": axis, "shift": s, "seeds": sorted(r["seed"] for r in rs)}
-        for key in ("bc", "poir_offline", "poir_online"):
+        for key in ("bc", "poir_offline", "poir_online", "poir_online_v1"):
             have = [r for r in rs if r.get(key) is not None]
             n = sum(r["episodes"] for r in have)
             p = sum(r[key] * r["episodes"] for r in have) / n if n else None
@@ -405,7 +421,7 @@ def main() -> None:
     p.add_argument("--online", default="all", help="axes whose cells also get online fine-tuning (comma list)")
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--offline-steps", type=int, default=2000)
-    p.add_argument("--online-steps", type=int, default=1000)
+    p.add_argument("--online-steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
     p.add_argument("--report", action="store_true", help="only merge seed*/rows.json into results.json + plot")

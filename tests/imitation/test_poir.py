@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rlkit2.agents.poir import POIRConfig, make_agent
+from rlkit2.agents.poir.arms import ArmStats
 from rlkit2.agents.poir.losses import knn_sq_distance, mppi_weights
 from rlkit2.core import ConfigError
 from rlkit2.registry import EnvSpec
@@ -134,7 +135,7 @@ def test_online_fine_tuning_adapts_model_and_score():
 
 
 def test_successful_online_episodes_become_proposals_and_train_the_prior():
-    agent = toy_agent(prior_online_fraction=0.5)
+    agent = toy_agent(prior_online_fraction=0.5, proposals_add_successful=True)
     lr = agent.learner
     for _ in range(50):
         lr.step()
@@ -153,7 +154,7 @@ def test_successful_online_episodes_become_proposals_and_train_the_prior():
     torch.testing.assert_close(lr.expert_action(torch.as_tensor(obs[5:6])), torch.as_tensor(act[5:6]))
     assert "prior_online_loss" in lr.step()
     assert not all(torch.equal(p, q) for p, q in zip(prior_before, lr.bc.policy.parameters(), strict=True))
-    fresh = toy_agent(prior_online_fraction=0.5).learner
+    fresh = toy_agent(prior_online_fraction=0.5, proposals_add_successful=True).learner
     fresh.load_state_dict(lr.state_dict())
     torch.testing.assert_close(fresh.demo_actions, lr.demo_actions)
     torch.testing.assert_close(fresh.success_obs, lr.success_obs)
@@ -163,7 +164,8 @@ def test_binary_action_dims_are_snapped_when_online_actions_join():
     demos = point_mass_demos()
     demos["actions"][:, 0] = np.where(demos["actions"][:, 0] >= 0, 1.0, -1.0)  # dim 0 binary, like a gripper
     for snap in (True, False):
-        cfg = POIRConfig(batch_size=64, ensemble_size=2, model_hidden=[16], snap_binary_actions=snap)
+        cfg = POIRConfig(batch_size=64, ensemble_size=2, model_hidden=[16], snap_binary_actions=snap,
+                         proposals_add_successful=True)
         lr = make_agent(cfg, EnvSpec(2, 2), TransitionReplay.from_arrays(demos), seed=0).learner
         assert lr.binary_dims.tolist() == [True, False]
         act = np.array([[0.3, 0.3], [-0.2, -0.2]], np.float32)
@@ -171,6 +173,62 @@ def test_binary_action_dims_are_snapped_when_online_actions_join():
         expected = [[1.0, 0.3], [-1.0, -0.2]] if snap else act.tolist()
         torch.testing.assert_close(lr.success_act, torch.tensor(expected))
         torch.testing.assert_close(lr.demo_actions[-2:], torch.tensor(expected))
+
+
+def test_thompson_sampling_finds_and_deploys_the_best_arm():
+    stats, rng = ArmStats(3), np.random.default_rng(0)
+    assert stats.best() == 0  # before any episode: the configured planner
+    p_success = [0.3, 0.8, 0.5]
+    for _ in range(150):
+        arm = stats.sample(rng)
+        stats.update(arm, rng.uniform() < p_success[arm])
+    assert stats.best() == 1 and stats.trials[1] > 0.6 * 150
+    # One lucky episode of a rarely played arm does not win deployment: the most-played arm does.
+    stats.update(2, True)
+    assert stats.best() == 1
+    restored = ArmStats(3)
+    restored.load_state_dict(stats.state_dict())
+    assert restored.best() == 1 and np.array_equal(restored.trials, stats.trials)
+    with pytest.raises(ConfigError, match="planner arms"):
+        ArmStats(2).load_state_dict(stats.state_dict())
+
+
+def test_planner_arms_are_validated_and_the_prior_arm_acts_like_bc():
+    with pytest.raises(ConfigError, match="unknown key.*horizn"):
+        toy_agent(planner_arms=[{}, {"horizn": 3}])
+    with pytest.raises(ConfigError, match="expert_proposals"):
+        toy_agent(planner_arms=[{"expert_proposals": 2.0}])
+    agent = toy_agent(planner_arms=[{"plan": False}, {"horizon": 2, "num_samples": 8}])
+    lr = agent.learner
+    assert [a.plan for a in lr.arms] == [False, True] and lr.arms[1].horizon == 2 and lr.arms[1].noise_std == 0.5
+    s = np.array([0.5, 0.3], np.float32)
+    # Arm 0 is deployed before any online episode: exactly the prior's action, no planning.
+    np.testing.assert_array_equal(agent.policy.act(s), lr.prior(torch.as_tensor(s)[None])[0].detach().numpy())
+    assert agent.policy.latency_ms()["planned_fraction"] == 0.0
+
+
+def test_online_arm_selection_credits_episodes_and_resumes():
+    """The explorer draws an arm per episode and the learner credits it; a checkpoint restores the statistics
+    and the explorer's draws; the deployed policy switches to the arm that won."""
+    agent = toy_agent(planner_arms=[{"plan": False}, {"horizon": 2, "num_samples": 8}])
+    lr, explorer = agent.learner, agent.explorer
+    obs = point_mass_demos(1)["observations"][:5]
+    arms = []
+    for _ in range(12):
+        explorer.observe_first(obs[0])
+        arms.append(lr.active_arm)
+        metrics = lr.end_episode(obs, success=lr.active_arm == 1)  # only planning succeeds here
+    assert metrics["online/arm"] == arms[-1] and metrics["online/arm1_episodes"] == lr.arm_stats.trials[1]
+    assert lr.arm_stats.trials.sum() == 12 and lr.arm_stats.successes[0] == 0
+    assert agent.policy.act(obs[0]) is not None and agent.policy.current_arm() == lr.arm_stats.best() == 1
+    fresh = toy_agent(planner_arms=[{"plan": False}, {"horizon": 2, "num_samples": 8}])
+    fresh.learner.load_state_dict(lr.state_dict())
+    fresh.explorer.load_state_dict(explorer.state_dict())
+    np.testing.assert_array_equal(fresh.learner.arm_stats.trials, lr.arm_stats.trials)
+    for _ in range(5):
+        explorer.observe_first(obs[0])
+        fresh.explorer.observe_first(obs[0])
+        assert fresh.learner.active_arm == lr.active_arm
 
 
 def test_bad_score_dims_are_refused():

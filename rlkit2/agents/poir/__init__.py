@@ -14,9 +14,12 @@ online). Choices made here, each a config option:
 - in-distribution score: minus the squared normalised distance to the nearest expert state (k-NN over
   `score_dims`), i.e. a non-parametric density proxy;
 - planner: MPPI (one iteration, softmax weights with a scale-free temperature) over a short horizon;
-- online fine-tuning: the model trains on deployment transitions too, and each successful deployment episode
-  joins the score's reference set, the expert proposals' (state, action) set and (`prior_online_fraction`)
-  the prior's training batches, so the agent's own successes in the shifted env become demonstrations.
+- online fine-tuning of the planner: the model trains on deployment transitions too; each successful
+  deployment episode joins the score's reference set; and the planner's settings (`planner_arms`: proposal
+  mix, horizon, or the prior alone) are chosen per episode by Thompson sampling on success, the deployed
+  policy keeping the arm played most (arms.py). Optional (off by default): successful episodes also join the
+  expert proposals' (state, action) set and the prior's training batches (`proposals_add_successful`,
+  `prior_online_fraction`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from rlkit2.registry import Agent, EnvSpec, register_agent
 def make_agent(config: POIRConfig, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
     learner = POIRLearner(config, spec, replay, seed)
     policy = POIRActor(learner, seed=seed)
-    explorer = POIRActor(learner, seed=seed + 1)
+    explorer = POIRActor(learner, seed=seed + 1, explore=True)
     return Agent(learner, policy, explorer)
 
 

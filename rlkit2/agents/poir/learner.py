@@ -14,6 +14,7 @@ import torch
 from rlkit2.agents.bc.config import BCConfig
 from rlkit2.agents.bc.learner import BCLearner
 from rlkit2.agents.poir import losses
+from rlkit2.agents.poir.arms import ArmStats, build_arms
 from rlkit2.agents.poir.config import POIRConfig
 from rlkit2.core import ConfigError
 from rlkit2.learners import TorchLearner, optimizer_step
@@ -47,7 +48,9 @@ class POIRLearner(TorchLearner):
         self.delta_std = torch.nn.Parameter((delta.std(0) / self.obs_norm.std).clamp_min(config.delta_std_floor),
                                             requires_grad=False)
         act_std = torch.as_tensor(data["actions"]).std(0)
-        self.action_noise = config.noise_std * (act_std if config.noise_relative else torch.ones_like(act_std))
+        # per-dim scale of the planner's proposal noise (times a planner setting's noise_std)
+        self.noise_unit = act_std if config.noise_relative else torch.ones_like(act_std)
+        self.action_noise = config.noise_std * self.noise_unit
         self.model = EnsembleMLP(config.ensemble_size, spec.obs_dim + spec.act_dim, spec.obs_dim, config.model_hidden)
         self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=config.model_lr,
                                            weight_decay=config.model_weight_decay)
@@ -65,6 +68,10 @@ class POIRLearner(TorchLearner):
         self.progress = losses.episode_progress(torch.as_tensor(data["terminals"]))
         self.gate_threshold = self._gate_threshold()
         self.online: TransitionReplay | None = None
+        # planner settings tried online (arm 0 = the configured planner); the exploring actor sets active_arm
+        self.arms = build_arms(config)
+        self.arm_stats = ArmStats(len(self.arms))
+        self.active_arm = 0
         self.generator = torch.Generator().manual_seed(seed)
         self.modules = {"model": self.model, "obs_norm": self.obs_norm, "bc_policy": self.bc.policy}
         self.optimizers = {"model": self.model_opt, "bc": self.bc.opt}
@@ -117,12 +124,16 @@ class POIRLearner(TorchLearner):
     def attach_online(self, replay: TransitionReplay) -> None:
         self.online = replay
 
-    def end_episode(self, observations: np.ndarray, success: bool, actions: np.ndarray | None = None) -> None:
-        """After an online episode: the phase is online; a successful episode's states become 'expert-visited'
-        and, given its `actions` (one per transition, `len(observations) - 1` of them), demonstrations."""
+    def end_episode(self, observations: np.ndarray, success: bool,
+                    actions: np.ndarray | None = None) -> dict[str, float]:
+        """After an online episode: the phase is online; the episode's planner arm is credited with its outcome;
+        a successful episode's states become 'expert-visited' and, given its `actions` (one per transition,
+        `len(observations) - 1` of them), demonstrations. Returns the arm statistics to log."""
         self.online_phase = True
+        self.arm_stats.update(self.active_arm, success)
+        metrics = {"online/arm": float(self.active_arm), **self.arm_stats.metrics()}
         if not success:
-            return
+            return metrics
         c, keep = self.config, -int(self.config.max_reference)
         obs = torch.as_tensor(observations, dtype=torch.float32)
         feats = self._features(obs)
@@ -130,7 +141,7 @@ class POIRLearner(TorchLearner):
             self.reference = torch.cat([self.reference, feats])[keep:]
             self.progress = torch.cat([self.progress, torch.linspace(0.0, 1.0, len(feats))])[keep:]
         if actions is None:
-            return
+            return metrics
         act = torch.as_tensor(actions, dtype=torch.float32)
         if len(act) != len(obs) - 1:
             raise ValueError(f"end_episode: {len(act)} actions for {len(obs)} observations (expected one fewer)")
@@ -141,6 +152,7 @@ class POIRLearner(TorchLearner):
             self.demo_actions = torch.cat([self.demo_actions, act])[keep:]
         self.success_obs = torch.cat([self.success_obs, obs[:-1]])[keep:]
         self.success_act = torch.cat([self.success_act, act])[keep:]
+        return metrics
 
     def _model_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.config
@@ -195,7 +207,8 @@ class POIRLearner(TorchLearner):
                      generator=self.generator.get_state(), delta_std=self.delta_std.data.clone(),
                      gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps,
                      demo_reference=self.demo_reference.clone(), demo_actions=self.demo_actions.clone(),
-                     success_obs=self.success_obs.clone(), success_act=self.success_act.clone())
+                     success_obs=self.success_obs.clone(), success_act=self.success_act.clone(),
+                     arm_stats=self.arm_stats.state_dict(), active_arm=self.active_arm)
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -213,3 +226,6 @@ class POIRLearner(TorchLearner):
             self.demo_actions = state["demo_actions"].clone()
             self.success_obs = state["success_obs"].clone()
             self.success_act = state["success_act"].clone()
+        if "arm_stats" in state:  # absent in checkpoints from before the planner arms
+            self.arm_stats.load_state_dict(state["arm_stats"])
+            self.active_arm = int(state["active_arm"])
