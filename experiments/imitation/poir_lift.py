@@ -349,12 +349,10 @@ ABLATIONS = {
 }
 
 
-# online fine-tuning variants (the study's default: proposals grow and the prior is distilled)
+# online fine-tuning variants (the study's default: the model and score learn online and the planner's arm
+# is chosen by Thompson sampling among agent.planner_arms)
 ONLINE_ABLATIONS = {
-    "fine-tuning: model + score only (the previous POIR)": ["agent.proposals_add_successful=false",
-                                                          "agent.prior_online_fraction=0"],
-    "fine-tuning: + successes join the proposals, prior frozen": ["agent.prior_online_fraction=0"],
-    "fine-tuning: + prior distilled on successes, proposals frozen": ["agent.proposals_add_successful=false"],
+    "fine-tuning: model + score only, configured planner (no arm selection)": ["agent.planner_arms=[{}]"],
 }
 
 
@@ -402,7 +400,7 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
         for i, (name, overrides) in enumerate(ONLINE_ABLATIONS.items()):
             if (name, axis, s) in done:
                 continue
-            run_dir = sdir / f"ablation_online{i}_{axis}_s{s:g}"
+            run_dir = sdir / f"ablation{args.tag}_online{i}_{axis}_s{s:g}"
             final = run(compose([*common, *shift_overrides(axis, s), *overrides]), run_dir)
             row = {"variant": name, "overrides": overrides, "axis": axis, "shift": s, "seed": args.seed,
                    "episodes": args.episodes, "success": final["eval/success_rate"],

@@ -38,3 +38,16 @@ def test_report_pools_seeds_by_episodes(tmp_path, monkeypatch):
     assert cell["bc"] == pytest.approx(0.375) and cell["poir_offline"] == pytest.approx(0.75)
     assert cell["bc_episodes"] == 80 and cell["seeds"] == [0, 1] and cell["poir_online"] is None
     assert cell["bc_se"] == pytest.approx((0.375 * 0.625 / 80) ** 0.5)
+
+
+def test_arm_summary_reads_the_deployed_arm_and_per_arm_counts():
+    episodes = [
+        {"online/episode_success": 1.0, "online/arm": 1.0, "online/best_arm": 1.0, "online/arm0_episodes": 0.0,
+         "online/arm1_episodes": 1.0},
+        {"online/episode_success": 0.0, "online/arm": 0.0, "online/best_arm": 1.0, "online/arm0_episodes": 1.0,
+         "online/arm1_episodes": 1.0},
+        {"online/episode_success": 1.0, "online/arm": 1.0, "online/best_arm": 1.0, "online/arm0_episodes": 1.0,
+         "online/arm1_episodes": 2.0},
+    ]
+    assert poir_lift.arm_summary(episodes) == {"best_arm": 1, "arm_episodes": [1, 2], "arm_won": [0, 2]}
+    assert poir_lift.arm_summary([{"online/episode_success": 1.0}]) == {}
