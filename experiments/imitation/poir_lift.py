@@ -148,6 +148,32 @@ def arm_summary(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     return {"best_arm": int(last["online/best_arm"]), "arm_episodes": tried, "arm_won": won}
 
 
+def arm_latency(agent, replay, n: int = 200) -> list[dict[str, Any]]:
+    """Per-step cost of each planner arm (1 thread): `n` planner calls on perturbed demo states."""
+    import dataclasses
+
+    torch.set_num_threads(1)
+    obs = replay.arrays()["observations"]
+    idx = np.random.default_rng(0).integers(0, len(obs), n)
+    states = torch.as_tensor(obs[idx] + np.random.default_rng(1).normal(0, 0.02, obs[idx].shape).astype(np.float32))
+    lr, rows = agent.learner, []
+    for k, arm in enumerate(lr.arms):
+        act = (lambda o, arm=arm: agent.policy.planner.plan(o, arm)) if arm.plan else \
+            (lambda o: lr.prior(o[None])[0])
+        for o in states[:10]:
+            act(o)  # warm-up
+        times = []
+        for o in states:
+            t = time.perf_counter()
+            with torch.no_grad():
+                act(o)
+            times.append(time.perf_counter() - t)
+        ms = np.asarray(times) * 1e3
+        rows.append({"arm": k, **dataclasses.asdict(arm), "act_ms_mean": float(ms.mean()),
+                     "act_ms_p95": float(np.percentile(ms, 95))})
+    return rows
+
+
 def se(p: float | None, n: int) -> float | None:
     """Binomial standard error of a success rate measured on n episodes."""
     return None if p is None else float(np.sqrt(p * (1 - p) / n))
@@ -279,6 +305,9 @@ def report(out: Path) -> dict[str, Any]:
     latency = [json.loads(f.read_text()) for f in sorted(out.glob("seed*/latency.json"))]
     demos = json.loads((out / "demos.json").read_text()) if (out / "demos.json").exists() else {}
     curves = [c for f in sorted(out.glob("online_curve_seed*.json")) for c in json.loads(f.read_text())]
+    # curves of the earlier fine-tuning version, drawn dashed for comparison
+    curves += [{**c, "version": "v1"} for f in sorted(out.glob("online_curve_v1_seed*.json"))
+               for c in json.loads(f.read_text())]
     results = {"task": "Lift", "demos": demos, "cells": table, "latency": latency, "online_curves": curves,
                "torch_threads": 1,
                "se": "binomial sqrt(p(1-p)/n) over all episodes of all seeds of the cell"}
@@ -324,8 +353,10 @@ def plot(results: dict, path: Path) -> None:
         for c in curves:
             xs = [p["online_steps"] for p in c["points"]]
             ys = np.array([p["success"] for p in c["points"]])
-            ax3.errorbar(xs, ys, yerr=np.sqrt(ys * (1 - ys) / c["episodes"]), fmt="^-", capsize=3,
-                         label=f"{c['axis']} s={c['shift']:g}, seed {c['seed']}")
+            v1 = c.get("version") == "v1"
+            ax3.errorbar(xs, ys, yerr=np.sqrt(ys * (1 - ys) / c["episodes"]), fmt="v--" if v1 else "^-",
+                         capsize=3, alpha=0.6 if v1 else 1.0,
+                         label=f"{c['axis']} s={c['shift']:g}, seed {c['seed']}" + (" (v1 fine-tuning)" if v1 else ""))
         ax3.set_xlabel("online env steps in the shifted env", fontsize=8)
         ax3.set_ylim(-0.05, 1.05)
         ax3.set_title("POIR fine-tuning", fontsize=9)
@@ -431,6 +462,8 @@ def main() -> None:
                    "(online_curve_seed<seed>.json)")
     p.add_argument("--curve-every", type=int, default=1000)
     p.add_argument("--tag", default="")
+    p.add_argument("--latency", action="store_true", help="only each planner arm's per-step cost "
+                   "(latency_arms.json, from --seed's offline checkpoint)")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
     args = p.parse_args()
     if args.quick:
@@ -438,6 +471,15 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.latency:
+        sdir = out / f"seed{args.seed}"
+        ckpt_file = sdir / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
+        agent, replay = load_offline_agent(compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}",
+                                                    *args.extra]), ckpt_file)
+        rows = arm_latency(agent, replay)
+        (out / "latency_arms.json").write_text(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2))
+        return
     if args.ablate:
         ablate(args, out)
     elif args.curve:
