@@ -120,11 +120,16 @@ def feature_bc_actor(learner: Any, replay: Any, steps: int, seed: int) -> Any:
     return TorchPolicyActor(bc.policy)
 
 
-def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, float]:
-    torch.set_num_threads(threads)
+def perturbed_demo_states(replay, n: int) -> np.ndarray:
+    """`n` demo states (fixed draw) plus Gaussian noise of std 0.02: where the planner's cost is measured."""
     obs = replay.arrays()["observations"]
     idx = np.random.default_rng(0).integers(0, len(obs), n)
-    perturbed = obs[idx] + np.random.default_rng(1).normal(0, 0.02, obs[idx].shape).astype(np.float32)
+    return obs[idx] + np.random.default_rng(1).normal(0, 0.02, obs[idx].shape).astype(np.float32)
+
+
+def measure_latency(agent, replay, threads: int, n: int = 200) -> dict[str, float]:
+    torch.set_num_threads(threads)
+    perturbed = perturbed_demo_states(replay, n)
     agent.policy.reset_latency()
     for o in perturbed[:10]:
         agent.policy.act(o)  # warm-up
@@ -153,9 +158,7 @@ def arm_latency(agent, replay, n: int = 200) -> list[dict[str, Any]]:
     import dataclasses
 
     torch.set_num_threads(1)
-    obs = replay.arrays()["observations"]
-    idx = np.random.default_rng(0).integers(0, len(obs), n)
-    states = torch.as_tensor(obs[idx] + np.random.default_rng(1).normal(0, 0.02, obs[idx].shape).astype(np.float32))
+    states = torch.as_tensor(perturbed_demo_states(replay, n))
     lr, rows = agent.learner, []
     for k, arm in enumerate(lr.arms):
         act = (lambda o, arm=arm: agent.policy.planner.plan(o, arm)) if arm.plan else \

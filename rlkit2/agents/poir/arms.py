@@ -39,15 +39,15 @@ def arm_settings(config: Any, overrides: Mapping[str, Any]) -> PlannerSettings:
     unknown = sorted(set(overrides) - set(ARM_KEYS))
     if unknown:
         raise ConfigError(f"agent.planner_arms: unknown key(s) {unknown}; an arm may set {list(ARM_KEYS)}")
-    base = {k: getattr(config, k) for k in ARM_KEYS if k != "plan"}
-    s = PlannerSettings(**{"plan": True, **base, **dict(overrides)})
-    if s.plan and (int(s.horizon) < 1 or int(s.num_samples) < 1 or not 0.0 <= float(s.expert_proposals) <= 1.0):
+    v = {"plan": True, **{k: getattr(config, k) for k in ARM_KEYS if k != "plan"}, **dict(overrides)}
+    s = PlannerSettings(plan=bool(v["plan"]), horizon=int(v["horizon"]), num_samples=int(v["num_samples"]),
+                        expert_proposals=float(v["expert_proposals"]), noise_std=float(v["noise_std"]),
+                        temperature=float(v["temperature"]))
+    if s.plan and (s.horizon < 1 or s.num_samples < 1 or not 0.0 <= s.expert_proposals <= 1.0):
         raise ConfigError(f"agent.planner_arms: {dict(overrides)} gives horizon={s.horizon}, "
                           f"num_samples={s.num_samples}, expert_proposals={s.expert_proposals}; expected "
                           "horizon >= 1, num_samples >= 1, 0 <= expert_proposals <= 1")
-    return dataclasses.replace(s, plan=bool(s.plan), horizon=int(s.horizon), num_samples=int(s.num_samples),
-                               expert_proposals=float(s.expert_proposals), noise_std=float(s.noise_std),
-                               temperature=float(s.temperature))
+    return s
 
 
 class ArmStats:

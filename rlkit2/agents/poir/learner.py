@@ -50,7 +50,6 @@ class POIRLearner(TorchLearner):
         act_std = torch.as_tensor(data["actions"]).std(0)
         # per-dim scale of the planner's proposal noise (times a planner setting's noise_std)
         self.noise_unit = act_std if config.noise_relative else torch.ones_like(act_std)
-        self.action_noise = config.noise_std * self.noise_unit
         self.model = EnsembleMLP(config.ensemble_size, spec.obs_dim + spec.act_dim, spec.obs_dim, config.model_hidden)
         self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=config.model_lr,
                                            weight_decay=config.model_weight_decay)
@@ -73,6 +72,7 @@ class POIRLearner(TorchLearner):
         self.arm_stats = ArmStats(len(self.arms))
         self.active_arm = 0
         self.generator = torch.Generator().manual_seed(seed)
+        self.generators = {"generator": self.generator}  # saved and restored by TorchLearner
         self.modules = {"model": self.model, "obs_norm": self.obs_norm, "bc_policy": self.bc.policy}
         self.optimizers = {"model": self.model_opt, "bc": self.bc.opt}
         self.online_phase = False
@@ -202,9 +202,9 @@ class POIRLearner(TorchLearner):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state.update(action_noise=self.action_noise.clone(), reference=self.reference.clone(),
+        state.update(reference=self.reference.clone(),
                      progress=self.progress.clone(), online_phase=self.online_phase,
-                     generator=self.generator.get_state(), delta_std=self.delta_std.data.clone(),
+                     delta_std=self.delta_std.data.clone(),
                      gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps,
                      demo_reference=self.demo_reference.clone(), demo_actions=self.demo_actions.clone(),
                      success_obs=self.success_obs.clone(), success_act=self.success_act.clone(),
@@ -214,10 +214,8 @@ class POIRLearner(TorchLearner):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.reference = state["reference"].clone()
-        self.action_noise = state["action_noise"].clone()
         self.progress = state["progress"].clone()
         self.online_phase = bool(state["online_phase"])
-        self.generator.set_state(state["generator"])
         self.delta_std.data.copy_(state["delta_std"])
         self.gate_threshold = float(state["gate_threshold"])
         self.bc.num_steps = int(state["bc_steps"])
