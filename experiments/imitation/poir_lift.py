@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,9 @@ import numpy as np
 import torch
 
 AXES = ("all", "object", "robot", "noise")
+# a fine-tuned cell's results; --redo-online TAG keeps the previous ones under `<key>_TAG`
+ONLINE_KEYS = ("poir_online", "poir_online_act_ms", "online_episodes", "online_episodes_won", "best_arm",
+               "arm_episodes", "arm_won")
 DEFAULT_CELLS = "all:0,all:0.05,all:0.1,all:0.2,object:0.2,robot:0.2,noise:0.2,object:0.1,robot:0.1,noise:0.1"
 
 
@@ -215,13 +220,17 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
     rows_file = sdir / "rows.json"
     rows = json.loads(rows_file.read_text()) if rows_file.exists() else []
     online_axes = set(args.online.split(",")) if args.online else set()
+    redo = args.redo_online
     for axis, s in parse_cells(args.cells):
         old = [r for r in rows if (r["axis"], r["shift"]) == (axis, s)]
-        if old and (old[0]["poir_online"] is not None or axis not in online_axes or s == 0):
+        fine_tuned = old and old[0]["poir_online"] is not None and (not redo or f"poir_online_{redo}" in old[0])
+        if old and (fine_tuned or axis not in online_axes or s == 0):
             continue
         rows = [r for r in rows if (r["axis"], r["shift"]) != (axis, s)]  # redone with fine-tuning
-        # results of an earlier fine-tuning version (suffix _v1) stay beside the new ones
-        carried = {k: v for k, v in old[0].items() if k.endswith("_v1")} if old else {}
+        # results of earlier fine-tuning versions (suffix _v<k>) stay beside the new ones
+        carried = {k: v for k, v in old[0].items() if re.search(r"_v\d+$", k)} if old else {}
+        if redo and old and old[0]["poir_online"] is not None:
+            carried.update({f"{k}_{redo}": old[0][k] for k in ONLINE_KEYS if k in old[0]})
         shift = shift_overrides(axis, s)
         cfg = compose([*common, *shift])
         agent, _ = load_offline_agent(cfg, ckpt_file)
@@ -234,6 +243,8 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
             row.update(poir_offline=offline_final["eval/success_rate"], poir_act_ms=offline_final.get("eval/act_ms"))
         elif axis in online_axes:
             run_dir = sdir / f"online_{axis}_s{s:g}"
+            if redo and run_dir.exists():  # the earlier version's run is kept beside the new one
+                shutil.move(run_dir, run_dir.with_name(f"{run_dir.name}_{redo}"))
             final = run(compose([*common, *shift, f"resume={ckpt_file}",
                                  f"agent.online_env_steps={args.online_steps}"]), run_dir)
             (run_dir / "final.json").write_text(json.dumps(final, indent=2))
@@ -295,7 +306,8 @@ def report(out: Path) -> dict[str, Any]:
     table = []
     for (axis, s), rs in sorted(cells.items(), key=lambda kv: (AXES.index(kv[0][0]), kv[0][1])):
         row: dict[str, Any] = {"axis": axis, "shift": s, "seeds": sorted(r["seed"] for r in rs)}
-        for key in ("bc", "poir_offline", "poir_online", "poir_online_v1"):
+        versions = sorted({k for r in rs for k in r if re.fullmatch(r"poir_online_v\d+", k)})
+        for key in ("bc", "poir_offline", "poir_online", *versions):
             have = [r for r in rs if r.get(key) is not None]
             n = sum(r["episodes"] for r in have)
             p = sum(r[key] * r["episodes"] for r in have) / n if n else None
@@ -308,8 +320,8 @@ def report(out: Path) -> dict[str, Any]:
     latency = [json.loads(f.read_text()) for f in sorted(out.glob("seed*/latency.json"))]
     demos = json.loads((out / "demos.json").read_text()) if (out / "demos.json").exists() else {}
     curves = [c for f in sorted(out.glob("online_curve_seed*.json")) for c in json.loads(f.read_text())]
-    # curves of the earlier fine-tuning version, drawn dashed for comparison
-    curves += [{**c, "version": "v1"} for f in sorted(out.glob("online_curve_v1_seed*.json"))
+    # curves of earlier fine-tuning versions (online_curve_v<k>_seed*.json), drawn dashed for comparison
+    curves += [{**c, "version": f.name.split("_")[2]} for f in sorted(out.glob("online_curve_v*_seed*.json"))
                for c in json.loads(f.read_text())]
     results = {"task": "Lift", "demos": demos, "cells": table, "latency": latency, "online_curves": curves,
                "torch_threads": 1,
@@ -356,10 +368,10 @@ def plot(results: dict, path: Path) -> None:
         for c in curves:
             xs = [p["online_steps"] for p in c["points"]]
             ys = np.array([p["success"] for p in c["points"]])
-            v1 = c.get("version") == "v1"
-            ax3.errorbar(xs, ys, yerr=np.sqrt(ys * (1 - ys) / c["episodes"]), fmt="v--" if v1 else "^-",
-                         capsize=3, alpha=0.6 if v1 else 1.0,
-                         label=f"{c['axis']} s={c['shift']:g}, seed {c['seed']}" + (" (v1 fine-tuning)" if v1 else ""))
+            old = c.get("version")
+            label = f"{c['axis']} s={c['shift']:g}, seed {c['seed']}" + (f" ({old} fine-tuning)" if old else "")
+            ax3.errorbar(xs, ys, yerr=np.sqrt(ys * (1 - ys) / c["episodes"]), fmt="v--" if old else "^-",
+                         capsize=3, alpha=0.6 if old else 1.0, label=label)
         ax3.set_xlabel("online env steps in the shifted env", fontsize=8)
         ax3.set_ylim(-0.05, 1.05)
         ax3.set_title("POIR fine-tuning", fontsize=9)
@@ -383,10 +395,11 @@ ABLATIONS = {
 }
 
 
-# online fine-tuning variants (the study's default: the model and score learn online and the planner's arm
-# is chosen by Thompson sampling among agent.planner_arms)
+# online fine-tuning variants (the study's default: the model learns online and the planner's arm is chosen by
+# Thompson sampling among agent.planner_arms)
 ONLINE_ABLATIONS = {
-    "fine-tuning: model + score only, configured planner (no arm selection)": ["agent.planner_arms=[{}]"],
+    "fine-tuning: model only, configured planner (no arm selection)": ["agent.planner_arms=[{}]"],
+    "fine-tuning: successful episodes' states join the score's reference": ["agent.score_add_successful=true"],
 }
 
 
@@ -465,6 +478,8 @@ def main() -> None:
                    "(online_curve_seed<seed>.json)")
     p.add_argument("--curve-every", type=int, default=1000)
     p.add_argument("--tag", default="")
+    p.add_argument("--redo-online", default="", metavar="TAG", help="redo the fine-tuned cells that have no "
+                   "<key>_TAG yet, keeping their previous results as <key>_TAG (e.g. v2) and run dirs as *_TAG")
     p.add_argument("--latency", action="store_true", help="only each planner arm's per-step cost "
                    "(latency_arms.json, from --seed's offline checkpoint)")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")

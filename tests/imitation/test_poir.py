@@ -106,7 +106,7 @@ def test_gating_plans_only_off_distribution():
 
 
 def test_online_fine_tuning_adapts_model_and_score():
-    agent = toy_agent()
+    agent = toy_agent(score_add_successful=True)
     lr = agent.learner
     for _ in range(300):
         lr.step()

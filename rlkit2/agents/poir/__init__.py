@@ -14,12 +14,12 @@ online). Choices made here, each a config option:
 - in-distribution score: minus the squared normalised distance to the nearest expert state (k-NN over
   `score_dims`), i.e. a non-parametric density proxy;
 - planner: MPPI (one iteration, softmax weights with a scale-free temperature) over a short horizon;
-- online fine-tuning of the planner: the model trains on deployment transitions too; each successful
-  deployment episode joins the score's reference set; and the planner's settings (`planner_arms`: proposal
-  mix, horizon, or the prior alone) are chosen per episode by Thompson sampling on success, the deployed
-  policy keeping the arm played most (arms.py). Optional (off by default): successful episodes also join the
-  expert proposals' (state, action) set and the prior's training batches (`proposals_add_successful`,
-  `prior_online_fraction`).
+- online fine-tuning of the planner: the model trains on deployment transitions too, and the planner's
+  settings (`planner_arms`: proposal mix, horizon, or the prior alone) are chosen per episode by Thompson
+  sampling on success, the deployed policy keeping the arm played most (arms.py). Optional (off by default,
+  each measured to hurt on Lift): successful episodes also join the score's reference set
+  (`score_add_successful`), the expert proposals' (state, action) set (`proposals_add_successful`) and the
+  prior's training batches (`prior_online_fraction`).
 """
 
 from __future__ import annotations
