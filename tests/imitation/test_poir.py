@@ -134,6 +134,14 @@ def test_online_fine_tuning_adapts_model_and_score():
     torch.testing.assert_close(fresh.predict(s, a)[0], lr.predict(s, a)[0])
 
 
+def test_score_reference_stays_the_demos_by_default():
+    lr = toy_agent().learner
+    demo_reference = lr.reference.clone()
+    shifted = point_mass_demos(2, seed=1, drift=0.05)
+    lr.end_episode(shifted["observations"][:30], success=True)
+    torch.testing.assert_close(lr.reference, demo_reference)  # off-demo states never become 'expert-visited'
+
+
 def test_successful_online_episodes_become_proposals_and_train_the_prior():
     agent = toy_agent(prior_online_fraction=0.5, proposals_add_successful=True)
     lr = agent.learner
