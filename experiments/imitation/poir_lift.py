@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import time
@@ -403,6 +404,17 @@ ONLINE_ABLATIONS = {
 }
 
 
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Re-read before appending: ablations of several seeds may share the file, each in its own process."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps([*_read_rows(path), row], indent=2))
+    tmp.replace(path)
+
+
 def ablate(args: argparse.Namespace, out: Path) -> None:
     """Planner / fine-tuning variants from one seed's offline checkpoint, on the study's evaluation seeds."""
     from rlkit2.core import evaluate
@@ -413,13 +425,12 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
     sdir = out / f"seed{args.seed}"
     ckpt_file = sdir / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
     path = out / f"ablation{args.tag}.json"
-    rows = json.loads(path.read_text()) if path.exists() else []
-    done = {(r["variant"], r["axis"], r["shift"]) for r in rows}
+    done = {(r["variant"], r["axis"], r["shift"], r["seed"]) for r in _read_rows(path)}
     variants = {"nearest demo action alone (no planner)": [], "BC on the score features only (no planner)": [],
                 **ABLATIONS}
     for axis, s in parse_cells(args.ablate_cells) if args.ablate_cells else []:
         for name, overrides in variants.items():
-            if (name, axis, s) in done:
+            if (name, axis, s, args.seed) in done:
                 continue
             cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
                            *shift_overrides(axis, s), *overrides, *args.extra])
@@ -436,8 +447,7 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
                    "se": se(res["eval/success_rate"], args.episodes)}
             if overrides:
                 row["act_ms"] = agent.policy.latency_ms()["act_ms"]
-            rows.append(row)
-            path.write_text(json.dumps(rows, indent=2))
+            _append_row(path, row)
             print(f"[ablate] {json.dumps(row)}", flush=True)
     common = ["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}", "trainer.plot=false",
               f"trainer.eval_episodes={args.episodes}", f"trainer.total_steps={args.offline_steps}",
@@ -445,7 +455,7 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
               f"agent.online_env_steps={args.online_steps}", *args.extra]
     for axis, s in parse_cells(args.ablate_online_cells) if args.ablate_online_cells else []:
         for i, (name, overrides) in enumerate(ONLINE_ABLATIONS.items()):
-            if (name, axis, s) in done:
+            if (name, axis, s, args.seed) in done:
                 continue
             run_dir = sdir / f"ablation{args.tag}_online{i}_{axis}_s{s:g}"
             final = run(compose([*common, *shift_overrides(axis, s), *overrides]), run_dir)
@@ -453,8 +463,7 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
                    "episodes": args.episodes, "success": final["eval/success_rate"],
                    "se": se(final["eval/success_rate"], args.episodes),
                    "offline_success": final["offline_eval/success_rate"]}
-            rows.append(row)
-            path.write_text(json.dumps(rows, indent=2))
+            _append_row(path, row)
             print(f"[ablate] {json.dumps(row)}", flush=True)
 
 
