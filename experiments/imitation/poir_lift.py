@@ -39,6 +39,17 @@ ONLINE_KEYS = ("poir_online", "poir_online_act_ms", "online_episodes", "online_e
 DEFAULT_CELLS = "all:0,all:0.05,all:0.1,all:0.2,object:0.2,robot:0.2,noise:0.2,object:0.1,robot:0.1,noise:0.1"
 
 
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Re-read before appending: ablations of several seeds may share the file, each in its own process."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps([*_read_rows(path), row], indent=2))
+    tmp.replace(path)
+
+
 def shift_overrides(axis: str, s: float) -> list[str]:
     """Hydra overrides of `env.shift` for one axis at strength s (the other axes at zero)."""
     if axis not in AXES:
@@ -219,7 +230,7 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
         (offline_dir / "final.json").write_text(json.dumps(offline_final, indent=2))
     offline_final = json.loads((offline_dir / "final.json").read_text())
     rows_file = sdir / "rows.json"
-    rows = json.loads(rows_file.read_text()) if rows_file.exists() else []
+    rows = _read_rows(rows_file)
     online_axes = set(args.online.split(",")) if args.online else set()
     redo = args.redo_online
     for axis, s in parse_cells(args.cells):
@@ -245,7 +256,11 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
         elif axis in online_axes:
             run_dir = sdir / f"online_{axis}_s{s:g}"
             if redo and run_dir.exists():  # the earlier version's run is kept beside the new one
-                shutil.move(run_dir, run_dir.with_name(f"{run_dir.name}_{redo}"))
+                kept = run_dir.with_name(f"{run_dir.name}_{redo}")
+                if kept.exists():  # already kept: run_dir is a redo that was interrupted
+                    shutil.rmtree(run_dir)
+                else:
+                    shutil.move(run_dir, kept)
             final = run(compose([*common, *shift, f"resume={ckpt_file}",
                                  f"agent.online_env_steps={args.online_steps}"]), run_dir)
             (run_dir / "final.json").write_text(json.dumps(final, indent=2))
@@ -277,7 +292,7 @@ def online_curve(args: argparse.Namespace, out: Path) -> None:
     sdir = out / f"seed{args.seed}"
     ckpt_file = sdir / "poir_offline" / "checkpoints" / f"step_{args.offline_steps:09d}.pt"
     path = out / f"online_curve_seed{args.seed}.json"
-    curves = json.loads(path.read_text()) if path.exists() else []
+    curves = _read_rows(path)
     for axis, s in parse_cells(args.cells):
         if any((c["axis"], c["shift"]) == (axis, s) for c in curves):
             continue
@@ -402,17 +417,6 @@ ONLINE_ABLATIONS = {
     "fine-tuning: model only, configured planner (no arm selection)": ["agent.planner_arms=[{}]"],
     "fine-tuning: successful episodes' states join the score's reference": ["agent.score_add_successful=true"],
 }
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def _append_row(path: Path, row: dict[str, Any]) -> None:
-    """Re-read before appending: ablations of several seeds may share the file, each in its own process."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps([*_read_rows(path), row], indent=2))
-    tmp.replace(path)
 
 
 def ablate(args: argparse.Namespace, out: Path) -> None:

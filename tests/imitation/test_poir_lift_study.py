@@ -40,6 +40,21 @@ def test_report_pools_seeds_by_episodes(tmp_path, monkeypatch):
     assert cell["bc_se"] == pytest.approx((0.375 * 0.625 / 80) ** 0.5)
 
 
+def test_report_pools_each_earlier_fine_tuning_version_it_finds(tmp_path, monkeypatch):
+    monkeypatch.setattr(poir_lift, "plot", lambda results, path: None)
+    for seed, v2 in enumerate((0.5, None)):  # seed 1 was never fine-tuned with v2
+        (tmp_path / f"seed{seed}").mkdir()
+        row = {"axis": "all", "shift": 0.1, "seed": seed, "episodes": 40, "bc": 0.1, "poir_offline": 0.5,
+               "poir_online": 0.75, "poir_online_v1": 0.25}
+        if v2 is not None:
+            row["poir_online_v2"] = v2
+        (tmp_path / f"seed{seed}" / "rows.json").write_text(json.dumps([row]))
+    (cell,) = poir_lift.report(tmp_path)["cells"]
+    assert cell["poir_online"] == pytest.approx(0.75) and cell["poir_online_episodes"] == 80
+    assert cell["poir_online_v1"] == pytest.approx(0.25) and cell["poir_online_v1_episodes"] == 80
+    assert cell["poir_online_v2"] == pytest.approx(0.5) and cell["poir_online_v2_episodes"] == 40
+
+
 def test_arm_summary_reads_the_deployed_arm_and_per_arm_counts():
     episodes = [
         {"online/episode_success": 1.0, "online/arm": 1.0, "online/best_arm": 1.0, "online/arm0_episodes": 0.0,
