@@ -199,6 +199,10 @@ def test_thompson_sampling_finds_and_deploys_the_best_arm():
     assert restored.best() == 1 and np.array_equal(restored.trials, stats.trials)
     with pytest.raises(ConfigError, match="planner arms"):
         ArmStats(2).load_state_dict(stats.state_dict())
+    # An offline checkpoint has played no arm: online fine-tuning may list other arms than it did.
+    fresh = ArmStats(2)
+    fresh.load_state_dict(ArmStats(4).state_dict())
+    assert len(fresh) == 2 and fresh.best() == 0
 
 
 def test_planner_arms_are_validated_and_the_prior_arm_acts_like_bc():

@@ -93,6 +93,9 @@ class ArmStats:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         trials, successes = np.asarray(state["trials"], float), np.asarray(state["successes"], float)
+        if not trials.any():  # no arm played yet (an offline checkpoint): the configured arms start fresh
+            self.trials, self.successes = np.zeros_like(self.trials), np.zeros_like(self.successes)
+            return
         if trials.shape != self.trials.shape:
             raise ConfigError(f"checkpoint has statistics for {len(trials)} planner arms, the config lists "
                               f"{len(self.trials)} (agent.planner_arms changed?)")
