@@ -22,9 +22,10 @@ setup: $(BIN)/.installed
 # cached), then the Q-sarsa agent trained, evaluated and plotted on it. Its small dataset lives in its own
 # cache dir, so a full-size hopper-medium-v2 in the user's dataset cache is neither used nor refused.
 MAIN_DATA_DIR ?= $(HOME)/.cache/rlkit2/main_default
+main: export RLKIT2_DATA_DIR = $(MAIN_DATA_DIR)
 main: setup
-	RLKIT2_DATA_DIR=$(MAIN_DATA_DIR) $(BIN)/rlkit2-data make hopper-medium-v2 --transitions 20000 --train-steps 20000
-	RLKIT2_DATA_DIR=$(MAIN_DATA_DIR) $(BIN)/rlkit2-train experiment=main_default
+	$(BIN)/rlkit2-data make hopper-medium-v2 --transitions 20000 --train-steps 20000
+	$(BIN)/rlkit2-train experiment=main_default
 
 test: setup
 	$(BIN)/python -m pytest -q

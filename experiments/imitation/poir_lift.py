@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import time
@@ -45,9 +44,9 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 def _append_row(path: Path, row: dict[str, Any]) -> None:
     """Re-read before appending: ablations of several seeds may share the file, each in its own process."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps([*_read_rows(path), row], indent=2))
-    tmp.replace(path)
+    from rlkit2.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps([*_read_rows(path), row], indent=2).encode())
 
 
 def shift_overrides(axis: str, s: float) -> list[str]:
