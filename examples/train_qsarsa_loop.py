@@ -72,7 +72,7 @@ def train(steps: int, out: Path, seed: int = 0, log_every: int = 500,
     seconds = time.perf_counter() - t0
 
     result = rlkit2.evaluate(env, agent.policy, num_episodes=10, seed=10_000)
-    policy_path = rlkit2.save_policy(agent.policy, out / "policy.pt", agent="qsarsa", step=steps,
+    policy_path = rlkit2.save_policy(agent, out / "policy.pt", step=steps,
                                      env={"kind": "gym", "id": ENV_ID, "max_episode_steps": HORIZON})
     summary = {"steps": steps, "seconds": seconds, "return": result["eval/return"],
                "random_return": random_return(), "policy": str(policy_path)}

@@ -4,7 +4,7 @@
     agent = rlkit2.make("qsarsa", env, replay, hidden=[64, 64])    # env: a Gymnasium env or an EnvSpec
     for step in range(10_000):
         metrics = agent.learner.step()                              # samples from `replay` itself
-    rlkit2.save_policy(agent.policy, "policy.pt")
+    rlkit2.save_policy(agent, "policy.pt")
     policy = rlkit2.load_policy("policy.pt")                        # or a run dir, or a checkpoint
     action = policy(observation)
 
@@ -27,9 +27,9 @@ import numpy as np
 from rlkit2 import checkpoint as ckpt
 from rlkit2.checkpoint import CheckpointError
 from rlkit2.core import Actor, ConfigError
-from rlkit2.policy import POLICY_FILE
+from rlkit2.policy import POLICY_FILE, rebuild_agent
 from rlkit2.policy import load_policy as _load_policy_file
-from rlkit2.registry import Agent, EnvSpec, get_agent
+from rlkit2.registry import Agent, EnvSpec, build_agent, get_agent
 
 __all__ = ["agent_config", "env_spec", "load_language_policy", "load_policy", "make", "make_env",
            "save_language_policy"]
@@ -156,35 +156,17 @@ def make(name: str, env: Any = None, replay: Any = None, *, seed: int = 0, confi
     spec = env_spec(env)
     replay = _as_replay(replay, seed)
     _check_replay(name, cfg, replay)
-    agent = entry.builder(cfg, spec, replay, seed)
-    if not isinstance(agent, Agent):  # pragma: no cover - a registered builder broke its contract
-        raise ConfigError(f"builder of agent '{name}' returned {type(agent).__name__}, not rlkit2.Agent")
-    return agent
+    return build_agent(name, cfg, spec, replay, seed)
 
 
 # --------------------------------------------------------------------------- saved policies
 
 
-def _placeholder_replay(spec: EnvSpec) -> Any:
-    """Two distinct transitions: enough for builders that read dataset statistics (normaliser, IQL's
-    reward scale); the checkpoint's state then overwrites every statistic the policy uses."""
-    from rlkit2.replay import TransitionReplay
-
-    obs = np.stack([np.zeros(spec.obs_dim), np.ones(spec.obs_dim)]).astype(np.float32)
-    act = np.zeros((2, spec.act_dim), np.float32)
-    arrays = {"observations": obs, "actions": act, "rewards": np.array([0.0, 1.0], np.float32),
-              "next_observations": obs, "terminals": np.ones(2, np.float32), "next_actions": act}
-    return TransitionReplay.from_arrays(arrays)
-
-
-def _policy_from_checkpoint(path: Path) -> tuple[Actor, dict[str, Any]]:
-    if path.is_file():
-        state, where = ckpt.load(path), path
-    else:
-        found = ckpt.latest_valid(path)
-        if found is None:
-            raise CheckpointError(f"no valid checkpoint in {path}")
-        where, state = found
+def _policy_from_checkpoint(path: Path, trust: bool = False) -> tuple[Actor, dict[str, Any]]:
+    found = ckpt.resume_state(path, trust=trust)
+    if found is None:
+        raise CheckpointError(f"no valid checkpoint in {path}")
+    where, state = found
     cfg = state.get("config") if isinstance(state, dict) else None
     if not cfg or "agent" not in cfg or "env" not in cfg:
         raise CheckpointError(f"{where} does not record its config (agent, env), so its policy cannot be rebuilt; "
@@ -203,36 +185,36 @@ def _policy_from_checkpoint(path: Path) -> tuple[Actor, dict[str, Any]]:
         spec = env_spec(env)
     finally:
         env.close()
-    agent_cfg = agent_config(name, cfg["agent"])
-    agent = entry.builder(agent_cfg, spec, _placeholder_replay(spec), int(cfg.get("seed", 0)))
-    agent.learner.load_state_dict(state["learner"])
+    agent = rebuild_agent(name, cfg["agent"], spec, state["learner"], int(cfg.get("seed", 0)), str(where))
     info = {"agent": name, "env": cfg["env"], "spec": dataclasses.asdict(spec), "step": int(state.get("step", 0)),
             "checkpoint": str(where)}
     return agent.policy, info
 
 
-def load_policy(path: str | os.PathLike[str], *, with_info: bool = False) -> Any:
+def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust: bool = False) -> Any:
     """A trained control policy, `policy(observation) -> action`, with its observation normalisation.
 
     `path`: a run directory (its `policy.pt`, else its latest valid checkpoint), a `policy.pt` file, a
     checkpoints directory or one checkpoint file. No training state or Hydra is needed to use it.
     `with_info=True` returns `(policy, info)` with the agent name, env config and training step.
+    Files are verified against their checksum and loaded weights-only; `trust=True` also accepts the older
+    pickled formats, which runs code stored in the file (only for files you made yourself).
     """
     p = Path(path)
     if p.is_dir() and (p / POLICY_FILE).is_file():
-        return _load_policy_file(p, with_info=with_info)
+        return _load_policy_file(p, with_info=with_info, trust=trust)
     if p.is_file():
         try:
-            return _load_policy_file(p, with_info=with_info)
+            return _load_policy_file(p, with_info=with_info, trust=trust)
         except CheckpointError as policy_error:
             try:
-                policy, info = _policy_from_checkpoint(p)
+                policy, info = _policy_from_checkpoint(p, trust)
             except CheckpointError:
                 raise policy_error from None
             return (policy, info) if with_info else policy
     if p.is_dir():
         source = p / "checkpoints" if (p / "checkpoints").is_dir() else p
-        policy, info = _policy_from_checkpoint(source)
+        policy, info = _policy_from_checkpoint(source, trust)
         return (policy, info) if with_info else policy
     raise CheckpointError(f"no saved policy at {path}: expected a run dir, {POLICY_FILE}, or a checkpoint")
 

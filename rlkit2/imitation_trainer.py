@@ -28,7 +28,7 @@ from rlkit2 import checkpoint as ckpt
 from rlkit2.core import ConfigError, DataError, evaluate
 from rlkit2.logging import Logger
 from rlkit2.policy import POLICY_FILE, save_policy
-from rlkit2.registry import Agent, get_agent, make_env, register_runner
+from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
 from rlkit2.trainer import (
@@ -122,7 +122,7 @@ class ImitationTrainer:
                             f"{list(cfg.env.obs_keys)} expects ({self.spec.obs_dim},), ({self.spec.act_dim},)")
         self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
         validate_common(self.agent_cfg, self.trainer, len(self.replay))
-        self.agent: Agent = self.entry.builder(self.agent_cfg, self.spec, self.replay, self.seed)
+        self.agent: Agent = build_agent(self.cfg.agent.name, self.agent_cfg, self.spec, self.replay, self.seed)
         self.online_steps = int(getattr(self.agent_cfg, "online_env_steps", 0) or 0)
         self.online_updates = int(getattr(self.agent_cfg, "online_updates_per_episode", 0) or 0)
         self.online_replay: TransitionReplay | None = None
@@ -169,7 +169,7 @@ class ImitationTrainer:
         source = resolve_resume(self.cfg.resume, self.run_dir)
         if source is None:
             return
-        found = (source, ckpt.load(source)) if source.is_file() else ckpt.latest_valid(source)
+        found = ckpt.resume_state(source, trust=bool(self.cfg.get("trust_pickle", False)), own_dir=self.ckpt_dir)
         if found is None:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
             truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
@@ -298,8 +298,7 @@ class ImitationTrainer:
         final["time/seconds"] = time.perf_counter() - t0
         final["demos/transitions"] = float(len(self.replay))
         # The deployable policy (rlkit2.load_policy): for POIR the planner actor with its prior and models.
-        save_policy(self.agent.policy, self.run_dir / POLICY_FILE, agent=self.cfg.agent.name, env=_node(self.cfg.env),
-                    spec=dataclasses.asdict(self.spec), step=self.step, eval=final)
+        save_policy(self.agent, self.run_dir / POLICY_FILE, env=_node(self.cfg.env), step=self.step, eval=final)
         return final
 
 

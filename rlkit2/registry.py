@@ -35,6 +35,10 @@ class Agent:
     learner: Learner
     policy: Actor
     explorer: Actor | None = None
+    # what rebuilds it from saved weights (rlkit2.save_policy); stamped by build_agent
+    name: str = ""
+    config: Any = None
+    spec: EnvSpec | None = None
 
 
 @dataclasses.dataclass
@@ -77,6 +81,16 @@ def get_agent(name: str) -> AgentEntry:
     if name not in _AGENTS:
         raise ConfigError(f"unknown agent '{name}'; valid agents: {', '.join(sorted(_AGENTS))}")
     return _AGENTS[name]
+
+
+def build_agent(name: str, config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
+    """Build control/imitation agent `name` with its registered builder; the result records its name, typed
+    config and spec, so its policy can be saved as weights + config and rebuilt (rlkit2.policy)."""
+    agent = get_agent(name).builder(config, spec, replay, seed)
+    if not isinstance(agent, Agent):  # pragma: no cover - a registered builder broke its contract
+        raise ConfigError(f"builder of agent '{name}' returned {type(agent).__name__}, not rlkit2.Agent")
+    agent.name, agent.config, agent.spec = name, config, spec
+    return agent
 
 
 def agent_names() -> list[str]:

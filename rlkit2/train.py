@@ -23,9 +23,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import rlkit2.config  # noqa: F401 - registers the top-level schemas
-from rlkit2 import distributed
+from rlkit2 import distributed, rundir
 from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger
 from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
+from rlkit2.rundir import resuming
+from rlkit2.validation import validate_run
 
 # Families whose runner lives outside the agent modules.
 _RUNNER_MODULES = {"control": "rlkit2.trainer", "imitation": "rlkit2.imitation_trainer", "lm": "rlkit2.lm.trainer"}
@@ -79,15 +81,24 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """Run one training job described by a composed config, writing into `run_dir`."""
     entry = get_agent(cfg.agent.name)
     importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.trainer"))
+    validate_run(cfg)  # seed, trainer, env and agent ranges, before any work (rlkit2.validation)
     set_threads(int(cfg.trainer.threads))
-    logger = build_logger(cfg, run_dir)
-    try:
-        final = get_runner(entry.family)(cfg, run_dir, logger)
-    except BaseException:
-        distributed.shutdown(clean=False)
-        raise
-    finally:
-        logger.close()
+    with rundir.exclusive(run_dir):  # one writer per run dir, released on any exit
+        if not resuming(cfg.resume):
+            rundir.set_aside_earlier_run(run_dir)
+        logger = build_logger(cfg, run_dir)
+        try:
+            final = get_runner(entry.family)(cfg, run_dir, logger)
+        except BaseException:
+            distributed.shutdown(clean=False)
+            raise
+        finally:
+            logger.close()
+        final = _finish(cfg, run_dir, final)
+    return final
+
+
+def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str, float]:
     is_main = distributed.is_main()
     distributed.shutdown()  # no-op unless launched by torchrun: leave gloo/NCCL before the interpreter exits
     if not is_main:

@@ -23,13 +23,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import checkpoint as ckpt
-from rlkit2 import distributed
+from rlkit2 import distributed, validation
 from rlkit2.core import ConfigError, DataError, NumericalError, evaluate
 from rlkit2.data.scores import add_v5_score
 from rlkit2.logging import JsonlLogger, Logger, MultiLogger
 from rlkit2.policy import POLICY_FILE, save_policy
-from rlkit2.registry import Agent, EnvSpec, get_agent, make_env, register_runner
+from rlkit2.registry import Agent, EnvSpec, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
+from rlkit2.rundir import resuming
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
 
 EVAL_SEED_OFFSET = 10_000
@@ -58,34 +59,12 @@ def env_spec(env: Any) -> EnvSpec:
 
 
 def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> None:
-    """Refuse out-of-range values before any training starts."""
-    for field in dataclasses.fields(agent_cfg):
-        v = getattr(agent_cfg, field.name)
-        if field.name.endswith("lr") and isinstance(v, int | float) and v <= 0:
-            raise ConfigError(f"agent.{field.name}={v}: learning rates must be positive")
-        if field.name == "gamma" and isinstance(v, int | float) and not 0 <= v <= 1:
-            raise ConfigError(f"agent.gamma={v}: a discount must lie in [0, 1]")
-        if field.name == "tau" and isinstance(v, int | float) and not 0 < v <= 1:
-            raise ConfigError(f"agent.tau={v}: the target-update rate must lie in (0, 1]")
-        if field.name.endswith("_freq") and isinstance(v, int) and v <= 0:
-            raise ConfigError(f"agent.{field.name}={v}: must be a positive number of steps")
-        if (field.name == "hidden" or field.name.endswith("_hidden")) and isinstance(v, list | tuple) \
-                and any(not isinstance(h, int) or h <= 0 for h in v):
-            raise ConfigError(f"agent.{field.name}={list(v)}: layer widths must be positive integers")
+    """Refuse out-of-range values before any training starts (the ranges live in rlkit2.validation)."""
+    validation.validate_agent(agent_cfg)
+    validation.validate_trainer(trainer)
     bs = getattr(agent_cfg, "batch_size", None)
-    if bs is not None and bs <= 0:
-        raise ConfigError(f"agent.batch_size={bs}: must be positive")
     if bs is not None and replay_size is not None and bs > replay_size:
         raise ConfigError(f"agent.batch_size={bs} is larger than the dataset ({replay_size} transitions)")
-    if trainer.total_steps <= 0:
-        raise ConfigError(f"trainer.total_steps={trainer.total_steps}: must be positive")
-    if trainer.nan_policy not in ("stop", "skip"):
-        raise ConfigError(f"trainer.nan_policy='{trainer.nan_policy}': expected 'stop' or 'skip'")
-    for name in ("eval_every", "log_every", "checkpoint_every", "eval_episodes", "keep_checkpoints"):
-        if getattr(trainer, name) <= 0:
-            raise ConfigError(f"trainer.{name}={getattr(trainer, name)}: must be positive")
-    if trainer.threads < 0:
-        raise ConfigError(f"trainer.threads={trainer.threads}: must be >= 0 (0: one per physical core)")
 
 
 class MetricAccumulator:
@@ -216,26 +195,11 @@ def truncate_metrics(logger: Logger, step: int) -> None:
             lg.truncate_after(step)
 
 
-def set_aside_old_checkpoints(run_dir: Path) -> None:
-    """A fresh run in a run dir that already holds checkpoints (a rerun without resume=true): move them to
-    `checkpoints.previous-<k>/`, so a later resume never picks the earlier run's newer steps and `prune`
-    never deletes this run's checkpoints to keep those. Nothing is deleted."""
-    d = Path(run_dir) / "checkpoints"
-    if not distributed.is_main() or not ckpt.list_checkpoints(d):
-        return
-    k = 1
-    while (aside := d.with_name(f"checkpoints.previous-{k}")).exists():
-        k += 1
-    d.rename(aside)
-    print(f"[rlkit2] {d} held an earlier run's checkpoints and resume is off: moved them to {aside}", flush=True)
-
-
 def resolve_resume(resume: str, run_dir: Path) -> Path | None:
     """`resume` -> the checkpoint directory or file to resume from (None: start fresh)."""
     r = str(resume or "").strip()
-    if r.lower() in ("", "false", "none", "0"):
-        set_aside_old_checkpoints(run_dir)
-        return None
+    if not resuming(r):
+        return None  # an earlier run's files were set aside at start (rlkit2.rundir)
     if r.lower() in ("true", "auto", "1"):
         return run_dir / "checkpoints"
     p = Path(r)
@@ -285,6 +249,7 @@ class ControlTrainer:
             from rlkit2.data.scores import score_function
 
             capacity = min(int(getattr(self.agent_cfg, "replay_capacity", 1_000_000)), self.trainer.total_steps)
+            validation.check_online_memory(self.agent_cfg, self.spec.obs_dim, self.spec.act_dim, capacity)
             self.replay = TransitionReplay(capacity, self.spec.obs_dim, self.spec.act_dim, seed=self.seed)
             self.score_fn = score_function(cfg.env, None)
         validate_common(self.agent_cfg, self.trainer, len(self.replay) if self.offline else None)
@@ -293,7 +258,7 @@ class ControlTrainer:
             # silently ignoring the option, say so. The language family honours trainer.device.
             raise ConfigError(f"trainer.device={self.trainer.device}: control agents (online/offline RL) run on "
                               "the CPU in this version; leave trainer.device=cpu")
-        self.agent: Agent = self.entry.builder(self.agent_cfg, self.spec, self.replay, self.seed)
+        self.agent: Agent = build_agent(self.cfg.agent.name, self.agent_cfg, self.spec, self.replay, self.seed)
         if distributed.is_active():  # every rank starts from rank 0's initial parameters
             self.agent.learner.load_state_dict(distributed.broadcast_state(self.agent.learner.state_dict()))
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -378,10 +343,7 @@ class ControlTrainer:
         source = resolve_resume(self.cfg.resume, self.run_dir)
         if source is None:
             return
-        if source.is_file():
-            found: tuple[Path, dict[str, Any]] | None = (source, ckpt.load(source))
-        else:
-            found = ckpt.latest_valid(source)
+        found = ckpt.resume_state(source, trust=bool(self.cfg.get("trust_pickle", False)), own_dir=self.ckpt_dir)
         if found is None:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
             truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
@@ -438,8 +400,7 @@ class ControlTrainer:
             self.save_checkpoint()
         if self.rank == 0:
             env = OmegaConf.to_container(self.cfg.env, resolve=True) if isinstance(self.cfg.env, DictConfig) else None
-            save_policy(self.agent.policy, self.run_dir / POLICY_FILE, agent=self.cfg.agent.name, env=env,
-                        spec=dataclasses.asdict(self.spec), step=self.step, eval=final)
+            save_policy(self.agent, self.run_dir / POLICY_FILE, env=env, step=self.step, eval=final)
         distributed.barrier()
         return final
 

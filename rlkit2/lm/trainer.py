@@ -125,7 +125,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     start = 0
     source = resolve_resume(cfg.resume, run_dir)  # the control trainer's resolution of `resume=`
     if source is not None:
-        found = (source, ckpt.load(source)) if source.is_file() else ckpt.latest_valid(source)
+        found = ckpt.resume_state(source, trust=bool(cfg.get("trust_pickle", False)), own_dir=ckpt_dir)
         if found is None:
             print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
             truncate_metrics(logger, 0)  # rows a run killed before its first checkpoint logged are redone

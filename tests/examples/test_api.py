@@ -78,7 +78,7 @@ def test_saved_policy_carries_its_normalisation(tmp_path, name):
     agent = rlkit2.make(name, EnvSpec(3, 2), arrays, hidden=[32, 32], batch_size=64)
     for _ in range(30):
         agent.learner.step()
-    path = rlkit2.save_policy(agent.policy, tmp_path / "policy.pt", agent=name)
+    path = rlkit2.save_policy(agent, tmp_path / "policy.pt")
     policy, info = rlkit2.load_policy(tmp_path, with_info=True)
     assert info["agent"] == name
     obs = arrays["observations"][:32]
@@ -97,7 +97,7 @@ def test_poir_policy_saves_with_its_planner(tmp_path):
                         model_hidden=[32, 32], horizon=3, num_samples=16, prior={"hidden": [32, 32]})
     for _ in range(20):
         agent.learner.step()
-    rlkit2.save_policy(agent.policy, tmp_path / "policy.pt", agent="poir")
+    rlkit2.save_policy(agent, tmp_path / "policy.pt")
     policy = rlkit2.load_policy(tmp_path / "policy.pt")
     assert type(policy).__name__ == "POIRActor"
     far = np.array([0.5, 0.8], np.float32)  # off the expert's states: the planner acts

@@ -54,12 +54,14 @@ def test_kill_during_checkpoint_write_leaves_previous_one_in_use(tmp_path):
 
 
 def test_kill_between_payload_and_checksum(tmp_path):
-    """The payload is renamed into place before its checksum file: a kill between the two leaves a complete
-    file without a sidecar (loads), or a new payload beside an old sidecar (refused, the older one is used)."""
+    """The payload is renamed into place before its checksum file: a kill between the two leaves a file without
+    a sidecar, or a new payload beside an old sidecar; both are unverifiable, refused, and the older one is used."""
     p1 = ckpt.save({"w": torch.ones(4)}, ckpt.checkpoint_path(tmp_path, 1))
     p2 = ckpt.save({"w": torch.full((4,), 2.0)}, ckpt.checkpoint_path(tmp_path, 2))
     p2.with_name(p2.name + ".sha256").unlink()
-    assert float(ckpt.latest_valid(tmp_path)[1]["w"][0]) == 2.0
+    with pytest.raises(ckpt.CheckpointError, match="no checksum file"):
+        ckpt.load(p2)
+    assert ckpt.latest_valid(tmp_path)[0] == p1
     # a re-run rewrites step 2 with other content; killed before its sidecar: the old sidecar does not match
     ckpt.save({"w": torch.full((4,), 3.0)}, p2)
     ckpt.atomic_write_bytes(p2, _payload({"w": torch.full((4,), 5.0)}))
@@ -112,8 +114,12 @@ def test_fresh_run_in_a_used_run_dir_sets_the_old_checkpoints_aside(tmp_path, ho
     run(compose_config([*base, "trainer.total_steps=40", "seed=2"]), tmp_path / "run")
     path, state = ckpt.latest_valid(tmp_path / "run" / "checkpoints")
     assert state["step"] == 40 and state["config"]["seed"] == 2
-    old = ckpt.latest_valid(tmp_path / "run" / "checkpoints.previous-1")[1]
+    old = ckpt.latest_valid(tmp_path / "run" / "previous-1" / "checkpoints")[1]
     assert old["step"] == 60 and old["config"]["seed"] == 1  # nothing deleted
+    # the earlier run's metrics and policy moved with its checkpoints: nothing of two runs is mixed
+    assert {r["step"] for r in read_metrics(tmp_path / "run")} <= set(range(0, 41))
+    assert (tmp_path / "run" / "previous-1" / "metrics.jsonl").is_file()
+    assert (tmp_path / "run" / "previous-1" / "policy.pt").is_file()
 
 
 def test_lm_resume_without_a_valid_checkpoint_redoes_the_logged_rows(tmp_path):

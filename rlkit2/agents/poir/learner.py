@@ -208,7 +208,9 @@ class POIRLearner(TorchLearner):
                      gate_threshold=self.gate_threshold, bc_steps=self.bc.num_steps,
                      demo_reference=self.demo_reference.clone(), demo_actions=self.demo_actions.clone(),
                      success_obs=self.success_obs.clone(), success_act=self.success_act.clone(),
-                     arm_stats=self.arm_stats.state_dict(), active_arm=self.active_arm)
+                     arm_stats=self.arm_stats.state_dict(), active_arm=self.active_arm,
+                     # dataset statistics the planner reads: a policy rebuilt without the demos needs them
+                     noise_unit=self.noise_unit.clone(), binary_dims=self.binary_dims.clone())
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -224,6 +226,9 @@ class POIRLearner(TorchLearner):
             self.demo_actions = state["demo_actions"].clone()
             self.success_obs = state["success_obs"].clone()
             self.success_act = state["success_act"].clone()
+        if "noise_unit" in state:  # absent in checkpoints from before weights-only policy files
+            self.noise_unit = state["noise_unit"].clone()
+            self.binary_dims = state["binary_dims"].clone()
         if "arm_stats" in state:  # absent in checkpoints from before the planner arms
             self.arm_stats.load_state_dict(state["arm_stats"])
             self.active_arm = int(state["active_arm"])

@@ -25,7 +25,8 @@ class SACLearner(TorchLearner):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(config.init_alpha)))
         self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
-        self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
+        self._actor_params = list(self.actor.parameters())
+        self.actor_opt = make_adam(self._actor_params, config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
         self.alpha_opt = make_adam([self.log_alpha], config.alpha_lr)
         holder = torch.nn.Module()
@@ -49,7 +50,8 @@ class SACLearner(TorchLearner):
         a, logp, _ = self.actor(b.observations)
         q_pi = self.critic(b.observations, a).min(dim=0).values
         actor_loss = losses.actor_loss(q_pi, logp, alpha)
-        optimizer_step(self.actor_opt, actor_loss)
+        # gradients for the actor alone: the critic's weight gradients would be computed and then thrown away
+        optimizer_step(self.actor_opt, actor_loss, grads_only_for=self._actor_params)
         alpha_loss = losses.temperature_loss(self.log_alpha, logp, self.target_entropy)
         optimizer_step(self.alpha_opt, alpha_loss)
         soft_update(self.critic_target, self.critic, c.tau)
