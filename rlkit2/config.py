@@ -13,9 +13,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from rlkit2.validation import Fields, ValidatedConfig
+
 
 @dataclasses.dataclass
-class TrainerConfig:
+class TrainerConfig(ValidatedConfig):
     total_steps: int = 100_000  # learner updates (offline) or env steps (online)
     eval_every: int = 10_000
     eval_episodes: int = 10
@@ -31,6 +33,16 @@ class TrainerConfig:
     progress: bool = True
     distributed: bool = False
     plot: bool = True  # learning-curve PNG in the run dir at the end
+
+    config_prefix = "trainer"
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.count("total_steps", "eval_every", "log_every", "checkpoint_every", "eval_episodes", "keep_checkpoints")
+        f.budget("learning_starts")
+        f.count("updates_per_step", what="learner updates per env step")
+        f.choice("nan_policy", ("stop", "skip"))
+        f.count("threads", what="0: one per physical core", minimum=0)
 
 
 @dataclasses.dataclass
@@ -55,6 +67,9 @@ class RunConfig:
     # "" starts fresh; "true"/"auto" resumes from this run dir's checkpoints (set hydra.run.dir to
     # the old dir); any other value is a run dir or checkpoint file to resume from.
     resume: str = ""
+    # Load checkpoints that hold pickled Python objects (rlkit2 < 0.2): unpickling runs any code the file
+    # carries, so only for files you made yourself; convert them instead with `python -m rlkit2.checkpoint convert`.
+    trust_pickle: bool = False
     name: str = ""
     # LM families: the reward config group (conf/reward/, `reward=entailment`); the text env uses it
     # in place of env.reward when set.

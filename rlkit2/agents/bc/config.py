@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.validation import Fields, ValidatedConfig
+
 
 @dataclasses.dataclass
-class BCConfig:
+class BCConfig(ValidatedConfig):
     """Behaviour cloning from demonstrations (robomimic's BC, low-dim MLP variant)."""
 
     name: str = "bc"
@@ -19,3 +21,13 @@ class BCConfig:
     # observation dims the policy sees ([] = all), e.g. features that do not depend on where the object is
     obs_dims: list[int] = dataclasses.field(default_factory=list)
     min_std: float = 0.05  # Gaussian head: lower bound of the std (saturated demo actions would collapse it)
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.choice("head", ("gaussian", "deterministic"))
+        f.widths("hidden")
+        f.lr("lr")
+        f.non_negative("weight_decay", "obs_std_eps", "min_std")
+        f.count("batch_size")
+        f.in_range("dropout", 0, 1, hi_open=True, label="a dropout rate must")
+        f.indices("obs_dims")

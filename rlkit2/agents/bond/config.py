@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.agents.ppo_lm.config import check_lm
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig
+from rlkit2.validation import Fields, ValidatedConfig
 
 
 @dataclasses.dataclass
-class JBondConfig:
+class JBondConfig(ValidatedConfig):
     """J-BOND defaults: one policy sample and two anchor samples a prompt, Jeffreys beta = 0.5, an EMA anchor
     with eta = 0.02 (iterative BOND distilling Best-of-2 of the moving anchor), reward -log 16 below both.
 
@@ -31,3 +33,12 @@ class JBondConfig:
     lr: float = 1e-4
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        check_lm(f)
+        f.choice("variant", ("jbond", "bond"))
+        f.count("n", minimum=2, what="Best-of-n needs two anchor samples or more")
+        f.probability("beta", label="the Jeffreys mix must")
+        f.probability("anchor_rate", label="the anchor's EMA rate must")
+        f.non_negative("ref_kl_coef")

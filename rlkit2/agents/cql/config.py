@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.validation import Fields, ValidatedConfig
+
 
 @dataclasses.dataclass
-class CQLConfig:
+class CQLConfig(ValidatedConfig):
     """CQL(H) (Kumar et al., 2020) on SAC, with the authors' D4RL-locomotion settings.
 
     min_q_weight 5, 10 sampled actions, importance-sampled log-sum-exp, no Lagrange, a deterministic (entropy-free)
@@ -31,3 +33,17 @@ class CQLConfig:
     bc_steps: int = 0
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     normalize_obs: bool = True
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.count("batch_size", "num_sampled_actions")
+        f.lr("actor_lr", "critic_lr", "alpha_lr")
+        f.discount("gamma")
+        f.target_rate("tau")
+        f.positive("init_alpha", what="the initial entropy temperature")
+        f.positive("cql_temperature")
+        f.non_negative("cql_weight", what="the conservative penalty weight")
+        f.finite("target_entropy", optional=True)
+        f.finite("target_action_gap")
+        f.budget("bc_steps")
+        f.widths("hidden")

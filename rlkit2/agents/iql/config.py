@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.validation import Fields, ValidatedConfig
+
 
 @dataclasses.dataclass
-class IQLConfig:
+class IQLConfig(ValidatedConfig):
     """IQL (Kostrikov et al., 2021) with its locomotion defaults (REFERENCE.md)."""
 
     name: str = "iql"
@@ -22,3 +24,16 @@ class IQLConfig:
     return_range_scale: float = 1000.0
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     normalize_obs: bool = True
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.count("batch_size")
+        f.lr("actor_lr", "critic_lr", "value_lr")
+        f.discount("gamma")
+        f.target_rate("tau")
+        f.in_range("expectile", 0, 1, lo_open=True, hi_open=True, label="an expectile must")
+        f.non_negative("beta", what="the inverse temperature of the advantage weights")
+        f.positive("max_weight", "return_range_scale")
+        f.budget("actor_lr_decay_steps")
+        f.choice("reward_scaling", ("return_range", "none"))
+        f.widths("hidden")

@@ -4,10 +4,18 @@ import dataclasses
 from typing import Any
 
 from rlkit2.agents.bc.config import BCConfig
+from rlkit2.validation import Fields, ValidatedConfig
 
 
-def _prior() -> BCConfig:
-    return BCConfig(head="deterministic")
+@dataclasses.dataclass
+class POIRPriorConfig(BCConfig):
+    """POIR's BC prior: a BCConfig whose range errors name `agent.prior.*`."""
+
+    config_prefix = "agent.prior"
+
+
+def _prior() -> POIRPriorConfig:
+    return POIRPriorConfig(head="deterministic")
 
 
 def _arms() -> list[dict[str, Any]]:
@@ -16,13 +24,13 @@ def _arms() -> list[dict[str, Any]]:
 
 
 @dataclasses.dataclass
-class POIRConfig:
+class POIRConfig(ValidatedConfig):
     """POIR (Cideron et al., 2023) as reconstructed here (the full paper text was not available):
     BC prior + learned dynamics ensemble + in-distribution score of states + MPPI planning.
     See rlkit2/agents/poir/__init__.py for the design and which parts are choices."""
 
     name: str = "poir"
-    prior: BCConfig = dataclasses.field(default_factory=_prior)  # the BC policy: proposal of the planner
+    prior: POIRPriorConfig = dataclasses.field(default_factory=_prior)  # the BC policy: proposal of the planner
     batch_size: int = 256  # dynamics-model minibatch (per ensemble member)
     # dynamics ensemble: (s, a) -> s' - s, in normalised units
     ensemble_size: int = 5
@@ -83,3 +91,18 @@ class POIRConfig:
     # and the proposals a half-closed gripper the expert never commands.
     snap_binary_actions: bool = True
     max_reference: int = 50_000
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        BCConfig.check(f.sub("prior"))
+        f.count("batch_size", "ensemble_size", "score_k", "num_samples", "max_reference")
+        f.steps("horizon")
+        f.widths("model_hidden")
+        f.lr("model_lr")
+        f.non_negative("model_weight_decay", "delta_std_floor", "obs_std_eps", "noise_std", "disagreement_coef")
+        f.indices("score_dims")
+        f.finite("progress_coef")
+        f.probability("expert_proposals", "gate_quantile", "online_fraction", "prior_online_fraction")
+        f.positive("temperature", what="the softmax temperature of the planner")
+        f.discount("gamma")
+        f.budget("online_env_steps", "online_updates_per_episode")

@@ -6,10 +6,27 @@ import dataclasses
 
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig
+from rlkit2.validation import Fields, ValidatedConfig
+
+
+def check_lm(f: Fields) -> None:
+    """The fields every language agent shares: the tiny model's sizes, generation, the optimiser."""
+    m = f.sub("model")
+    m.count("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_position_embeddings",
+            "sliding_window")
+    g = f.sub("generation")
+    g.count("max_new_tokens", "max_prompt_tokens")
+    g.count("top_k", "min_new_tokens", minimum=0, what="0: off")
+    g.positive("temperature", what="the sampling temperature")
+    g.probability("top_p", label="a nucleus mass must")
+    g.choice("backend", ("auto", "loop", "hf"))
+    f.count("prompts_per_step")
+    f.lr("lr")
+    f.positive("adam_eps", "max_grad_norm")
 
 
 @dataclasses.dataclass
-class PpoLmConfig:
+class PpoLmConfig(ValidatedConfig):
     name: str = "ppo_lm"
     model: LMConfig = dataclasses.field(default_factory=LMConfig)
     generation: GenerationConfig = dataclasses.field(default_factory=GenerationConfig)
@@ -37,3 +54,16 @@ class PpoLmConfig:
     whiten_advantages: bool = True
     score_clip: float = 0.0  # > 0: clip sequence scores to [-c, c]
     missing_eos_penalty: float = 0.0  # subtracted from the score of a response that never emits EOS
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        check_lm(f)
+        f.choice("algo", ("ppo", "rloo", "reinforce"))
+        f.count("samples_per_prompt", "ppo_epochs", "minibatch_size", "kl_horizon")
+        f.positive("clip_range", what="the PPO ratio clip")
+        f.non_negative("clip_range_value", "vf_coef", "kl_coef", "score_clip")
+        f.finite("entropy_coef", "missing_eos_penalty")
+        f.positive("kl_target", what="the adaptive KL target")
+        f.discount("gamma")
+        f.probability("lam", label="the GAE lambda must")
+        f.choice("kl_estimator", ("k1", "k2", "k3"))

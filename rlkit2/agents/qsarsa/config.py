@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 from rlkit2.agents.td3_bc.config import TD3BCConfig
+from rlkit2.validation import Fields
 
 
 @dataclasses.dataclass
@@ -21,6 +22,14 @@ class QsarsaACConfig(TD3BCConfig):
     sarsa_members: int = 1
     q_sarsa_checkpoint: str = ""  # a QSarsaLearner.save() file to start Q_sarsa from
     freeze_q_sarsa: bool = False  # with a checkpoint: use it as is, no further SARSA updates
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        super().check(f)
+        f.non_negative("eta", what="the critic penalty weight")
+        f.probability("beta", "kappa", label="a mixing weight must")
+        f.lr("sarsa_lr")
+        f.count("sarsa_members")
 
 
 @dataclasses.dataclass

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.validation import Fields, ValidatedConfig
+
 
 @dataclasses.dataclass
-class TD3Config:
+class TD3Config(ValidatedConfig):
     """TD3 (Fujimoto et al., 2018) with its paper defaults."""
 
     name: str = "td3"
@@ -19,3 +21,14 @@ class TD3Config:
     exploration_noise: float = 0.1
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     replay_capacity: int = 1_000_000
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.count("batch_size", "replay_capacity")
+        f.lr("actor_lr", "critic_lr")
+        f.discount("gamma")
+        f.target_rate("tau")
+        f.non_negative("policy_noise", "noise_clip", "exploration_noise", what="a noise scale")
+        f.steps("policy_freq")
+        f.widths("hidden")
+        f.batch_within("batch_size", "replay_capacity")

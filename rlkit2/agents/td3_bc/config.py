@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.validation import Fields, ValidatedConfig
+
 
 @dataclasses.dataclass
-class TD3BCConfig:
+class TD3BCConfig(ValidatedConfig):
     """TD3+BC (Fujimoto & Gu, 2021) with the paper's defaults (REFERENCE.md)."""
 
     name: str = "td3_bc"
@@ -20,3 +22,14 @@ class TD3BCConfig:
     bc_weight: float = 1.0  # weight of the (pi(s) - a)^2 term (1 in TD3+BC)
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     normalize_obs: bool = True  # dataset mean/std, carried by the saved policy
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.count("batch_size")
+        f.lr("actor_lr", "critic_lr")
+        f.discount("gamma")
+        f.target_rate("tau")
+        f.non_negative("policy_noise", "noise_clip", what="a noise scale")
+        f.steps("policy_freq")
+        f.non_negative("alpha", "bc_weight", what="a loss coefficient")
+        f.widths("hidden")

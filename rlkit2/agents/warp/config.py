@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
+from rlkit2.validation import Fields
 
 
 @dataclasses.dataclass
@@ -30,3 +31,10 @@ class WarpConfig(PpoLmConfig):
     slerp_weights: list[float] = dataclasses.field(default_factory=list)  # empty: uniform (lambda = 1/M)
     liti_eta: float = 0.3
     reset_optimizer: bool = True  # every run starts with fresh Adam moments (independent runs)
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        super().check(f)
+        f.probability("ema_rate", "liti_eta", label="an interpolation rate must")
+        f.count("num_policies", "steps_per_run", "iterations")
+        f.weights("slerp_weights")
