@@ -80,7 +80,13 @@ def _encode(obj: Any, where: str = "state") -> Any:
     if isinstance(obj, list | tuple):
         out = [_encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         return out if isinstance(obj, list) else tuple(out)
+    if not isinstance(obj, _PLAIN):
+        raise CheckpointError(f"cannot save {where}: a {type(obj).__name__} is not weights-only data (tensors, "
+                              "arrays, numbers, strings, None and lists/tuples/dicts of them); store its state_dict()")
     return obj
+
+
+_PLAIN = (torch.Tensor, str, int, float, bool, type(None), bytes, torch.dtype, torch.device, torch.Size)
 
 
 def _decode(obj: Any) -> Any:
@@ -160,7 +166,17 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     payload = path.read_bytes()
-    verify(path, payload)
+    if checksum_path(path).is_file() or not trust:
+        try:
+            verify(path, payload)
+        except CheckpointError:
+            if checksum_path(path).is_file():
+                raise
+            # no checksum file: an older pickled file says how to convert it; a weights-only one stays refused
+            _unpickle(path, payload, map_location, trust=False)
+            raise
+    else:
+        warnings.warn(f"{path} has no checksum file; loading it anyway (trust=True)", stacklevel=2)
     return _unpickle(path, payload, map_location, trust)
 
 
@@ -179,7 +195,8 @@ def _unpickle(path: Path, payload: bytes, map_location: Any, trust: bool) -> dic
         raise CheckpointError(f"checkpoint {path} could not be read: {e}") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
-    return _decode(state)
+    decoded: dict[str, Any] = _decode(state)
+    return decoded
 
 
 def pickle_error() -> type[Exception]:
@@ -271,10 +288,7 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     """Rewrite an older (pickled) rlkit2 checkpoint in the weights-only format. This unpickles it once,
     which runs any code it carries: convert only files you made yourself."""
     src = Path(path)
-    payload = src.read_bytes()
-    if checksum_path(src).is_file():
-        verify(src, payload)
-    state = _unpickle(src, payload, "cpu", trust=True)
+    state = load(src, trust=True)
     return save(_plain(state, str(src)), out or src)
 
 
