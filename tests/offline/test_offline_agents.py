@@ -58,7 +58,7 @@ def test_q_sarsa_converges_to_the_exact_behaviour_value_on_a_chain():
     with torch.no_grad():
         for s in range(n - 1):
             for j, act in enumerate((-1.0, 1.0)):
-                got = est.q(eye[s : s + 1], torch.tensor([[act]])).item()
+                got = est.q(est.normalizer(eye[s : s + 1]), torch.tensor([[act]])).item()  # q takes normalised obs
                 assert got == pytest.approx(exact[s, j], abs=0.04), (s, act, got, exact[s, j])
     # A Q-learning target (max over actions) would converge elsewhere: Q^beta is not Q*.
     assert exact[0, 1] < 0.9 ** 3 - 0.05
@@ -111,10 +111,37 @@ def test_q_sarsa_has_its_own_checkpoint_and_refuses_a_corrupt_one(tmp_path):
     m = learner.step()
     assert "q_sarsa_loss" not in m  # frozen
     assert all(torch.equal(a, b) for a, b in zip(before, learner.sarsa.q_net.parameters(), strict=True))
+    # the agent's own normaliser and its replay's sampler are not replaced by the estimator's
+    other = QSarsaLearner(2, 1, replay=replay_of(data, seed=5), hidden=(32,), batch_size=32)
+    other.normalizer.mean.add_(1.0)
+    other.save(tmp_path / "shifted.pt")
+    cfg.q_sarsa_checkpoint = str(tmp_path / "shifted.pt")
+    with pytest.raises(DataError, match="another observation normalisation"):
+        QsarsaACLearner(cfg, EnvSpec(2, 1), replay_of(data), 0)
     raw = (tmp_path / "qs.pt").read_bytes()
     (tmp_path / "qs.pt").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(checkpoint.CheckpointError, match="corrupted or truncated"):
         QSarsaLearner(2, 1, hidden=(32,)).load(tmp_path / "qs.pt")
+
+
+def test_q_sarsa_pretrained_then_frozen_in_one_run():
+    """agent.sarsa_pretrain_steps: Q_sarsa alone first (actor, critic untouched), then frozen with freeze_q_sarsa."""
+    data, _ = point_mass_dataset(episodes=10)
+    cfg = QsarsaAC2Config(**{**SMALL, "hidden": [32]}, sarsa_pretrain_steps=4, freeze_q_sarsa=True)
+    learner = QsarsaACLearner(cfg, EnvSpec(2, 1), replay_of(data), 0)
+    actor0 = [p.clone() for p in learner.actor.parameters()]
+    sarsa0 = [p.clone() for p in learner.sarsa.q_net.parameters()]
+    for _ in range(4):
+        assert set(learner.step()) == {"q_sarsa_loss"}
+    assert all(torch.equal(a, b) for a, b in zip(actor0, learner.actor.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(sarsa0, learner.sarsa.q_net.parameters(), strict=True))
+    pretrained = [p.clone() for p in learner.sarsa.q_net.parameters()]
+    for _ in range(4):
+        assert "critic_loss" in learner.step()
+    assert all(torch.equal(a, b) for a, b in zip(pretrained, learner.sarsa.q_net.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(actor0, learner.actor.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="sarsa_pretrain_steps"):
+        QsarsaACLearner(QsarsaAC2Config(**SMALL, freeze_q_sarsa=True), EnvSpec(2, 1), replay_of(data), 0)
 
 
 def test_q_sarsa_agents_refuse_a_dataset_without_next_actions():

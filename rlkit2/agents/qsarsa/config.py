@@ -20,8 +20,11 @@ class QsarsaACConfig(TD3BCConfig):
     kappa: float = 0.0  # actor: weight of Q_sarsa(s, pi(s)) as a second critic (0 = TD3+BC's actor)
     sarsa_lr: float = 3e-4
     sarsa_members: int = 1
-    q_sarsa_checkpoint: str = ""  # a QSarsaLearner.save() file to start Q_sarsa from
-    freeze_q_sarsa: bool = False  # with a checkpoint: use it as is, no further SARSA updates
+    q_sarsa_checkpoint: str = ""  # a QSarsaLearner.save() file to start Q_sarsa from (its Q networks only)
+    # the first this-many learner updates train Q_sarsa alone (actor and critic wait); they count in the budget
+    sarsa_pretrain_steps: int = 0
+    # no SARSA updates once the agent's own updates start: Q_sarsa from the checkpoint or the pretraining, as is
+    freeze_q_sarsa: bool = False
 
     @classmethod
     def check(cls, f: Fields) -> None:
@@ -30,6 +33,7 @@ class QsarsaACConfig(TD3BCConfig):
         f.probability("beta", "kappa", label="a mixing weight must")
         f.lr("sarsa_lr")
         f.count("sarsa_members")
+        f.non_negative("sarsa_pretrain_steps")
 
 
 @dataclasses.dataclass

@@ -20,6 +20,7 @@ import torch
 
 from rlkit2 import checkpoint
 from rlkit2.agents.qsarsa import losses
+from rlkit2.agents.td3_bc.common import dataset_normalizer
 from rlkit2.core import DataError
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import Normalizer, QEnsemble, soft_update
@@ -40,7 +41,9 @@ class QSarsaLearner(TorchLearner):
             raise DataError("Q_sarsa needs the dataset's next actions a' (SARSA target r + gamma * Q(s', a')), "
                             "but the replay was built without `next_actions`; load the dataset with next actions")
         self.replay, self.gamma, self.tau, self.batch_size = replay, gamma, tau, batch_size
-        self.normalizer = normalizer if normalizer is not None else Normalizer(obs_dim)
+        if normalizer is None:  # standalone: the dataset's statistics, as the agents that reuse it normalise
+            normalizer = dataset_normalizer(replay, obs_dim) if replay is not None else Normalizer(obs_dim)
+        self.normalizer = normalizer
         with torch.random.fork_rng():
             torch.manual_seed(seed + 7919)  # its own init stream: adding Q_sarsa leaves the other nets' init alone
             self.q_net = QEnsemble(obs_dim, act_dim, n=n, hidden=hidden)
@@ -86,7 +89,25 @@ class QSarsaLearner(TorchLearner):
         checkpoint.save({"kind": "q_sarsa", "learner": self.state_dict()}, path)
 
     def load(self, path: str | os.PathLike[str]) -> None:
+        """This estimator's whole state (networks, optimiser, normaliser, sampler RNG): a standalone resume."""
+        self.load_state_dict(self._read(path)["learner"])
+
+    def load_estimate(self, path: str | os.PathLike[str], *, atol: float = 1e-4) -> None:
+        """Only the Q networks of a pretrained estimator, for an agent that shares its normaliser and replay:
+        the agent's observation normaliser and its replay's sampler state are left alone. The estimator was
+        trained on normalised observations, so its normaliser must match the agent's (same dataset)."""
+        modules = self._read(path)["learner"]["modules"]
+        saved = modules["normalizer"]
+        for key, now in self.normalizer.state_dict().items():
+            if key in saved and not torch.allclose(saved[key].to(now.dtype), now, atol=atol):
+                raise DataError(f"{path}: the pretrained Q_sarsa was trained with another observation "
+                                f"normalisation ('{key}' differs), i.e. on another dataset; pretrain it on this one")
+        self.q_net.load_state_dict(modules["q_sarsa"])
+        self.q_target.load_state_dict(modules["q_sarsa_target"])
+
+    @staticmethod
+    def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         state = checkpoint.load(path)
         if state.get("kind") != "q_sarsa":
             raise DataError(f"{path} is not a Q_sarsa checkpoint (kind={state.get('kind')!r})")
-        self.load_state_dict(state["learner"])
+        return state

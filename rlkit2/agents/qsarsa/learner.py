@@ -34,12 +34,24 @@ class QsarsaACLearner(TD3BCLearner):
                                    lr=config.sarsa_lr, gamma=config.gamma, tau=config.tau, n=config.sarsa_members,
                                    batch_size=config.batch_size, normalizer=self.normalizer, seed=seed)
         if config.q_sarsa_checkpoint:
-            self.sarsa.load(config.q_sarsa_checkpoint)
-            self.sarsa.num_steps = 0
-        elif config.freeze_q_sarsa:
-            raise ConfigError("agent.freeze_q_sarsa=true needs agent.q_sarsa_checkpoint (a trained Q_sarsa)")
+            # the Q networks only: the agent keeps its own normaliser and its replay's sampler state
+            self.sarsa.load_estimate(config.q_sarsa_checkpoint)
+        elif config.freeze_q_sarsa and config.sarsa_pretrain_steps == 0:
+            raise ConfigError("agent.freeze_q_sarsa=true needs a trained Q_sarsa: agent.q_sarsa_checkpoint or "
+                              "agent.sarsa_pretrain_steps > 0")
         self.modules.update(q_sarsa=self.sarsa.q_net, q_sarsa_target=self.sarsa.q_target)
         self.optimizers["q_sarsa"] = self.sarsa.opt
+
+    def step(self) -> dict[str, Any]:
+        if self.num_steps >= self.config.sarsa_pretrain_steps:
+            return super().step()
+        # pretraining phase: Q_sarsa alone, on the same sampler and normalisation the agent then uses
+        b = self.replay.sample(self.config.batch_size)
+        loss = self.sarsa.update_on(self.normalizer(b.observations), b.actions, b.rewards,
+                                    self.normalizer(b.next_observations), b.next_actions, b.terminals,
+                                    b.next_action_valid)
+        self.num_steps += 1
+        return {"q_sarsa_loss": loss}
 
     def critic_loss_fn(self, obs, actions, rewards, next_obs, terminals, batch) -> tuple[torch.Tensor, dict]:
         c = self.config
