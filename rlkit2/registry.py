@@ -144,6 +144,7 @@ for _m in (
     "rlkit2.agents.cql",
     "rlkit2.agents.qsarsa",
     "rlkit2.agents.bc",
+    "rlkit2.agents.offline_bc",
     "rlkit2.agents.poir",
     "rlkit2.agents.ppo_lm",
     "rlkit2.agents.warp",

@@ -77,7 +77,21 @@ def test_agent_beats_its_behaviour_policy_on_a_point_mass(name):
     assert after > behaviour_return + 0.3 and after > before, (before, behaviour_return, after)
 
 
-@pytest.mark.parametrize("name", ["td3_bc", "iql", "cql", "qsarsa_ac2"])
+def test_offline_bc_clones_the_behaviour_policy():
+    """The BC reference row: TD3+BC's actor on the BC term alone reaches the behaviour policy's level."""
+    data, behaviour_return = point_mass_dataset(episodes=150)
+    entry, cfg = small_config("offline_bc")
+    agent = entry.builder(cfg, EnvSpec(2, 1), replay_of(data), 0)
+    env = PointMass()
+    before = evaluate(env, agent.policy, 20, seed=123)["eval/return"]
+    losses = [float(agent.learner.step()["bc_loss"]) for _ in range(700)]
+    after = evaluate(env, agent.policy, 20, seed=123)["eval/return"]
+    assert np.mean(losses[-50:]) < 0.95 * np.mean(losses[:50])  # down to the behaviour noise it cannot fit
+    assert after > before and after > behaviour_return - 0.3, (before, behaviour_return, after)
+    assert set(agent.learner.modules) == {"actor", "normalizer"}  # no critic: nothing but the BC term
+
+
+@pytest.mark.parametrize("name", ["td3_bc", "iql", "cql", "qsarsa_ac2", "offline_bc"])
 def test_state_dict_round_trip_resumes_to_identical_numbers(name, tmp_path):
     data, _ = point_mass_dataset(episodes=20)
     entry, cfg = small_config(name)
