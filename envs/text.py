@@ -13,7 +13,6 @@ a local `.jsonl` file (one object a line, text under `field`), or a HF `datasets
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import string
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ import torch
 
 from rlkit2.config import store
 from rlkit2.core import ConfigError, DataError
+from rlkit2.data.jsonl import iter_jsonl
 from rlkit2.registry import register_env_kind
 
 
@@ -95,21 +95,10 @@ def read_jsonl_field(path: str, field: str) -> list[str]:
     if not p.is_file():
         raise DataError(f"prompt file {p} does not exist")
     docs = []
-    with open(p, "rb") as f:  # bytes, so a non-UTF-8 line is reported with its number
-        for i, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{p}:{i}: not UTF-8 text ({e.reason} at byte {e.start})") from e
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{p}:{i}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict) or field not in row or not isinstance(row[field], str):
-                raise DataError(f"{p}:{i}: expected an object with a string field '{field}' (env.field)")
-            docs.append(row[field])
+    for i, row in iter_jsonl(p):
+        if not isinstance(row, dict) or field not in row or not isinstance(row[field], str):
+            raise DataError(f"{p}:{i}: expected an object with a string field '{field}' (env.field)")
+        docs.append(row[field])
     if not docs:
         raise DataError(f"prompt file {p} has no rows")
     return docs

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from rlkit2.data.jsonl import iter_jsonl
+
 
 def to_float(v: Any) -> float:
     if isinstance(v, torch.Tensor):
@@ -160,17 +162,4 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.jsonl"
-    rows = []
-    with open(p) as f:
-        lines = f.readlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines) and not line.endswith("\n"):  # torn last write (a kill mid-line): drop it
-                warnings.warn(f"{p}:{i}: ignoring an incomplete last line", stacklevel=2)
-                continue
-            raise ValueError(f"{p}:{i}: not a JSON object ({e.msg})") from e
-    return rows
+    return [row for _, row in iter_jsonl(p, drop_torn_tail=True)]

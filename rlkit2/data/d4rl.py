@@ -5,7 +5,11 @@ Schema (REFERENCE.md): `observations (N, obs_dim)`, `actions (N, act_dim)`, `rew
 `terminals` marks a true end (the hopper fell): the bootstrap is cut there. `timeouts` marks a
 time-limit end: *not* a terminal state, but the next row starts a new episode.
 
-`read_d4rl` validates everything and raises `DataError` naming the file, key and problem.
+`read_d4rl` validates everything and raises `DataError` naming the file, key and problem. It reads
+only the row keys above, `infos/*` and `metadata/*` (any other key is left unread), each through
+`rlkit2.data.hdf5.BoundedFile`: links and storage outside the file are refused, and what is read
+is bounded by `RLKIT2_MAX_DATASET_BYTES` (default 16 GiB; raise it, e.g. `=64G`, for a larger
+trusted file).
 `write_d4rl` writes atomically (temp file in the same directory, fsync, rename), so a killed
 writer never leaves a half-written file under the real name. `to_transitions` turns raw rows into
 (s, a, r, s', terminal, a') transitions without ever crossing an episode boundary.
@@ -28,6 +32,7 @@ import h5py
 import numpy as np
 
 from rlkit2.core import ConfigError, DataError
+from rlkit2.data.hdf5 import BoundedFile
 
 # --------------------------------------------------------------------------- names
 
@@ -151,15 +156,44 @@ class D4RLData:
         return len(self.arrays["observations"])
 
 
-def _read_group(group: h5py.Group, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in group.items():
-        full = f"{prefix}{key}"
+def _read_rows(h: BoundedFile) -> dict[str, np.ndarray]:
+    """The row datasets the loader uses; any other top-level key is left unread."""
+    found: dict[str, h5py.Dataset] = {}
+    for key in (*REQUIRED_KEYS, "next_observations"):
+        item = h.child(h.file, key)
         if isinstance(item, h5py.Group):
-            out.update(_read_group(item, full + "/"))
-        else:
-            out[full] = item[()]
-    return out
+            raise DataError(f"{h.path}: '{key}' is a group, expected a dataset")
+        if item is not None:
+            found[key] = item
+    lengths = {key: d.shape[0] for key, d in found.items() if d.shape}
+    if "observations" in lengths:  # declared lengths first: one huge key among small ones costs nothing
+        _check_lengths(lengths, h.path)
+    return {key: h.read(d) for key, d in found.items()}
+
+
+def _check_lengths(lengths: Mapping[str, int], source: str) -> None:
+    n = lengths["observations"]
+    for key, rows in lengths.items():
+        if rows != n:
+            raise DataError(f"{source}: '{key}' has {rows} rows but 'observations' has {n}; lengths must match")
+
+
+def _read_infos(h: BoundedFile, n: int) -> dict[str, np.ndarray]:
+    """`infos/*`, each checked to have `n` rows before it is read."""
+    group = h.child(h.file, "infos")
+    if not isinstance(group, h5py.Group):
+        return {}
+    infos: dict[str, np.ndarray] = {}
+    for key, dset in h.walk(group):
+        if not dset.shape or dset.shape[0] != n:
+            raise DataError(f"{h.path}: 'infos/{key}' has shape {dset.shape}, expected {n} rows")
+        infos[key] = h.read(dset)
+    return infos
+
+
+def _read_metadata(h: BoundedFile) -> dict[str, Any]:
+    group = h.child(h.file, "metadata")
+    return {key: _from_h5(h.read(dset)) for key, dset in h.walk(group)} if isinstance(group, h5py.Group) else {}
 
 
 def _from_h5(value: Any) -> Any:
@@ -191,25 +225,16 @@ def read_d4rl(
         raise DataError(f"{path}: no such dataset file")
     try:
         with h5py.File(path, "r") as f:
-            arrays: dict[str, np.ndarray] = {}
-            for key, item in f.items():
-                if key in ("infos", "metadata"):
-                    continue
-                if isinstance(item, h5py.Dataset):
-                    arrays[key] = item[()]
-            infos = _read_group(f["infos"]) if isinstance(f.get("infos"), h5py.Group) else {}
-            metadata = _read_group(f["metadata"]) if isinstance(f.get("metadata"), h5py.Group) else {}
-    except DataError:
+            h = BoundedFile(f, path)
+            arrays = validate_arrays(_read_rows(h), source=str(path), action_low=action_low,
+                                     action_high=action_high, action_tolerance=action_tolerance)
+            infos = _read_infos(h, len(arrays["observations"]))
+            metadata = _read_metadata(h)
+    except (DataError, ConfigError):  # ValueErrors of our own, already clear
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
         raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from e
-    arrays = validate_arrays(arrays, source=str(path), action_low=action_low, action_high=action_high,
-                             action_tolerance=action_tolerance)
-    n = len(arrays["observations"])
-    for key, value in infos.items():
-        if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
-            raise DataError(f"{path}: 'infos/{key}' has shape {np.shape(value)}, expected {n} rows")
-    return D4RLData(arrays, infos, {k: _from_h5(v) for k, v in metadata.items()}, str(path))
+    return D4RLData(arrays, infos, metadata, str(path))
 
 
 def validate_arrays(
@@ -249,9 +274,7 @@ def validate_arrays(
     n = len(out["observations"])
     if n == 0:
         raise DataError(f"{source}: empty dataset (0 rows in 'observations')")
-    for key, v in out.items():
-        if len(v) != n:
-            raise DataError(f"{source}: '{key}' has {len(v)} rows but 'observations' has {n}; lengths must match")
+    _check_lengths({key: len(v) for key, v in out.items()}, source)
     if "next_observations" in out and out["next_observations"].shape[1] != out["observations"].shape[1]:
         raise DataError(f"{source}: 'next_observations' has width {out['next_observations'].shape[1]}, "
                         f"'observations' has {out['observations'].shape[1]}")

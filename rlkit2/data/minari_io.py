@@ -7,6 +7,12 @@ truncations. We turn them into D4RL rows with `next_observations` (so no row is 
 whose last step carries neither flag (cut by the collector) is marked as a timeout, so nothing crosses
 its boundary.
 
+Minari reads the files itself, so `read_minari` checks them first: `metadata.json` is parsed with
+rlkit2's bounded JSON reader, and every dataset minari will read from `main_data.hdf5` (each
+episode's rows and `infos/*`) goes through `rlkit2.data.hdf5.BoundedFile.check`: links and storage
+outside the file are refused, and the total is bounded by `RLKIT2_MAX_DATASET_BYTES` (default
+16 GiB; raise it, e.g. `=64G`, for a larger trusted dataset).
+
 `write_minari` writes Minari 0.5's hdf5 on-disk layout with h5py and json only, because Minari's own
 writer (`DataCollector`) needs `minari[create]` (jax, numpy 2), which cannot be installed beside
 robosuite here:
@@ -29,10 +35,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rlkit2.core import DataError
+from rlkit2.core import ConfigError, DataError
 from rlkit2.data.d4rl import D4RLData, validate_arrays
+from rlkit2.data.hdf5 import BoundedFile
+from rlkit2.data.jsonl import read_json
 
 MINARI_FORMAT_VERSION = "0.5.0"  # the on-disk layout version write_minari produces
+_EPISODE_KEYS = ("observations", "actions", "rewards", "terminations", "truncations")  # + infos/*: what minari reads
 
 
 def _import_minari() -> Any:
@@ -54,6 +63,9 @@ def read_minari(dataset_id: str) -> D4RLData:
     ref_max_score when the dataset has them, minari_version, and any other scalar entries.
     """
     minari = _import_minari()
+    data_dir = minari_root() / dataset_id / "data"
+    if (data_dir / "metadata.json").is_file():
+        read_json(data_dir / "metadata.json")  # refuses what would sink minari's own json.load
     try:
         ds = minari.load_dataset(dataset_id, download=False)
     except FileNotFoundError as e:
@@ -69,6 +81,8 @@ def read_minari(dataset_id: str) -> D4RLData:
     if not isinstance(obs_space, gym.spaces.Box) or not isinstance(act_space, gym.spaces.Box):
         raise DataError(f"Minari dataset '{dataset_id}': only Box observation/action spaces are supported "
                         f"(got {type(obs_space).__name__} / {type(act_space).__name__})")
+    if (data_dir / "main_data.hdf5").is_file():
+        check_episodes_file(data_dir / "main_data.hdf5")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in
                                           ("observations", "next_observations", "actions", "rewards",
                                            "terminals", "timeouts")}
@@ -96,7 +110,7 @@ def read_minari(dataset_id: str) -> D4RLData:
             parts["timeouts"].append(trunc & ~term)
     except DataError:
         raise
-    except (ValueError, KeyError, AssertionError, OSError, TypeError, IndexError) as e:
+    except (ValueError, KeyError, AssertionError, OSError, TypeError, IndexError, MemoryError) as e:
         raise DataError(f"Minari dataset '{dataset_id}' could not be read: {e!r}") from e
     if not parts["observations"]:
         raise DataError(f"Minari dataset '{dataset_id}' is empty (no steps)")
@@ -114,6 +128,28 @@ def read_minari(dataset_id: str) -> D4RLData:
         if isinstance(v, str | int | float | bool) and k not in ("env_spec", "eval_env_spec"):
             metadata[k] = v
     return D4RLData(arrays, {}, metadata, f"minari:{dataset_id}")
+
+
+def check_episodes_file(path: Path) -> None:
+    """Check, before minari reads them, the datasets it reads from `main_data.hdf5` (see rlkit2.data.hdf5)."""
+    try:
+        with h5py.File(path, "r") as f:
+            h = BoundedFile(f, path)
+            for name in f.keys():
+                episode = h.child(f, name)
+                if not isinstance(episode, h5py.Group):
+                    continue
+                for key in _EPISODE_KEYS:
+                    item = h.child(episode, key)
+                    if isinstance(item, h5py.Dataset):
+                        h.check(item)
+                infos = h.child(episode, "infos")
+                for _, dset in h.walk(infos) if isinstance(infos, h5py.Group) else ():
+                    h.check(dset)
+    except (DataError, ConfigError):  # ValueErrors of our own, already clear
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise DataError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from e
 
 
 def write_minari(

@@ -10,7 +10,10 @@ Layout (robomimic v0.3 "low_dim" files):
         states                 (T, S)    flattened MuJoCo state (optional on read)
     mask/<filter>              names of demos (bytes), e.g. train / valid (optional)
 
-h5py only: PyPI robomimic 0.3 imports mujoco_py, which this stack does not have.
+h5py only: PyPI robomimic 0.3 imports mujoco_py, which this stack does not have. `read_robomimic` reads
+only the demos, observation keys and masks it returns, through `rlkit2.data.hdf5.BoundedFile`: links
+and storage outside the file are refused, and what is read is bounded by `RLKIT2_MAX_DATASET_BYTES`
+(default 16 GiB; raise it, e.g. `=64G`, for a larger trusted file).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import h5py
 import numpy as np
 
 from rlkit2.core import DataError
+from rlkit2.data.hdf5 import BoundedFile
 
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 
@@ -75,10 +79,20 @@ def _demo_sort_key(name: str) -> tuple[int, str]:
     return (int(m.group(1)), name) if m else (1 << 62, name)
 
 
-def _read_array(group: h5py.Group, key: str, path: str, demo: str) -> np.ndarray:
-    if key not in group:
-        raise DataError(f"{path}: demo '{demo}' has no '{key}' (has {sorted(group.keys())})")
-    return np.asarray(group[key][()])
+def _group(h: BoundedFile, parent: h5py.Group, key: str) -> h5py.Group | None:
+    item = h.child(parent, key)
+    if item is not None and not isinstance(item, h5py.Group):
+        raise DataError(f"{h.path}: '{parent.name.rstrip('/')}/{key}' is not a group")
+    return item
+
+
+def _read_array(h: BoundedFile, group: h5py.Group, key: str, demo: str) -> np.ndarray:
+    item = h.child(group, key)
+    if item is None:
+        raise DataError(f"{h.path}: demo '{demo}' has no '{key}' (has {sorted(group.keys())})")
+    if not isinstance(item, h5py.Dataset):
+        raise DataError(f"{h.path}: demo '{demo}' field '{key}' is a group, expected an array")
+    return np.asarray(h.read(item))
 
 
 def _numeric(v: np.ndarray, path: str, demo: str, key: str) -> np.ndarray:
@@ -102,23 +116,18 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
     except OSError as e:
         raise DataError(f"{path} is not a readable HDF5 file: {e}") from e
     with f:
-        if "data" not in f:
+        h = BoundedFile(f, path)
+        data = _group(h, f, "data")
+        if data is None:
             raise DataError(f"{path}: no 'data' group; is this a robomimic dataset? "
                             f"(top-level keys {sorted(f.keys())})")
-        data = f["data"]
         env_args: dict[str, Any] = {}
         if "env_args" in data.attrs:
             try:
-                env_args = json.loads(data.attrs["env_args"])
-            except (json.JSONDecodeError, TypeError) as e:
+                env_args = json.loads(h.read_attr(data, "env_args"))
+            except (ValueError, TypeError, RecursionError) as e:  # JSONDecodeError is a ValueError
                 raise DataError(f"{path}: data.attrs['env_args'] is not valid JSON: {e}") from e
-        if "mask" in f and not isinstance(f["mask"], h5py.Group):
-            raise DataError(f"{path}: 'mask' is not a group of demo-name lists")
-        try:
-            masks = {k: [n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(f["mask"][k][()])]
-                     for k in (f["mask"].keys() if "mask" in f else [])}
-        except (OSError, TypeError, ValueError, AttributeError) as e:
-            raise DataError(f"{path}: mask/ could not be read: {e}") from e
+        masks = _read_masks(h)
         if filter_key is not None:
             if filter_key not in masks:
                 raise DataError(f"{path}: filter_key '{filter_key}' not in mask/ (have {sorted(masks)})")
@@ -129,14 +138,15 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
             raise DataError(f"{path}: no demonstrations under data/")
         if max_demos is not None:
             names = names[:max_demos]
-        demos = []
+        demos: list[Demo] = []
         for name in names:
-            if name not in data:
-                raise DataError(f"{path}: demo '{name}' (listed in mask/{filter_key}) is missing from data/")
-            if not isinstance(data[name], h5py.Group):
-                raise DataError(f"{path}: data/{name} is not a demo group")
             try:
-                demos.append(_read_demo(data[name], name, path, obs_keys))
+                demo = h.child(data, name)
+                if demo is None:
+                    raise DataError(f"{path}: demo '{name}' (listed in mask/{filter_key}) is missing from data/")
+                if not isinstance(demo, h5py.Group):
+                    raise DataError(f"{path}: data/{name} is not a demo group")
+                demos.append(_read_demo(h, demo, name, obs_keys))
             except DataError:
                 raise
             except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:  # corrupt storage
@@ -146,24 +156,40 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
     return RobomimicDataset(demos, env_args, path, masks)
 
 
-def _read_demo(g: h5py.Group, name: str, path: str, obs_keys: Sequence[str] | None) -> Demo:
-    actions = _numeric(_read_array(g, "actions", path, name), path, name, "actions")
+def _read_masks(h: BoundedFile) -> dict[str, list[str]]:
+    """`mask/<filter>` -> demo names."""
+    try:
+        group = _group(h, h.file, "mask")
+        if group is None:
+            return {}
+        return {k: [n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(h.read(d))]
+                for k, d in h.walk(group)}
+    except DataError:
+        raise
+    except (OSError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{h.path}: mask/ could not be read: {e}") from e
+
+
+def _read_demo(h: BoundedFile, g: h5py.Group, name: str, obs_keys: Sequence[str] | None) -> Demo:
+    path = h.path
+    actions = _numeric(_read_array(h, g, "actions", name), path, name, "actions")
     T = len(actions)
-    if "obs" not in g:
+    obs_group = _group(h, g, "obs")
+    if obs_group is None:
         raise DataError(f"{path}: demo '{name}' has no 'obs' group (has {sorted(g.keys())})")
-    keys = list(obs_keys) if obs_keys is not None else sorted(g["obs"].keys())
-    obs = {k: _read_array(g["obs"], k, path, f"{name}/obs") for k in keys}
+    keys = list(obs_keys) if obs_keys is not None else sorted(obs_group.keys())
+    obs = {k: _read_array(h, obs_group, k, f"{name}/obs") for k in keys}
     for k, v in obs.items():
         if v.ndim == 0:
             raise DataError(f"{path}: demo '{name}' field 'obs/{k}' is a scalar, expected one row per step")
-    next_obs = None
-    if "next_obs" in g:
-        next_obs = {k: _read_array(g["next_obs"], k, path, f"{name}/next_obs") for k in keys}
+    next_group = _group(h, g, "next_obs")
+    if next_group is not None:
+        next_obs = {k: _read_array(h, next_group, k, f"{name}/next_obs") for k in keys}
     else:  # robomimic can omit next_obs; the last next observation repeats the last one
         next_obs = {k: np.concatenate([v[1:], v[-1:]]) for k, v in obs.items()}
-    rewards = _numeric(_read_array(g, "rewards", path, name), path, name, "rewards").reshape(-1)
-    dones = _numeric(_read_array(g, "dones", path, name), path, name, "dones").reshape(-1)
-    states = np.asarray(g["states"][()]) if "states" in g else None
+    rewards = _numeric(_read_array(h, g, "rewards", name), path, name, "rewards").reshape(-1)
+    dones = _numeric(_read_array(h, g, "dones", name), path, name, "dones").reshape(-1)
+    states = _read_array(h, g, "states", name) if h.child(g, "states") is not None else None
     fields: dict[str, np.ndarray] = {"rewards": rewards, "dones": dones}
     fields.update({f"obs/{k}": v for k, v in obs.items()})
     fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})

@@ -26,6 +26,7 @@ from torch import nn
 
 from rlkit2.checkpoint import atomic_write_bytes
 from rlkit2.core import ConfigError, DataError
+from rlkit2.data.jsonl import iter_jsonl
 from rlkit2.learners import optimizer_step
 
 
@@ -93,17 +94,10 @@ def load_preference_pairs(source: str | os.PathLike[str] | Any, *, split: str = 
             raise DataError(f"preference file {path} does not exist")
 
         def rows() -> Iterable[dict[str, Any]]:
-            with open(path) as f:
-                for n, line in enumerate(f, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-                    if not isinstance(obj, dict):
-                        raise DataError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
-                    yield obj
+            for n, obj in iter_jsonl(path):
+                if not isinstance(obj, dict):
+                    raise DataError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+                yield obj
 
         return _pairs_from_rows(rows(), str(path), keys, limit)
     try:
