@@ -18,13 +18,14 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 setup: $(BIN)/.installed
 
-# The main job: a small D4RL-style hopper-medium dataset (SAC behaviour policy trained here; reused when
-# cached), then the Q-sarsa agent trained, evaluated and plotted on it. Its small dataset lives in its own
-# cache dir, so a full-size hopper-medium-v2 in the user's dataset cache is neither used nor refused.
+# The main job: a small generated hopper-v5-medium dataset (D4RL's recipe on Gymnasium's Hopper-v5, with a
+# SAC behaviour policy trained here; reused when cached), then the Q-sarsa agent trained, evaluated and plotted
+# on it. Its small dataset lives in its own cache dir, so a full-size hopper-v5-medium in the user's dataset
+# cache is neither used nor refused.
 MAIN_DATA_DIR ?= $(HOME)/.cache/rlkit2/main_default
 main: export RLKIT2_DATA_DIR = $(MAIN_DATA_DIR)
 main: setup
-	$(BIN)/rlkit2-data make hopper-medium-v2 --transitions 20000 --train-steps 20000
+	$(BIN)/rlkit2-data make hopper-v5-medium --transitions 20000 --train-steps 20000
 	$(BIN)/rlkit2-train experiment=main_default
 
 test: setup

@@ -1,6 +1,7 @@
-"""Gymnasium MuJoCo locomotion under Gymnasium ids (`Hopper-v5`) or D4RL names (`hopper-medium-v2`).
+"""Gymnasium MuJoCo locomotion under Gymnasium ids (`Hopper-v5`) or dataset names.
 
-A D4RL name selects both the v5 environment whose spaces match D4RL's v2 datasets
+A dataset name - D4RL's (`hopper-medium-v2`, D4RL's own file) or a generated one (`hopper-v5-medium`,
+made by `rlkit2-data make`) - selects both the v5 environment (whose spaces match D4RL's v2 datasets)
 and, unless `dataset` says otherwise, the dataset of that name.
 """
 
@@ -19,8 +20,8 @@ from rlkit2.registry import register_env_kind
 @dataclasses.dataclass
 class GymEnvConfig:
     kind: str = "gym"
-    id: str = "Hopper-v5"  # a Gymnasium id, or a D4RL name such as "hopper-medium-v2"
-    dataset: str = ""  # offline agents: a D4RL-format HDF5 path, a D4RL name, or "minari:<dataset id>"
+    id: str = "Hopper-v5"  # a Gymnasium id, or a dataset name: "hopper-medium-v2" (D4RL) or "hopper-v5-medium"
+    dataset: str = ""  # offline agents: a D4RL-format HDF5 path, a dataset name, or "minari:<dataset id>"
     max_episode_steps: int = 1000
     num_envs: int = 1  # >1: vectorised online collection, one batched policy forward for all envs
     # "sync" (one process) or "async" (a worker process per env). Measured on 2 cores (Hopper, policy 256-256):
@@ -30,7 +31,7 @@ class GymEnvConfig:
 
 
 def gym_id(env_cfg: Any) -> str:
-    """The Gymnasium id behind `env_cfg.id` (D4RL names resolve to their v5 environment)."""
+    """The Gymnasium id behind `env_cfg.id` (dataset names resolve to their v5 environment)."""
     name = str(env_cfg.id)
     try:
         from rlkit2.data.d4rl import resolve_env_id

@@ -11,7 +11,8 @@
     because the machine is shared; plus the fraction of the machine's measured 256x256 float32 matmul
     FLOP/s that one of our updates reaches (update FLOPs counted analytically: matmuls only).
 (b) normalised score (mean +- std over seeds) of every agent on the generated {hopper, halfcheetah,
-    walker2d}-{medium, medium-replay}-v2 datasets after the same number of updates for everyone,
+    walker2d}-v5-{medium, medium-replay} datasets (`rlkit2-data make`; D4RL's own *-v2 files work too, by
+    their D4RL names via --datasets) after the same number of updates for everyone,
     d3rlpy included (its greedy policy is saved as TorchScript and scored here by rlkit2.core.evaluate,
     the loop that scores ours). Finished runs are appended to the JSON as they come, so a partial
     sweep still has a table.
@@ -42,7 +43,7 @@ WORKER = Path(__file__).with_name("d3rlpy_worker.py")
 D3RLPY_VENV = ROOT / ".venv-d3rlpy"
 OURS = ["td3_bc", "iql", "cql", "qsarsa_ac", "qsarsa_ac2"]
 D3RLPY = ["td3_bc", "iql"]
-DATASETS = [f"{e}-{k}-v2" for e in ("hopper", "halfcheetah", "walker2d") for k in ("medium", "medium-replay")]
+DATASETS = [f"{e}-v5-{k}" for e in ("hopper", "halfcheetah", "walker2d") for k in ("medium", "medium-replay")]
 OBS, ACT, BATCH, HID = 17, 6, 256, 256
 
 
@@ -426,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", nargs="+", default=DATASETS)
     p.add_argument("--agents", nargs="+", default=OURS, choices=OURS)
     p.add_argument("--d3rlpy-agents", nargs="*", default=D3RLPY, choices=D3RLPY)
-    p.add_argument("--ablation-datasets", nargs="+", default=["hopper-medium-v2"])
+    p.add_argument("--ablation-datasets", nargs="+", default=["hopper-v5-medium"])
     p.add_argument("--jobs", type=int, default=1, help="(b) runs in parallel (one thread each)")
     p.add_argument("--resume", action="store_true", help="(b) keep finished runs of scores.json (same --steps)")
     args = p.parse_args(argv)

@@ -1,5 +1,8 @@
 """Offline data: D4RL HDF5 files, Minari datasets on disk, and D4RL-style datasets generated here.
 
+Dataset names: D4RL's (`hopper-medium-v2`) name D4RL's own files only; datasets generated here have
+their own names (`hopper-v5-medium`); see `rlkit2.data.d4rl`.
+
 The control trainer calls `load_offline_dataset(env_cfg)` for offline agents and
 `score_function(env_cfg, dataset.metadata)` for `rlkit2.core.evaluate`'s `score_fn`.
 """
@@ -17,10 +20,17 @@ from rlkit2.core import ConfigError, DataError
 from rlkit2.data.d4rl import (
     D4RL_ENVS,
     D4RL_KINDS,
+    GENERATION_METADATA_KEYS,
     D4RLData,
+    D4RLName,
+    GeneratedName,
+    dataset_name_help,
     episode_returns,
+    generation_metadata,
     kept_rows,
     parse_d4rl_name,
+    parse_dataset_name,
+    parse_generated_name,
     read_d4rl,
     resolve_dataset_path,
     resolve_env_id,
@@ -40,10 +50,11 @@ from rlkit2.data.scores import (
 )
 
 __all__ = [
-    "D4RL_ENVS", "D4RL_KINDS", "D4RL_REFERENCE", "D4RLData", "OfflineDataset", "REFERENCE_SETS", "V5_REFERENCE",
-    "add_v5_score", "evaluate_with_scores", "load_offline_dataset", "normalized_score", "parse_d4rl_name",
-    "read_d4rl", "reference_returns", "resolve_dataset_path", "resolve_env_id", "score_function",
-    "score_functions", "to_transitions", "write_d4rl",
+    "D4RL_ENVS", "D4RL_KINDS", "D4RL_REFERENCE", "D4RLData", "D4RLName", "GeneratedName", "OfflineDataset",
+    "REFERENCE_SETS", "V5_REFERENCE", "add_v5_score", "dataset_name_help", "evaluate_with_scores",
+    "generation_metadata", "load_offline_dataset", "normalized_score", "parse_d4rl_name", "parse_dataset_name",
+    "parse_generated_name", "read_d4rl", "reference_returns", "resolve_dataset_path", "resolve_env_id",
+    "score_function", "score_functions", "to_transitions", "write_d4rl",
 ]
 
 
@@ -63,9 +74,10 @@ class OfflineDataset:
     metadata: dict[str, Any]
     source: str  # the file path, or "minari:<id>"
     env_id: str  # the Gymnasium id to evaluate on
-    d4rl_name: str | None = None
+    d4rl_name: str | None = None  # D4RL's name, only for D4RL's own files
     episode_returns: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     infos: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # infos/*, one row a transition
+    dataset_name: str | None = None  # the name it was loaded by: a D4RL name or a generated one (hopper-v5-medium)
 
     def __len__(self) -> int:
         return len(self.arrays["observations"])
@@ -121,24 +133,33 @@ def _check_episode_lengths(rows: Mapping[str, np.ndarray], source: str, gym_id: 
                         "episode-end flags ('terminals'/'timeouts') are missing or wrong")
 
 
+def _looks_like_path(spec: str) -> bool:
+    return "/" in spec or "\\" in spec or spec.startswith(("~", ".")) or \
+        Path(spec).suffix.lower() in (".hdf5", ".h5", ".hdf")
+
+
 def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
     """Load the dataset an env config names, as validated transitions.
 
-    `env_cfg.dataset` may be a file path (`/data/hopper.hdf5`), a D4RL name (`hopper-medium-v2`, resolved
-    to rlkit2's cache then D4RL's), or `minari:<id>`; when empty, `env_cfg.id` is used if it is a D4RL
-    name. Rows are checked against the env's spaces (observation width, action bounds) when `env_cfg.id`
+    `env_cfg.dataset` may be a file path (`/data/hopper.hdf5`), a D4RL name (`hopper-medium-v2`: D4RL's own
+    file, from rlkit2's cache then D4RL's; a generated file under that name is refused), a generated name
+    (`hopper-v5-medium`: made by `rlkit2-data make`, from rlkit2's cache), or `minari:<id>`; when empty,
+    `env_cfg.id` is used if it is a dataset name. Any other name is refused with examples of both kinds.
+    Rows are checked against the env's spaces (observation width, action bounds) when `env_cfg.id`
     resolves to a registered Gymnasium env. `seed` is accepted so every loader has the same signature:
     loading is deterministic and does not use it.
     """
     del seed
     env_name = str(_get(env_cfg, "id", "") or "")
     spec = str(_get(env_cfg, "dataset", "") or "")
-    gym_id, d4rl_name = resolve_env_id(env_name) if env_name else ("", None)
+    gym_id, env_dataset = resolve_env_id(env_name) if env_name else ("", None)
     if not spec:
-        if d4rl_name is None:
-            raise ConfigError(f"env '{env_name}' names no dataset: set env.dataset to a file, a D4RL name "
-                              "(hopper-medium-v2) or minari:<id>, or use a D4RL name as env.id")
-        spec = d4rl_name
+        if env_dataset is None:
+            raise ConfigError(f"env '{env_name}' names no dataset: set env.dataset to a file, a dataset name or "
+                              f"minari:<id>, or use a dataset name as env.id. {dataset_name_help()}")
+        spec = env_dataset
+    d4rl_name = env_dataset if env_dataset is not None and parse_d4rl_name(env_dataset) is not None else None
+    dataset_name: str | None = None
 
     if spec.startswith("minari:"):
         from rlkit2.data.minari_io import read_minari
@@ -146,10 +167,14 @@ def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
         data = read_minari(spec[len("minari:"):])
         source = spec
     else:
-        parsed = parse_d4rl_name(spec) if not Path(spec).expanduser().exists() else None
-        path = resolve_dataset_path(parsed.name) if parsed is not None else Path(spec).expanduser()
-        if parsed is not None:
-            d4rl_name = d4rl_name or parsed.name
+        if Path(spec).expanduser().exists() or _looks_like_path(spec):
+            path = Path(spec).expanduser()
+        else:
+            parsed = parse_dataset_name(spec)  # neither kind of name: refused with examples of both
+            path = resolve_dataset_path(parsed.name)
+            dataset_name = parsed.name
+            if isinstance(parsed, D4RLName):
+                d4rl_name = d4rl_name or parsed.name
             if not gym_id:
                 gym_id = parsed.gym_id
         data = read_d4rl(path)
@@ -160,8 +185,11 @@ def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
         if not gym_id:
             raise ConfigError(f"dataset {source}: env.id is empty and the dataset does not name its env "
                               "(metadata env_id)")
-    if d4rl_name is None and isinstance(metadata.get("d4rl_name"), str) and metadata["d4rl_name"]:
-        d4rl_name = metadata["d4rl_name"]
+    generated = any(k in metadata for k in GENERATION_METADATA_KEYS)
+    if d4rl_name is None and not generated and isinstance(metadata.get("d4rl_name"), str) and metadata["d4rl_name"]:
+        d4rl_name = metadata["d4rl_name"]  # D4RL's own name for a D4RL file given by path
+    if dataset_name is None and isinstance(metadata.get("dataset_name"), str) and metadata["dataset_name"]:
+        dataset_name = metadata["dataset_name"]
 
     spaces = _env_spaces(gym_id)
     if spaces is not None:
@@ -183,4 +211,5 @@ def load_offline_dataset(env_cfg: Any, *, seed: int = 0) -> OfflineDataset:
     returns = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
     keep = kept_rows(rows)
     infos = {k: v[keep] for k, v in data.infos.items()}
-    return OfflineDataset(to_transitions(rows), metadata, source, gym_id, d4rl_name, returns, infos)
+    return OfflineDataset(to_transitions(rows), metadata, source, gym_id, d4rl_name, returns, infos,
+                          dataset_name or d4rl_name)

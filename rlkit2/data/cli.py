@@ -1,8 +1,13 @@
 """`rlkit2-data`: make D4RL-style datasets here, inspect dataset files, show reference returns.
 
-    rlkit2-data make halfcheetah-medium-v2 --transitions 1000000
-    rlkit2-data make hopper-all-v2 --transitions 100000 --train-steps 100000   # all five kinds, scaled down
-    rlkit2-data info hopper-medium-v2          # or a path, or minari:<id>
+Datasets generated here have their own names, `<env>-v5-<kind>` (env: halfcheetah, hopper, walker2d; kind:
+random, medium, medium-replay, medium-expert, expert), because they are not D4RL's files: D4RL's recipe on
+Gymnasium's v5 envs with rlkit2's own behaviour policies. D4RL names (`hopper-medium-v2`) name D4RL's own
+files only; `make` refuses them.
+
+    rlkit2-data make halfcheetah-v5-medium --transitions 1000000
+    rlkit2-data make hopper-v5-all --transitions 100000 --train-steps 100000   # all five kinds, scaled down
+    rlkit2-data info hopper-v5-medium          # or a D4RL name, a path, or minari:<id>
     rlkit2-data refs
 """
 
@@ -17,29 +22,38 @@ import numpy as np
 from rlkit2.core import RLKitError
 
 
+def expand_names(names: list[str]) -> list[str]:
+    """`<env>-v5-all` -> the five generated names of that env; other names unchanged (checked by make_dataset)."""
+    from rlkit2.data.d4rl import D4RL_KINDS, generated_name
+
+    out: list[str] = []
+    for name in names:
+        if name.endswith("-v5-all"):
+            out += [generated_name(name[: -len("-v5-all")], k) for k in D4RL_KINDS]
+        else:
+            out.append(name)
+    return out
+
+
 def _make(args: argparse.Namespace) -> int:
     import torch
 
-    from rlkit2.data.d4rl import D4RL_KINDS, parse_d4rl_name
-    from rlkit2.data.generate import GenerationConfig, extend_training, make_dataset, stop_training
+    from rlkit2.data.generate import GenerationConfig, extend_training, make_dataset, parse_make_name, stop_training
 
     torch.set_num_threads(args.threads)
-    names: list[str] = []
     for name in args.names:
-        if name.endswith(("-all-v2", "-all-v0", "-all-v1")) or "-all-v" in name:
-            env, version = name.split("-all-v")
-            names += [f"{env}-{k}-v{version}" for k in D4RL_KINDS]
-        else:
-            names.append(name)
+        if "-all-v" in name:
+            env = name.split("-all-v")[0]
+            print(f"rlkit2-data: '{name}' uses D4RL's naming, which names D4RL's own files; all five datasets "
+                  f"generated here are '{env}-v5-all'", file=sys.stderr)
+            return 2
+    names = expand_names(args.names)
     if args.out and len(names) != 1:
         print("rlkit2-data: --out needs exactly one dataset name", file=sys.stderr)
         return 2
-    for name in names:
-        parsed = parse_d4rl_name(name)
-        if parsed is None:
-            print(f"rlkit2-data: '{name}' is not a D4RL name (e.g. hopper-medium-v2)", file=sys.stderr)
-            return 2
-        cfg = GenerationConfig(env=parsed.env, transitions=args.transitions, train_steps=args.train_steps,
+    parsed = [parse_make_name(name) for name in names]  # all names checked before any work starts
+    for name, gen in zip(names, parsed, strict=True):
+        cfg = GenerationConfig(env=gen.env, transitions=args.transitions, train_steps=args.train_steps,
                                seed=args.seed, eval_every=min(args.eval_every, args.train_steps),
                                learning_starts=args.learning_starts, threads=args.threads,
                                hidden=tuple(int(h) for h in args.hidden.split("x")),
@@ -56,7 +70,8 @@ def _make(args: argparse.Namespace) -> int:
 def _describe(data: Any, returns: np.ndarray, env_cfg: dict[str, str]) -> None:
     from rlkit2.data.scores import reference_returns
 
-    print(f"source: {data.source}\nenv: {data.env_id}  d4rl name: {data.d4rl_name}")
+    print(f"source: {data.source}\nenv: {data.env_id}  dataset name: {data.dataset_name}  "
+          f"D4RL's own file: {'yes (' + data.d4rl_name + ')' if data.d4rl_name else 'no'}")
     print(f"transitions: {len(data)}  episodes: {len(returns)}")
     if len(returns):
         print(f"episode return: mean {returns.mean():.1f}  std {returns.std():.1f}  "
@@ -97,8 +112,14 @@ def _refs(_: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rlkit2-data", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("make", help="generate D4RL-style datasets (resumable)")
-    m.add_argument("names", nargs="+", help="D4RL names (hopper-medium-v2) or <env>-all-v2 for all five kinds")
+    m = sub.add_parser("make", help="generate datasets with D4RL's recipe on the v5 envs (resumable)",
+                       description="Generate datasets with D4RL's recipe on Gymnasium's v5 envs, under their own "
+                                   "names <env>-v5-<kind> (D4RL names are D4RL's own files and are refused).",
+                       formatter_class=argparse.RawTextHelpFormatter)
+    m.add_argument("names", nargs="+",
+                   help="generated names: <env>-v5-<kind> (hopper-v5-medium, walker2d-v5-medium-replay), or\n"
+                        "<env>-v5-all for all five kinds; env: halfcheetah|hopper|walker2d, kind:\n"
+                        "random|medium|medium-replay|medium-expert|expert")
     m.add_argument("--transitions", type=int, default=1_000_000, help="rows of random/medium/expert (D4RL: 1M)")
     m.add_argument("--train-steps", type=int, default=1_000_000, help="SAC env steps for the behaviour policies")
     m.add_argument("--seed", type=int, default=0)
@@ -115,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish the (killed, resumable) SAC run with the snapshots it has instead of training on")
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(fn=_make)
-    i = sub.add_parser("info", help="summarise a dataset: a path, a D4RL name or minari:<id>")
+    i = sub.add_parser("info", help="summarise a dataset: a path, a generated or D4RL name, or minari:<id>")
     i.add_argument("dataset")
     i.set_defaults(fn=_info)
     r = sub.add_parser("refs", help="print the reference returns used for normalised scores")

@@ -1,5 +1,8 @@
 """D4RL-style datasets generated on the Gymnasium MuJoCo v5 envs with rlkit2's own behaviour policies.
 
+They have their own names, `<env>-v5-<kind>` (`hopper-v5-medium`), never D4RL's (`hopper-medium-v2` names
+D4RL's own file only): the recipe is D4RL's, the simulator, the behaviour policies and the data are not.
+
 D4RL's recipe (REFERENCE.md), with the online SAC agent of `rlkit2.agents.sac` as the trainer:
 
 - random: a uniform random policy;
@@ -42,8 +45,12 @@ from rlkit2.core import ConfigError, DataError, EnvironmentLoop, FunctionActor
 from rlkit2.data.d4rl import (
     D4RL_ENVS,
     D4RL_KINDS,
+    GeneratedName,
+    dataset_name_help,
     episode_returns,
+    generated_name,
     parse_d4rl_name,
+    parse_generated_name,
     read_d4rl,
     rlkit2_data_dir,
     write_d4rl,
@@ -456,16 +463,29 @@ def _rows_for(cfg: GenerationConfig, kind: str, sel: dict[str, Any] | None) -> d
     raise ConfigError(f"unknown dataset kind '{kind}'; valid: {', '.join(D4RL_KINDS)}")
 
 
+def parse_make_name(name: str) -> GeneratedName:
+    """A name `make` accepts -> GeneratedName. A D4RL name is refused, pointing to its generated counterpart
+    (rlkit2 cannot make D4RL's files); anything else is refused with examples of both kinds."""
+    d4rl = parse_d4rl_name(name)
+    if d4rl is not None:
+        gen = generated_name(d4rl.env, d4rl.kind)
+        raise ConfigError(f"'{name}' is D4RL's dataset name: it names D4RL's own file, which cannot be made here. "
+                          f"The dataset generated here with D4RL's recipe (on Gymnasium's {d4rl.gym_id}) is "
+                          f"'{gen}': `rlkit2-data make {gen}`, then train with env.id={gen}")
+    parsed = parse_generated_name(name)
+    if parsed is None:
+        raise ConfigError(f"'{name}' is not a dataset name `make` can generate. {dataset_name_help()}")
+    return parsed
+
+
 def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] | None = None,
                  force: bool = False) -> Path:
-    """Make D4RL-style dataset `name` (e.g. hopper-medium-v2) and return its path.
+    """Make generated dataset `name` (e.g. hopper-v5-medium) and return its path.
 
     Reuses everything already in the work dir (training, snapshots, collected chunks). An existing output
     made with the same settings is returned as is; one made with other settings is an error unless `force`.
     """
-    parsed = parse_d4rl_name(name)
-    if parsed is None:
-        raise ConfigError(f"'{name}' is not a D4RL dataset name (e.g. hopper-medium-v2)")
+    parsed = parse_make_name(name)
     if parsed.env != cfg.env:
         raise ConfigError(f"dataset '{name}' is for {parsed.env}, but the generation config is for {cfg.env}")
     path = Path(out) if out else output_path(cfg, parsed.name)
@@ -494,15 +514,23 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
     else:
         expert_ref = V5_REFERENCE[cfg.env][1] if cfg.env in V5_REFERENCE else None
     metadata: dict[str, Any] = {
-        "d4rl_name": parsed.name, "kind": parsed.kind, "env_id": cfg.gym_id, "env_version": "v5",
+        "dataset_name": parsed.name, "generated_by": "rlkit2-data make", "d4rl_counterpart": parsed.d4rl_counterpart,
+        "generated_note": f"generated here with D4RL's recipe for {parsed.d4rl_counterpart} on Gymnasium's "
+                          f"{cfg.gym_id}; not D4RL's file",
+        "kind": parsed.kind, "env_id": cfg.gym_id, "env_version": "v5",
         "rlkit2_version": rlkit2.__version__, "gymnasium_version": gym.__version__,
         "mujoco_version": __import__("mujoco").__version__,
         **settings, "behaviour_agent": "sac" if parsed.kind != "random" else "uniform_random",
         "max_episode_steps": cfg.max_episode_steps, "episodes": int(len(rets)),
         "dataset_mean_episode_return": float(rets.mean()),
         META_RANDOM_V5: random_ref, META_RANDOM_D4RL: d4rl_lo, META_EXPERT_D4RL: d4rl_hi,
-        "reference_note": "v5 refs: random = mean return of complete episodes of the uniform-random dataset; "
-                          "expert = greedy return of this run's expert snapshot over ref_episodes episodes",
+        "reference_returns": "d4rl",
+        "reference_note": "eval/normalized_score uses D4RL's reference returns (ref_*_return_d4rl: D4RL's random "
+                          "and expert policies on the mujoco-py -v2 envs), so it is comparable in spirit with "
+                          "D4RL tables but not the same measurement: this data and its evaluation run on the v5 envs",
+        "v5_reference_note": "v5 refs (eval/normalized_score_v5): random = mean return of complete episodes of "
+                             "the uniform-random dataset; expert = greedy return of this run's expert snapshot over "
+                             "ref_episodes episodes",
     }
     if expert_ref is not None:
         metadata[META_EXPERT_V5] = expert_ref
@@ -534,8 +562,7 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
     return path
 
 
-def make_all(cfg: GenerationConfig, version: int = 2, kinds: tuple[str, ...] = D4RL_KINDS,
-             force: bool = False) -> dict[str, Path]:
-    """Make every kind; random last, so its file also carries the run's expert reference."""
+def make_all(cfg: GenerationConfig, kinds: tuple[str, ...] = D4RL_KINDS, force: bool = False) -> dict[str, Path]:
+    """Make every kind (`<env>-v5-all`); random last, so its file also carries the run's expert reference."""
     order = [k for k in kinds if k != "random"] + [k for k in kinds if k == "random"]
-    return {k: make_dataset(f"{cfg.env}-{k}-v{version}", cfg, force=force) for k in order}
+    return {k: make_dataset(generated_name(cfg.env, k), cfg, force=force) for k in order}

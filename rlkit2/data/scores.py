@@ -1,7 +1,9 @@
 """Normalised scores: 100 * (return - random) / (expert - random), on two reference sets.
 
 - "d4rl": D4RL's published reference returns (REFERENCE.md), measured on the mujoco-py `-v2` envs.
-  Scores on these compare with published D4RL tables. Logged as `eval/normalized_score`.
+  Scores on these compare with published D4RL tables. Logged as `eval/normalized_score`, also for the
+  datasets generated here (`hopper-v5-medium`): comparable in spirit only, since those run on the v5
+  envs with rlkit2's behaviour policies (their metadata says so: `reference_returns: d4rl`).
 - "v5": reference returns measured on the Gymnasium `-v5` envs: this project's uniform-random policy
   and its own SAC expert (see generate.py). A generated file stores the ones it was made with in
   its metadata (`ref_random_return_v5`, `ref_expert_return_v5`); a Minari dataset's
@@ -109,7 +111,7 @@ def score_function(env_cfg: Any, dataset_metadata: Mapping[str, Any] | None = No
                    reference: str = "auto") -> Callable[[float], float] | None:
     """`score_fn` for `rlkit2.core.evaluate` (its output is logged as `eval/normalized_score`).
 
-    reference="auto": D4RL's references when the env is one of D4RL's (by D4RL name or by its v5 id),
+    reference="auto": D4RL's references when the env is one of D4RL's (by D4RL name, generated name or v5 id),
     so the number compares with published tables; otherwise the dataset's own (v5/Minari) references;
     None when neither is known. "d4rl" / "v5" force a set (None when that set is unknown here).
     """

@@ -14,6 +14,8 @@ from rlkit2.data.d4rl import (
     dataset_candidates,
     episode_returns,
     parse_d4rl_name,
+    parse_dataset_name,
+    parse_generated_name,
     resolve_dataset_path,
 )
 from tests.data.helpers_data import episodes_rows
@@ -207,16 +209,36 @@ def test_resolve_env_id_and_names():
     assert resolve_env_id("walker2d-random-v2") == ("Walker2d-v5", "walker2d-random-v2")
     assert resolve_env_id("Hopper-v5") == ("Hopper-v5", None)
     assert parse_d4rl_name("hopper-medium-replay-v2").kind == "medium-replay"
-    with pytest.raises(ConfigError, match="ant-medium-v2.*halfcheetah, hopper, walker2d"):
+    with pytest.raises(ConfigError, match="ant-medium-v2.*halfcheetah\\|hopper\\|walker2d"):
         resolve_env_id("ant-medium-v2")
-    with pytest.raises(ConfigError, match="kinds are"):
+    with pytest.raises(ConfigError, match="kind is random"):
         resolve_env_id("hopper-great-v2")
+
+
+def test_generated_names_are_their_own():
+    assert resolve_env_id("hopper-v5-medium") == ("Hopper-v5", "hopper-v5-medium")
+    assert resolve_env_id("walker2d-v5-medium-replay") == ("Walker2d-v5", "walker2d-v5-medium-replay")
+    gen = parse_generated_name("halfcheetah-v5-medium-expert")
+    assert (gen.env, gen.kind, gen.gym_id, gen.d4rl_counterpart) == \
+        ("halfcheetah", "medium-expert", "HalfCheetah-v5", "halfcheetah-medium-expert-v2")
+    # the two kinds never parse as each other
+    assert parse_generated_name("hopper-medium-v2") is None and parse_d4rl_name("hopper-v5-medium") is None
+    assert parse_generated_name("Hopper-v5") is None and parse_d4rl_name("Hopper-v5") is None
+    with pytest.raises(ConfigError, match="generated dataset name but is not supported"):
+        parse_generated_name("ant-v5-medium")
+    # neither kind: the error gives examples of both
+    for bad in ("hopper-medium", "hopper_medium-v5", "medium"):
+        with pytest.raises(ConfigError, match="hopper-medium-v2.*hopper-v5-medium") as info:
+            parse_dataset_name(bad)
+        assert "not a dataset name" in str(info.value)
 
 
 def test_dataset_path_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path / "rl"))
     monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
-    with pytest.raises(DataError, match="rlkit2-data make hopper-medium-replay-v2 --transitions 1000000"):
+    # a missing D4RL file: where to put D4RL's file, and the generated dataset to make instead
+    with pytest.raises(DataError, match="D4RL dataset 'hopper-medium-replay-v2' not found.*"
+                                        "hopper_medium_replay-v2.hdf5.*rlkit2-data make hopper-v5-medium-replay"):
         resolve_dataset_path("hopper-medium-replay-v2")
     rows = episodes_rows([3], ["timeout"])
     # D4RL's own cache, under D4RL's file name
@@ -226,3 +248,29 @@ def test_dataset_path_resolution(tmp_path, monkeypatch):
     ours = write_d4rl(tmp_path / "rl" / "hopper-medium-replay-v2.hdf5", rows)
     assert resolve_dataset_path("hopper-medium-replay-v2") == ours
     assert dataset_candidates("hopper-medium-replay-v2")[0] == ours
+    # a generated name lives in rlkit2's cache only
+    assert dataset_candidates("hopper-v5-medium") == [tmp_path / "rl" / "hopper-v5-medium.hdf5"]
+    with pytest.raises(DataError, match="generated dataset 'hopper-v5-medium' not found.*"
+                                        "rlkit2-data make hopper-v5-medium --transitions"):
+        resolve_dataset_path("hopper-v5-medium")
+    gen = write_d4rl(tmp_path / "rl" / "hopper-v5-medium.hdf5", rows, metadata={"generated_by": "rlkit2-data make"})
+    assert resolve_dataset_path("hopper-v5-medium") == gen
+
+
+def test_a_generated_file_under_a_d4rl_name_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path / "rl"))
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    rows = episodes_rows([3], ["timeout"])
+    # what older rlkit2-data versions wrote under D4RL's name
+    write_d4rl(tmp_path / "rl" / "walker2d-medium-v2.hdf5", rows,
+               metadata={"behaviour_agent": "sac", "rlkit2_version": "0.1.0", "env_id": "Walker2d-v5",
+                         "transitions": 20000, "train_steps": 20000, "seed": 0, "sac_hidden": "64x64"})
+    with pytest.raises(DataError, match="walker2d-medium-v2.hdf5: found under D4RL's name 'walker2d-medium-v2', "
+                                        "but it is generated data.*'walker2d-v5-medium'.*rlkit2-data make "
+                                        "walker2d-v5-medium --transitions 20000 --train-steps 20000 --seed 0 "
+                                        "--hidden 64x64"):
+        resolve_dataset_path("walker2d-medium-v2")
+    # in D4RL's cache too
+    write_d4rl(tmp_path / "d4rl" / "hopper_expert-v2.hdf5", rows, metadata={"rlkit2_version": "0.1.0"})
+    with pytest.raises(DataError, match="generated data"):
+        resolve_dataset_path("hopper-expert-v2")

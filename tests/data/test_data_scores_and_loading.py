@@ -31,6 +31,10 @@ def test_d4rl_reference_numbers():
     assert score_function(GymEnvConfig(id="HalfCheetah-v5"))(12135.0) == pytest.approx(100.0)
     assert reference_returns({"id": "walker2d-expert-v2"}) == D4RL_REFERENCE["walker2d"]
     assert score_function(GymEnvConfig(id="Ant-v5")) is None
+    # a generated dataset's env is scored on D4RL's references too (comparable in spirit)
+    assert score_function(GymEnvConfig(id="hopper-v5-medium"))(3234.3) == pytest.approx(100.0)
+    assert reference_returns({"id": "Walker2d-v5", "dataset": "walker2d-v5-medium-replay"}) == \
+        D4RL_REFERENCE["walker2d"]
     with pytest.raises(ValueError, match="degenerate"):
         normalized_score(1.0, 2.0, 2.0)
 
@@ -99,7 +103,7 @@ def test_load_from_path_feeds_the_replay(tmp_path):
 def test_load_by_d4rl_name_from_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path / "rl"))
     monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
-    with pytest.raises(DataError, match="rlkit2-data make hopper-medium-v2"):
+    with pytest.raises(DataError, match="D4RL dataset 'hopper-medium-v2' not found.*rlkit2-data make hopper-v5-medium"):
         load_offline_dataset(GymEnvConfig(id="hopper-medium-v2"))
     # a file as D4RL's downloader names it, without next_observations (as the real v2 files)
     rows = _hopper_rows()
@@ -113,7 +117,33 @@ def test_load_by_d4rl_name_from_cache(tmp_path, monkeypatch):
     assert ds.metadata["algorithm"] == "SAC"
     # dataset named in env.dataset, env given as a Gymnasium id
     ds2 = load_offline_dataset(GymEnvConfig(id="Hopper-v5", dataset="hopper-medium-v2"))
-    assert ds2.d4rl_name == "hopper-medium-v2" and len(ds2) == 13
+    assert ds2.d4rl_name == "hopper-medium-v2" and ds2.dataset_name == "hopper-medium-v2" and len(ds2) == 13
+
+
+def test_load_by_generated_name_from_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path / "rl"))
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    with pytest.raises(DataError, match="generated dataset 'hopper-v5-medium' not found.*"
+                                        "rlkit2-data make hopper-v5-medium"):
+        load_offline_dataset(GymEnvConfig(id="hopper-v5-medium"))
+    write_d4rl(tmp_path / "rl" / "hopper-v5-medium.hdf5", _hopper_rows(),
+               metadata={"generated_by": "rlkit2-data make", "dataset_name": "hopper-v5-medium", "env_id": "Hopper-v5"})
+    for cfg in (GymEnvConfig(id="hopper-v5-medium"), GymEnvConfig(id="Hopper-v5", dataset="hopper-v5-medium")):
+        ds = load_offline_dataset(cfg)
+        assert ds.dataset_name == "hopper-v5-medium" and ds.d4rl_name is None and ds.env_id == "Hopper-v5"
+        assert len(ds) == 15
+    # a generated dataset is never found under D4RL's name
+    with pytest.raises(DataError, match="D4RL dataset 'hopper-medium-v2' not found"):
+        load_offline_dataset(GymEnvConfig(id="hopper-medium-v2"))
+
+
+def test_unknown_dataset_name_lists_both_kinds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for cfg in (GymEnvConfig(id="Hopper-v5", dataset="hopper-medium"), {"id": "", "dataset": "hopper_medium_v5"}):
+        with pytest.raises(ConfigError, match="not a dataset name.*hopper-medium-v2.*hopper-v5-medium"):
+            load_offline_dataset(cfg)
+    with pytest.raises(ConfigError, match="generated dataset name but is not supported.*hopper-medium-v2"):
+        load_offline_dataset(GymEnvConfig(id="Hopper-v5", dataset="hopper-v5-great"))
 
 
 def test_dataset_must_match_env(tmp_path):

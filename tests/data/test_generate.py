@@ -89,31 +89,73 @@ def test_medium_replay_boundaries_from_the_replay(tmp_path):
 
 def test_random_dataset_file_cli_and_loader(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path))
-    assert cli_main(["make", "hopper-random-v2", "--transitions", "300", "--quiet"]) == 0
-    path = tmp_path / "hopper-random-v2.hdf5"
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
+    assert cli_main(["make", "hopper-v5-random", "--transitions", "300", "--quiet"]) == 0
+    path = tmp_path / "hopper-v5-random.hdf5"
     data = read_d4rl(path)
     md = data.metadata
     assert md["env_id"] == "Hopper-v5" and md["kind"] == "random" and md["transitions"] == 300
-    assert md["d4rl_name"] == "hopper-random-v2" and md["rlkit2_version"]
+    assert md["dataset_name"] == "hopper-v5-random" and md["rlkit2_version"] and "d4rl_name" not in md
+    assert md["generated_by"] == "rlkit2-data make" and md["d4rl_counterpart"] == "hopper-random-v2"
+    assert md["reference_returns"] == "d4rl" and "D4RL's reference returns" in md["reference_note"]
     assert md["ref_random_return_d4rl"] == pytest.approx(-20.272305)
     assert np.isfinite(md["ref_random_return_v5"]) and "infos/qpos" not in data.arrays
     assert data.infos["qpos"].shape == (300, 6)
-    # the trainer's loader finds it by D4RL name, and the same settings are not remade
-    ds = load_offline_dataset({"id": "hopper-random-v2"})
-    assert ds.source == str(path) and len(ds) > 250
+    # the trainer's loader finds it by its generated name, and the same settings are not remade
+    ds = load_offline_dataset({"id": "hopper-v5-random"})
+    assert ds.source == str(path) and len(ds) > 250 and ds.env_id == "Hopper-v5"
+    assert ds.dataset_name == "hopper-v5-random" and ds.d4rl_name is None
+    assert load_offline_dataset({"id": "Hopper-v5", "dataset": "hopper-v5-random"}).source == str(path)
+    from rlkit2.data import score_function
+
+    assert score_function({"id": "hopper-v5-random"}, ds.metadata)(3234.3) == pytest.approx(100.0)  # D4RL's refs
     mtime = path.stat().st_mtime_ns
-    assert cli_main(["make", "hopper-random-v2", "--transitions", "300", "--quiet"]) == 0
+    assert cli_main(["make", "hopper-v5-random", "--transitions", "300", "--quiet"]) == 0
     assert path.stat().st_mtime_ns == mtime
     # other settings on the same output: refused unless --force
-    assert cli_main(["make", "hopper-random-v2", "--transitions", "200", "--quiet"]) == 1
+    assert cli_main(["make", "hopper-v5-random", "--transitions", "200", "--quiet"]) == 1
     assert "--force" in capsys.readouterr().err
     assert cli_main(["info", str(path)]) == 0
-    assert "transitions:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "transitions:" in out and "dataset name: hopper-v5-random" in out and "D4RL's own file: no" in out
+    assert cli_main(["info", "hopper-v5-random"]) == 0
+
+    # the same file put under D4RL's name is refused: it is not D4RL's hopper-random-v2
+    import shutil
+
+    shutil.copy(path, tmp_path / "hopper-random-v2.hdf5")
+    with pytest.raises(DataError, match="found under D4RL's name 'hopper-random-v2', but it is generated data.*"
+                                        "hopper-v5-random.*rlkit2-data make hopper-v5-random --transitions 300"):
+        load_offline_dataset({"id": "hopper-random-v2"})
+    assert cli_main(["info", "hopper-random-v2"]) == 1
+    assert "generated data" in capsys.readouterr().err
+
+
+def test_make_refuses_d4rl_and_unknown_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path))
+    assert cli_main(["make", "hopper-medium-v2", "--transitions", "300", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "'hopper-medium-v2' is D4RL's dataset name" in err and "rlkit2-data make hopper-v5-medium" in err
+    assert cli_main(["make", "hopper-all-v2", "--quiet"]) == 2
+    assert "hopper-v5-all" in capsys.readouterr().err
+    assert cli_main(["make", "hopper-medium", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "hopper-medium-v2" in err and "hopper-v5-medium" in err
+    # names are all checked before any work: nothing was made
+    assert cli_main(["make", "hopper-v5-random", "walker2d-medium-replay-v2", "--quiet"]) == 1
+    assert "walker2d-v5-medium-replay" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="D4RL's dataset name.*'hopper-v5-expert'"):
+        make_dataset("hopper-expert-v2", _cfg(tmp_path))
+    from rlkit2.data.cli import expand_names
+
+    assert expand_names(["walker2d-v5-all"]) == [f"walker2d-v5-{k}" for k in
+                                                 ("random", "medium", "medium-replay", "medium-expert", "expert")]
 
 
 def test_name_must_match_config(tmp_path):
     with pytest.raises(ConfigError, match="is for walker2d"):
-        make_dataset("walker2d-random-v2", _cfg(tmp_path))
+        make_dataset("walker2d-v5-random", _cfg(tmp_path))
     with pytest.raises(DataError, match="no SAC checkpoint"):
         replay_rows(_cfg(tmp_path), 10)
 
