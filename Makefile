@@ -18,10 +18,10 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 setup: $(BIN)/.installed
 
-# The main job: a small generated hopper-v5-medium dataset (D4RL's recipe on Gymnasium's Hopper-v5, with a
-# SAC behaviour policy trained here; reused when cached), then the Q-sarsa agent trained, evaluated and plotted
-# on it. Its small dataset lives in its own cache dir, so a full-size hopper-v5-medium in the user's dataset
-# cache is neither used nor refused.
+# The main job: a small generated hopper-v5-medium dataset (D4RL's recipe on Gymnasium's Hopper-v5, collected
+# with the package's shipped SAC behaviour policy, or one trained here when none is shipped; reused when
+# cached), then the Q-sarsa agent trained, evaluated and plotted on it. Its small dataset lives in its own
+# cache dir, so a full-size hopper-v5-medium in the user's dataset cache is neither used nor refused.
 MAIN_DATA_DIR ?= $(HOME)/.cache/rlkit2/main_default
 main: export RLKIT2_DATA_DIR = $(MAIN_DATA_DIR)
 main: setup

@@ -36,12 +36,19 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "multirun", "build",
                                                              "dist", "*.egg-info", "__pycache__", "site", "tests",
                                                              "experiments", ".mypy_cache", ".ruff_cache"))
+    # shipped behaviour policies travel as package data (stand-in files: the wheel is only listed here)
+    shipped = src / "rlkit2" / "data" / "policies" / "hopper"
+    shipped.mkdir(parents=True, exist_ok=True)
+    for name in ("medium.safetensors", "medium.json"):
+        (shipped / name).write_bytes(b"{}")
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(dist)],
          tmp_path)
     (wheel,) = dist.glob("rlkit2-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "rlkit2/py.typed" in names and "rlkit2/conf/config.yaml" in names and "rlkit2/envs/gym_mujoco.py" in names
+    assert {"rlkit2/data/policies/README.md", "rlkit2/data/policies/hopper/medium.safetensors",
+            "rlkit2/data/policies/hopper/medium.json"} <= names
     assert not any(n.startswith(("envs/", "conf/", "tests/", "examples/")) for n in names)
 
     # 2. a fresh venv holding only the wheel; dependencies through a .pth line

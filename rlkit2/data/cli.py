@@ -5,10 +5,16 @@ random, medium, medium-replay, medium-expert, expert), because they are not D4RL
 Gymnasium's v5 envs with rlkit2's own behaviour policies. D4RL names (`hopper-medium-v2`) name D4RL's own
 files only; `make` refuses them.
 
+Behaviour policies: `make` rolls out the SAC policies shipped inside the package
+(rlkit2/data/policies/<env>/{medium,expert,snapshot-<step>}.safetensors + .json cards) when the env has any -
+minutes, deterministic from --seed - and trains SAC here (hours at full size) only when none are shipped.
+
     rlkit2-data make halfcheetah-v5-medium --transitions 1000000
     rlkit2-data make hopper-v5-all --transitions 100000 --train-steps 100000   # all five kinds, scaled down
     rlkit2-data info hopper-v5-medium          # or a D4RL name, a path, or minari:<id>
     rlkit2-data refs
+    rlkit2-data policies                       # the shipped behaviour policies and their cards
+    rlkit2-data export-policy WORK/policies/step_000100000.pt --env hopper --role medium --seed 0
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ def _make(args: argparse.Namespace) -> int:
                                seed=args.seed, eval_every=min(args.eval_every, args.train_steps),
                                learning_starts=args.learning_starts, threads=args.threads,
                                hidden=tuple(int(h) for h in args.hidden.split("x")),
-                               data_dir=args.data_dir, progress=not args.quiet)
+                               data_dir=args.data_dir, progress=not args.quiet, behaviour=args.behaviour,
+                               policies_dir=args.policies_dir)
         if args.extend_from and not (cfg.work_dir / "sac" / "checkpoints").is_dir():
             extend_training(cfg, args.extend_from)
         if args.stop_training:
@@ -92,6 +99,35 @@ def _info(args: argparse.Namespace) -> int:
     env_cfg = {"id": "", "dataset": args.dataset}
     data = load_offline_dataset(env_cfg)
     _describe(data, data.episode_returns, {"id": data.env_id, "dataset": args.dataset})
+    return 0
+
+
+def _policies(args: argparse.Namespace) -> int:
+    from rlkit2.data.d4rl import D4RL_ENVS
+    from rlkit2.data.shipped import load_shipped_policy, policies_dir, shipped_roles
+
+    root = policies_dir(args.policies_dir or None)
+    print(f"shipped behaviour policies in {root}")
+    for env in args.envs or list(D4RL_ENVS):
+        roles = shipped_roles(env, root)
+        if not roles:
+            print(f"  {env:12s} none (rlkit2-data make trains SAC here for {env})")
+        for role in roles:
+            card = load_shipped_policy(env, role, policies_dir=root).card  # verifies sha256 and shapes
+            print(f"  {env:12s} {role:22s} env steps {card['env_steps']:>9d}  return {card['return_mean']:9.1f} "
+                  f"± {card['return_std']:7.1f} ({card['eval_episodes']} greedy episodes)  hidden "
+                  f"{'x'.join(str(h) for h in card['hidden'])}  seed {card['seed']}")
+    return 0
+
+
+def _export_policy(args: argparse.Namespace) -> int:
+    from rlkit2.data.shipped import export_policy, policies_dir
+
+    returns = (args.returns[0], args.returns[1]) if args.returns else None
+    path = export_policy(args.snapshot, args.env, args.role, args.out or policies_dir(), seed=args.seed,
+                         returns=returns, env_steps=args.env_steps, learning_starts=args.learning_starts,
+                         eval_episodes=args.eval_episodes)
+    print(path)
     return 0
 
 
@@ -134,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a finished run of STEPS env steps (same env/seed/width) instead of from scratch")
     m.add_argument("--stop-training", action="store_true",
                    help="finish the (killed, resumable) SAC run with the snapshots it has instead of training on")
+    m.add_argument("--behaviour", choices=["auto", "shipped", "train"], default="auto",
+                   help="behaviour policies: auto = the shipped ones when the env has any, else SAC trained here;\n"
+                        "shipped = shipped only; train = train SAC here (--train-steps etc.) even if shipped")
+    m.add_argument("--policies-dir", default="",
+                   help="shipped policies (<dir>/<env>/<role>.safetensors + .json); default $RLKIT2_POLICIES_DIR\n"
+                        "or the package's rlkit2/data/policies")
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(fn=_make)
     i = sub.add_parser("info", help="summarise a dataset: a path, a generated or D4RL name, or minari:<id>")
@@ -141,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(fn=_info)
     r = sub.add_parser("refs", help="print the reference returns used for normalised scores")
     r.set_defaults(fn=_refs)
+    pol = sub.add_parser("policies", help="list the shipped behaviour policies (cards verified)")
+    pol.add_argument("envs", nargs="*", help="halfcheetah, hopper, walker2d (default: all)")
+    pol.add_argument("--policies-dir", default="", help="default $RLKIT2_POLICIES_DIR or the package's")
+    pol.set_defaults(fn=_policies)
+    e = sub.add_parser("export-policy", help="write a SAC snapshot's actor as a shipped policy (safetensors + card)",
+                       formatter_class=argparse.RawTextHelpFormatter)
+    e.add_argument("snapshot", help="a behaviour-policy snapshot: <work dir>/policies/step_*.pt")
+    e.add_argument("--env", required=True, help="halfcheetah, hopper or walker2d")
+    e.add_argument("--role", required=True, help="expert, medium or snapshot-<env steps>")
+    e.add_argument("--seed", type=int, required=True, help="the training run's seed")
+    e.add_argument("--out", default="", help="policies dir to write <env>/<role>.*; default the package's")
+    e.add_argument("--env-steps", type=int, default=None, help="env steps trained (default: the snapshot's step)")
+    e.add_argument("--learning-starts", type=int, default=None, help="the run's random warm-up steps")
+    e.add_argument("--returns", type=float, nargs=2, metavar=("MEAN", "STD"), default=None,
+                   help="greedy return mean/std if already measured (default: measured now)")
+    e.add_argument("--eval-episodes", type=int, default=10)
+    e.set_defaults(fn=_export_policy)
     return p
 
 

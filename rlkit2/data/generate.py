@@ -29,8 +29,10 @@ greedy return over `ref_episodes` episodes) go into every file's metadata.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +68,7 @@ from rlkit2.data.scores import (
 )
 
 MEDIUM_FRACTION = 1.0 / 3.0
+BEHAVIOUR_SOURCES: tuple[str, ...] = ("auto", "shipped", "train")
 
 
 @dataclasses.dataclass
@@ -88,10 +91,17 @@ class GenerationConfig:
     hidden: tuple[int, ...] = (256, 256)  # SAC's MLP widths; (64, 64) is ~3.5x cheaper an update on a CPU
     data_dir: str = ""  # default: rlkit2's dataset cache (RLKIT2_DATA_DIR)
     progress: bool = True
+    # behaviour policies: "auto" = the shipped ones (rlkit2/data/policies) when the env has any, else SAC
+    # trained here; "shipped" = shipped only; "train" = train SAC here even when shipped ones exist
+    behaviour: str = "auto"
+    policies_dir: str = ""  # default: $RLKIT2_POLICIES_DIR or the package's rlkit2/data/policies
+    work_name: str = ""  # the work dir's folder name under <root>/work (default: from env, seed, budget, widths)
 
     def __post_init__(self) -> None:
         if self.env not in D4RL_ENVS:
             raise ConfigError(f"env='{self.env}': expected one of {', '.join(D4RL_ENVS)}")
+        if self.behaviour not in BEHAVIOUR_SOURCES:
+            raise ConfigError(f"behaviour='{self.behaviour}': expected one of {', '.join(BEHAVIOUR_SOURCES)}")
         for name in ("transitions", "train_steps", "eval_every", "eval_episodes", "ref_episodes", "chunk_steps"):
             if int(getattr(self, name)) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be positive")
@@ -109,6 +119,8 @@ class GenerationConfig:
     @property
     def work_dir(self) -> Path:
         """Everything reusable for this (env, seed, training budget): SAC run, snapshots, collected chunks."""
+        if self.work_name:
+            return self.root / "work" / self.work_name
         width = "" if tuple(self.hidden) == (256, 256) else "-h" + "x".join(str(h) for h in self.hidden)
         return self.root / "work" / f"{self.env}-seed{self.seed}-train{self.train_steps}{width}"
 
@@ -365,8 +377,10 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
     try:
         while have < n:
             # one actor per chunk, seeded by the chunk index: a resumed collection equals an uninterrupted one
-            loop = EnvironmentLoop(env, make_actor(cfg.seed * 7_919 + len(chunks)),
-                                   max_episode_steps=cfg.max_episode_steps)
+            actor = make_actor(cfg.seed * 7_919 + len(chunks))
+            if callable(getattr(actor, "start_at_row", None)):  # an actor whose policy depends on the row
+                actor.start_at_row(have)
+            loop = EnvironmentLoop(env, actor, max_episode_steps=cfg.max_episode_steps)
             chunk_rows, chunk_eps = 0, 0
             while chunk_rows < cfg.chunk_steps and have + chunk_rows < n:
                 res = loop.run_episode(seed=cfg.seed * 1_000_003 + episode)
@@ -478,41 +492,177 @@ def parse_make_name(name: str) -> GeneratedName:
     return parsed
 
 
+def behaviour_source(cfg: GenerationConfig) -> str:
+    """"shipped" when the env has shipped behaviour policies (and cfg.behaviour allows them), else "train"."""
+    from rlkit2.data.shipped import policies_dir, shipped_roles
+
+    if cfg.behaviour == "train":
+        return "train"
+    if shipped_roles(cfg.env, cfg.policies_dir or None):
+        return "shipped"
+    if cfg.behaviour == "shipped":
+        raise DataError(f"behaviour=shipped, but no behaviour policies are shipped for {cfg.env} in "
+                        f"{policies_dir(cfg.policies_dir or None) / cfg.env}")
+    return "train"
+
+
+def shipped_work(cfg: GenerationConfig) -> GenerationConfig:
+    """The work dir (collected chunks) of datasets made from shipped policies: by env and seed only."""
+    return dataclasses.replace(cfg, work_name=f"{cfg.env}-shipped-seed{cfg.seed}")
+
+
+def shipped_selection(cfg: GenerationConfig, kind: str) -> dict[str, Any]:
+    """The shipped policies dataset `kind` needs, loaded and verified (sha256, card, shapes).
+
+    {"expert"/"medium": {step, return_mean, return_std, path, sha256, role, learning_starts, loaded},
+     "snapshots": [...] (medium-replay: the snapshots taken before medium, in training order),
+     "digest": sha256 over the files used}. The expert is loaded when shipped, for the v5 reference.
+    """
+    from rlkit2.data.shipped import load_shipped_policy, policies_dir, shipped_roles, snapshot_step
+
+    pdir = policies_dir(cfg.policies_dir or None)
+    roles = shipped_roles(cfg.env, pdir)
+    needed = {"random": [], "medium": ["medium"], "expert": ["expert"], "medium-expert": ["medium", "expert"],
+              "medium-replay": ["medium"]}[kind]
+    missing = [r for r in needed if r not in roles]
+    if missing:
+        raise DataError(f"{generated_name(cfg.env, kind)} needs the shipped {' and '.join(missing)} policy of "
+                        f"{cfg.env} ({pdir / cfg.env}/<role>.safetensors + .json); shipped: {', '.join(roles)}")
+
+    def entry(role: str) -> dict[str, Any]:
+        loaded = load_shipped_policy(cfg.env, role, policies_dir=pdir, seed=cfg.seed)
+        card = loaded.card
+        return {"role": role, "step": int(card["env_steps"]), "return_mean": float(card["return_mean"]),
+                "return_std": float(card["return_std"]), "path": str(loaded.path), "sha256": card["sha256"],
+                "learning_starts": card.get("learning_starts"), "training_seed": int(card["seed"]),
+                "loaded": loaded}
+
+    sel: dict[str, Any] = {r: entry(r) for r in ("expert", "medium") if r in roles and (r in needed or r == "expert")}
+    used = [sel[r]["sha256"] for r in sel]
+    if kind == "medium-replay":
+        medium_step = sel["medium"]["step"]
+        steps = {r: snapshot_step(r) for r in roles}
+        snaps = [entry(r) for r, step in steps.items() if step is not None and step < medium_step]
+        if not snaps:
+            raise DataError(f"{generated_name(cfg.env, kind)} is rolled out from the snapshots a SAC run took before "
+                            f"medium (env step {medium_step}); none are shipped for {cfg.env} in {pdir / cfg.env} "
+                            "(snapshot-<env steps>.safetensors + .json)")
+        sel["snapshots"] = snaps
+        used += [e["sha256"] for e in snaps]
+    sel["digest"] = hashlib.sha256(" ".join(used).encode()).hexdigest()
+    return sel
+
+
+def _shipped_rows_for(cfg: GenerationConfig, kind: str, sel: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Rows of `kind` collected with shipped policies (cfg: the shipped work dir)."""
+    if kind in ("medium", "expert"):
+        loaded = sel[kind]["loaded"]
+        return collect(cfg, f"shipped-{kind}-{sel[kind]['sha256'][:16]}", loaded.make_explorer, cfg.transitions)
+    if kind == "medium-expert":
+        med, exp = _shipped_rows_for(cfg, "medium", sel), _shipped_rows_for(cfg, "expert", sel)
+        return {k: np.concatenate([med[k], exp[k]]) for k in med}
+    if kind == "medium-replay":
+        return collect(cfg, f"shipped-medium-replay-{sel['digest'][:16]}-ls{_learning_starts(cfg, sel)}",
+                       _replay_actor_factory(cfg, sel), sel["medium"]["step"])
+    raise ConfigError(f"unknown dataset kind '{kind}'; valid: {', '.join(D4RL_KINDS)}")
+
+
+def _learning_starts(cfg: GenerationConfig, sel: dict[str, Any]) -> int:
+    """The SAC run's uniform-random warm-up: the medium card's, else cfg.learning_starts; within medium's steps."""
+    ls = sel["medium"]["learning_starts"]
+    return min(int(cfg.learning_starts if ls is None else ls), int(sel["medium"]["step"]))
+
+
+def _replay_actor_factory(cfg: GenerationConfig, sel: dict[str, Any]) -> Callable[[int], Any]:
+    """medium-replay from shipped snapshots: row t of the SAC run was collected by uniform random actions
+    during the warm-up, then by the stochastic explorer of the latest snapshot taken at or before step t."""
+    from rlkit2.data.shipped import ScheduledActor
+
+    snaps = sel["snapshots"]
+    steps = [int(e["step"]) for e in snaps]
+    learning_starts = _learning_starts(cfg, sel)
+    space: Any = gym.make(cfg.gym_id).action_space
+
+    def make(seed: int) -> Any:
+        rng = np.random.default_rng(seed)
+        explorers = [e["loaded"].make_explorer(seed * 1_009 + i) for i, e in enumerate(snaps)]
+        return ScheduledActor(explorers, steps, learning_starts,
+                              lambda: rng.uniform(space.low, space.high).astype(np.float32))
+
+    return make
+
+
+def _existing_output(cfg: GenerationConfig, path: Path, settings: dict[str, Any], force: bool) -> bool:
+    """True when `path` was already made with `settings`; DataError when made with others (unless force)."""
+    if not path.is_file() or force:
+        return False
+    md = read_d4rl(path).metadata
+    if all(md.get(k) == v for k, v in settings.items()):
+        _log(cfg, f"{path} already made with these settings")
+        return True
+    raise DataError(f"{path} exists but was made with other settings "
+                    f"({ {k: md.get(k) for k in settings} }); pass --force to overwrite or --out elsewhere")
+
+
 def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] | None = None,
                  force: bool = False) -> Path:
     """Make generated dataset `name` (e.g. hopper-v5-medium) and return its path.
 
-    Reuses everything already in the work dir (training, snapshots, collected chunks). An existing output
-    made with the same settings is returned as is; one made with other settings is an error unless `force`.
+    Behaviour policies: the shipped ones (`rlkit2.data.shipped`) when the env has any (cfg.behaviour "auto"
+    or "shipped"); otherwise SAC is trained here (a printed line says so). Reuses everything already in the
+    work dir (training, snapshots, collected chunks). An existing output made with the same settings is
+    returned as is; one made with other settings is an error unless `force`.
     """
     parsed = parse_make_name(name)
     if parsed.env != cfg.env:
         raise ConfigError(f"dataset '{name}' is for {parsed.env}, but the generation config is for {cfg.env}")
     path = Path(out) if out else output_path(cfg, parsed.name)
-    settings = {"transitions": cfg.transitions, "train_steps": cfg.train_steps, "seed": cfg.seed,
-                "sac_hidden": "x".join(str(h) for h in cfg.hidden)}
-    if path.is_file() and not force:
-        md = read_d4rl(path).metadata
-        if all(md.get(k) == v for k, v in settings.items()):
-            _log(cfg, f"{path} already made with these settings")
-            return path
-        raise DataError(f"{path} exists but was made with other settings "
-                        f"({ {k: md.get(k) for k in settings} }); pass --force to overwrite or --out elsewhere")
+    source = behaviour_source(cfg)
+    shipped: dict[str, Any] | None = None
+    if source == "shipped":
+        shipped = shipped_selection(cfg, parsed.kind)
+        work = shipped_work(cfg)
+        settings: dict[str, Any] = {"transitions": cfg.transitions, "seed": cfg.seed, "behaviour_source": "shipped",
+                                    "behaviour_policies_sha256": shipped["digest"]}
+    else:
+        work = cfg
+        settings = {"transitions": cfg.transitions, "train_steps": cfg.train_steps, "seed": cfg.seed,
+                    "sac_hidden": "x".join(str(h) for h in cfg.hidden), "behaviour_source": "trained"}
+    if _existing_output(cfg, path, settings, force):
+        return path
+    if source == "train" and parsed.kind != "random" and not (cfg.work_dir / "training_done.json").is_file():
+        from rlkit2.data.shipped import policies_dir
+
+        why = "behaviour=train" if cfg.behaviour == "train" else \
+            f"no shipped behaviour policies for {cfg.env} in {policies_dir(cfg.policies_dir or None) / cfg.env}"
+        print(f"[rlkit2-data] {why}: training SAC here on {cfg.gym_id} for {cfg.train_steps} env steps "
+              f"(resumable; work dir {cfg.work_dir})", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    # random needs no trained policy: it reuses the run's expert as reference when one was already
-    # selected (or the measured table), otherwise its file carries the random reference only.
-    sel = select_policies(cfg) if parsed.kind != "random" or (cfg.work_dir / "selection.json").is_file() else None
-    random_rows = collect(cfg, "random", _random_actor_factory(cfg), cfg.transitions)
+    if shipped is not None:
+        sel: dict[str, Any] | None = {r: shipped[r] for r in ("medium", "expert") if r in shipped}
+    else:
+        # random needs no trained policy: it reuses the run's expert as reference when one was already
+        # selected (or the measured table), otherwise its file carries the random reference only.
+        need = parsed.kind != "random" or (cfg.work_dir / "selection.json").is_file()
+        sel = select_policies(cfg) if need else None
+    random_rows = collect(work, "random", _random_actor_factory(work), cfg.transitions)
     random_ref = _random_reference(random_rows)
-    rows = random_rows if parsed.kind == "random" else _rows_for(cfg, parsed.kind, sel)
+    if parsed.kind == "random":
+        rows = random_rows
+    elif shipped is not None:
+        rows = _shipped_rows_for(work, parsed.kind, shipped)
+    else:
+        rows = _rows_for(cfg, parsed.kind, sel)
     rows, infos = _split(rows)
     rets = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
     d4rl_lo, d4rl_hi = D4RL_REFERENCE[cfg.env]
-    if sel is not None:
+    if sel is not None and "expert" in sel:
         expert_ref: float | None = float(sel["expert"]["return_mean"])
     else:
         expert_ref = V5_REFERENCE[cfg.env][1] if cfg.env in V5_REFERENCE else None
+    expert_what = "the shipped expert policy's card (greedy, eval_episodes episodes)" if shipped is not None else \
+        "this run's expert snapshot over ref_episodes episodes"
     metadata: dict[str, Any] = {
         "dataset_name": parsed.name, "generated_by": "rlkit2-data make", "d4rl_counterpart": parsed.d4rl_counterpart,
         "generated_note": f"generated here with D4RL's recipe for {parsed.d4rl_counterpart} on Gymnasium's "
@@ -529,22 +679,24 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
                           "and expert policies on the mujoco-py -v2 envs), so it is comparable in spirit with "
                           "D4RL tables but not the same measurement: this data and its evaluation run on the v5 envs",
         "v5_reference_note": "v5 refs (eval/normalized_score_v5): random = mean return of complete episodes of "
-                             "the uniform-random dataset; expert = greedy return of this run's expert snapshot over "
-                             "ref_episodes episodes",
+                             f"the uniform-random dataset; expert = greedy return of {expert_what}",
     }
     if expert_ref is not None:
         metadata[META_EXPERT_V5] = expert_ref
-    if sel is not None:
+    if shipped is not None:
+        metadata.update(_shipped_metadata(work, parsed.kind, shipped))
+    elif sel is not None:
         tinfo = training_info(cfg)
         metadata.update({"medium_step": int(sel["medium"]["step"]), "expert_step": int(sel["expert"]["step"]),
                          "trained_env_steps": int(tinfo.get("trained_env_steps", cfg.train_steps)),
                          "training_stopped_early": bool(tinfo.get("stopped_early", False))})
-    policy = None if sel is None else {"medium": sel["medium"], "expert": sel["expert"],
-                                       "medium-replay": sel["medium"]}.get(parsed.kind)
+    policy = None if sel is None else {"medium": sel.get("medium"), "expert": sel.get("expert"),
+                                       "medium-replay": sel.get("medium")}.get(parsed.kind)
     if policy is not None:
         metadata.update({"policy_return": float(policy["return_mean"]),
-                         "policy_return_std": float(policy["return_std"]),
-                         "policy_step": int(policy["step"]), "policy_checkpoint": str(policy["path"])})
+                         "policy_return_std": float(policy["return_std"]), "policy_step": int(policy["step"])})
+        if shipped is None:
+            metadata["policy_checkpoint"] = str(policy["path"])
     elif parsed.kind == "medium-expert":
         assert sel is not None
         metadata.update({"policy_return_medium": float(sel["medium"]["return_mean"]),
@@ -560,6 +712,28 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
     _log(cfg, f"wrote {path}: {len(rows['rewards'])} rows, {len(rets)} episodes, "
               f"mean episode return {rets.mean():.1f}")
     return path
+
+
+def _shipped_metadata(cfg: GenerationConfig, kind: str, shipped: dict[str, Any]) -> dict[str, Any]:
+    """What a file made from shipped policies records about them."""
+    from rlkit2.data.shipped import policies_dir
+
+    md: dict[str, Any] = {"behaviour_policies_dir": str(policies_dir(cfg.policies_dir or None))}
+    for role in ("medium", "expert"):
+        if role in shipped:
+            e = shipped[role]
+            md.update({f"{role}_step": e["step"], f"{role}_policy_file": f"{cfg.env}/{role}.safetensors",
+                       f"{role}_policy_sha256": e["sha256"], f"{role}_policy_training_seed": e["training_seed"]})
+    if kind == "medium-replay":
+        snaps = shipped["snapshots"]
+        md.update({"replay_snapshot_steps": np.array([e["step"] for e in snaps], np.int64),
+                   "replay_snapshot_sha256": [e["sha256"] for e in snaps],
+                   "replay_learning_starts": _learning_starts(cfg, shipped),
+                   "replay_note": "rollouts of the shipped SAC snapshots in training order with SAC's stochastic "
+                                  "explorer, row t by the latest snapshot taken at or before env step t (uniform "
+                                  "random during the warm-up), up to the medium policy's env step: the run's "
+                                  "replay buffer as closely as a list of snapshots allows, not the buffer itself"})
+    return md
 
 
 def make_all(cfg: GenerationConfig, kinds: tuple[str, ...] = D4RL_KINDS, force: bool = False) -> dict[str, Path]:

@@ -20,8 +20,10 @@ from rlkit2.data.generate import (
 
 
 def _cfg(tmp_path, **kw):
+    # behaviour="train": these tests exercise the train-here path even once policies ship with the package
     base = dict(env="hopper", transitions=300, train_steps=1000, eval_every=500, eval_episodes=1, ref_episodes=2,
-                learning_starts=300, checkpoint_every=500, chunk_steps=100, data_dir=str(tmp_path), progress=False)
+                learning_starts=300, checkpoint_every=500, chunk_steps=100, data_dir=str(tmp_path), progress=False,
+                behaviour="train")
     base.update(kw)
     return GenerationConfig(**base)
 
@@ -89,6 +91,7 @@ def test_medium_replay_boundaries_from_the_replay(tmp_path):
 
 def test_random_dataset_file_cli_and_loader(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RLKIT2_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("RLKIT2_POLICIES_DIR", str(tmp_path / "no-policies"))  # the train-here path
     monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "d4rl"))
     assert cli_main(["make", "hopper-v5-random", "--transitions", "300", "--quiet"]) == 0
     path = tmp_path / "hopper-v5-random.hdf5"
@@ -97,6 +100,7 @@ def test_random_dataset_file_cli_and_loader(tmp_path, monkeypatch, capsys):
     assert md["env_id"] == "Hopper-v5" and md["kind"] == "random" and md["transitions"] == 300
     assert md["dataset_name"] == "hopper-v5-random" and md["rlkit2_version"] and "d4rl_name" not in md
     assert md["generated_by"] == "rlkit2-data make" and md["d4rl_counterpart"] == "hopper-random-v2"
+    assert md["behaviour_source"] == "trained"
     assert md["reference_returns"] == "d4rl" and "D4RL's reference returns" in md["reference_note"]
     assert md["ref_random_return_d4rl"] == pytest.approx(-20.272305)
     assert np.isfinite(md["ref_random_return_v5"]) and "infos/qpos" not in data.arrays
