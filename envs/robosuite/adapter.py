@@ -12,6 +12,8 @@ robosuite is imported here, lazily from the package's maker.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,18 +43,39 @@ def _controller_config(robot: str, controller: str) -> dict[str, Any]:
     return cfg
 
 
+def _headless_gl() -> None:
+    """Without a display, offscreen rendering needs EGL (GPU or Mesa) or OSMesa: default MUJOCO_GL to egl."""
+    if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
+        os.environ["MUJOCO_GL"] = "egl"
+
+
 class RobosuiteEnv(gym.Env):
-    """A robosuite task as a Gymnasium env. Build it from a `RobosuiteEnvConfig` (or its OmegaConf node)."""
+    """A robosuite task as a Gymnasium env. Build it from a `RobosuiteEnvConfig` (or its OmegaConf node).
 
-    metadata = {"render_modes": []}
+    `render_mode="rgb_array"`: `render()` returns an (H, W, 3) uint8 frame from robosuite's offscreen renderer
+    (camera `render_camera`, size `render_size` = (H, W)); headless machines need EGL or OSMesa
+    (`MUJOCO_GL=egl`, the default here without a display, or `MUJOCO_GL=osmesa`).
+    """
 
-    def __init__(self, cfg: RobosuiteEnvConfig | Any | None = None, seed: int | None = None):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, cfg: RobosuiteEnvConfig | Any | None = None, seed: int | None = None, *,
+                 render_mode: str | None = None, render_camera: str = "agentview",
+                 render_size: tuple[int, int] = (256, 256)):
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode={render_mode!r}: robosuite envs render 'rgb_array' (offscreen) only")
+        self.render_mode = render_mode
+        self.render_camera = str(render_camera)
+        self.render_size = (int(render_size[0]), int(render_size[1]))
+        if render_mode is not None:
+            _headless_gl()
         try:
             import robosuite as suite
         except ImportError as e:  # pragma: no cover - depends on the install
             raise ConfigError("env.kind='robosuite' needs robosuite: pip install 'rlkit2[robosuite]'") from e
         logging.getLogger("robosuite_logs").setLevel(logging.ERROR)
         self.cfg: RobosuiteEnvConfig = as_config(cfg)
+        self.metadata = {**self.metadata, "render_fps": int(self.cfg.control_freq)}
         self.shift: ShiftConfig = self.cfg.shift
         self.obs_keys: list[str] = list(self.cfg.obs_keys or DEFAULT_OBS_KEYS)
         try:
@@ -61,7 +84,7 @@ class RobosuiteEnv(gym.Env):
                 robots=str(self.cfg.robot),
                 controller_configs=_controller_config(str(self.cfg.robot), str(self.cfg.controller)),
                 has_renderer=False,
-                has_offscreen_renderer=False,
+                has_offscreen_renderer=render_mode == "rgb_array",
                 use_camera_obs=False,
                 use_object_obs=True,
                 reward_shaping=bool(self.cfg.reward_shaping),
@@ -72,8 +95,16 @@ class RobosuiteEnv(gym.Env):
                 seed=seed,
             )
         except Exception as e:
+            hint = (f" (render_mode='rgb_array' needs an offscreen GL backend: MUJOCO_GL=egl or osmesa; "
+                    f"MUJOCO_GL={os.environ.get('MUJOCO_GL', '')!r} here)" if render_mode else "")
             raise ConfigError(f"env.task={self.cfg.task!r}, env.robot={self.cfg.robot!r}: "
-                              f"robosuite.make failed: {e}") from e
+                              f"robosuite.make failed: {e}{hint}") from e
+        if render_mode is not None:
+            cameras = list(self._env.sim.model.camera_names)
+            if self.render_camera not in cameras:
+                self._env.close()
+                raise ConfigError(f"render_camera={self.render_camera!r} is not a camera of '{self.cfg.task}' "
+                                  f"(cameras: {cameras})")
         self.horizon = int(self.cfg.horizon)
         self._rng = np.random.default_rng(seed)
         apply_init_shift(self._env, self.shift)
@@ -158,6 +189,14 @@ class RobosuiteEnv(gym.Env):
         terminated = bool(success and self.cfg.terminate_on_success)
         truncated = (not terminated) and self._t >= self.horizon
         return self.flatten(raw), float(reward), terminated, truncated, {"success": success}
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """The current frame, (H, W, 3) uint8, when `render_mode="rgb_array"`; else None."""
+        if self.render_mode != "rgb_array":
+            return None
+        h, w = self.render_size
+        frame = self._env.sim.render(camera_name=self.render_camera, width=w, height=h)
+        return np.ascontiguousarray(np.asarray(frame)[::-1])  # OpenGL's rows run bottom-up
 
     def close(self) -> None:
         self._env.close()
