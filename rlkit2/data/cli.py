@@ -12,6 +12,7 @@ minutes, deterministic from --seed - and trains SAC here (hours at full size) on
     rlkit2-data make halfcheetah-v5-medium --transitions 1000000
     rlkit2-data make hopper-v5-all --transitions 100000 --train-steps 100000   # all five kinds, scaled down
     rlkit2-data info hopper-v5-medium          # or a D4RL name, a path, or minari:<id>
+    rlkit2-data info demos.hdf5                # robomimic: demos, lengths, obs keys, masks, env_args
     rlkit2-data refs
     rlkit2-data policies                       # the shipped behaviour policies and their cards
     rlkit2-data export-policy WORK/policies/step_000100000.pt --env hopper --role medium --seed 0
@@ -94,11 +95,35 @@ def _describe(data: Any, returns: np.ndarray, env_cfg: dict[str, str]) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from rlkit2.data import load_offline_dataset
+    """D4RL rows (a file or a dataset name), robomimic demonstrations, or a Minari dataset (`minari:<id>`, or
+    its directory): the format is told by the file's keys (rlkit2.data.describe)."""
+    import os
 
-    env_cfg = {"id": "", "dataset": args.dataset}
-    data = load_offline_dataset(env_cfg)
-    _describe(data, data.episode_returns, {"id": data.env_id, "dataset": args.dataset})
+    from rlkit2.data import load_offline_dataset
+    from rlkit2.data.describe import describe_robomimic, detect_format, minari_id_for_path
+
+    spec = args.dataset
+    fmt = detect_format(spec)
+    if fmt == "robomimic":
+        print(describe_robomimic(spec))
+        return 0
+    saved = os.environ.get("MINARI_DATASETS_PATH")
+    if fmt == "minari":  # a dataset directory: read it as minari:<id> from the root it is stored under
+        dataset_id, root = minari_id_for_path(spec)
+        os.environ["MINARI_DATASETS_PATH"] = str(root)
+        spec = f"minari:{dataset_id}"
+    try:
+        data = load_offline_dataset({"id": "", "dataset": spec})
+    finally:
+        if fmt == "minari":
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+            if saved is not None:
+                os.environ["MINARI_DATASETS_PATH"] = saved
+    if spec.startswith("minari:"):
+        print("format: Minari (episodes read through the minari package into D4RL rows)")
+    else:
+        print("format: D4RL (observations, actions, rewards, terminals, timeouts)")
+    _describe(data, data.episode_returns, {"id": data.env_id, "dataset": spec})
     return 0
 
 
@@ -178,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or the package's rlkit2/data/policies")
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(fn=_make)
-    i = sub.add_parser("info", help="summarise a dataset: a path, a generated or D4RL name, or minari:<id>")
+    i = sub.add_parser("info", help="summarise a dataset: a D4RL, robomimic or Minari file/directory, a generated\n"
+                                    "or D4RL name, or minari:<id> (the format is told by the file's keys)")
     i.add_argument("dataset")
     i.set_defaults(fn=_info)
     r = sub.add_parser("refs", help="print the reference returns used for normalised scores")
