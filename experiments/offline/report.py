@@ -1,0 +1,325 @@
+"""Tables and plots of the offline-RL evidence grid, regenerated from its results JSON (nothing is re-run).
+
+    python -m experiments.offline.report                       # results/grid.json -> results/grid.md + PNGs
+    python -m experiments.offline.report --readme              # also splice the tables into README.md
+    python -m experiments.offline.report --results other.json --out-dir /tmp/report
+
+Per dataset: each agent's mean score over seeds with a 95 % percentile-bootstrap CI, the zero-action and
+behaviour-policy reference rows, and the peers' published D4RL numbers (`published.py`: CORL's final scores on
+D4RL v2, not comparable 1:1 with the generated v5 data). Across datasets: the IQM with 95 % stratified-bootstrap
+CIs, the probability of improving on TD3+BC / IQL, and performance profiles (PNG). Then the wall time, the
+machines and the library versions the runs were measured with. Statistics: `rlkit2.stats`.
+
+`--readme [PATH]` replaces what lies between `<!-- grid:start -->` and `<!-- grid:end -->` in PATH (default
+experiments/offline/README.md), appending a marked section when the markers are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `experiments` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+
+from experiments.offline import published
+from experiments.offline.grid import AGENTS, DATASETS, RESULTS
+from rlkit2 import stats
+
+README = Path(__file__).resolve().parent / "README.md"
+START, END = "<!-- grid:start -->", "<!-- grid:end -->"
+BASELINES = ("td3_bc", "iql")
+
+
+def _order(items: Sequence[str], reference: Sequence[str]) -> list[str]:
+    pos = {x: i for i, x in enumerate(reference)}
+    return sorted(set(items), key=lambda x: (pos.get(x, len(reference)), x))
+
+
+def scores_by(data: dict[str, Any]) -> dict[str, dict[str, dict[int, float]]]:
+    """agent -> dataset -> seed -> score."""
+    out: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in data["runs"]:
+        out[r["agent"]][r["dataset"]][int(r["seed"])] = float(r["score"])
+    return out
+
+
+def equalized(per_dataset: dict[str, dict[int, float]], datasets: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """Each dataset's runs restricted to the seeds every dataset has (so each weighs the same in pooled
+    statistics); None when a dataset has no run."""
+    if any(not per_dataset.get(d) for d in datasets):
+        return None
+    common = set.intersection(*(set(per_dataset[d]) for d in datasets))
+    if not common:
+        return None
+    return {d: np.array([per_dataset[d][s] for s in sorted(common)]) for d in datasets}
+
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _ci(iv: stats.Interval) -> str:
+    return f"[{iv.lo:.1f}, {iv.hi:.1f}]"
+
+
+def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str], reps: int, seed: int) -> list[str]:
+    by = scores_by(data)
+    refs = {(r["dataset"], r["kind"]): r for r in data.get("references", [])}
+    lines = ["## Per dataset", "",
+             "Mean normalised score over seeds with its 95 % percentile-bootstrap CI "
+             f"({reps:,} resamples); n = seeds. Reference rows: the zero-action policy (evaluated like the runs, "
+             "n seeds) and the behaviour policy (its return from the dataset's metadata). Published rows: "
+             f"{published.SOURCE}; mean ± std as published.", ""]
+    for d in datasets:
+        lines += [f"### {d}", "", "| policy | score | 95 % CI | n | source |", "|---|---:|---|---:|---|"]
+        for a in agents:
+            runs = by.get(a, {}).get(d)
+            if runs:
+                iv = stats.bootstrap_ci(list(runs.values()), reps=reps, seed=seed)
+                lines.append(f"| {a} | {iv.point:.1f} | {_ci(iv)} | {iv.n} | this grid |")
+        z = refs.get((d, "zero_action"))
+        if z and all(s is not None for s in z["scores"]):
+            iv = stats.bootstrap_ci(z["scores"], reps=reps, seed=seed)
+            lines.append(f"| zero action | {iv.point:.1f} | {_ci(iv)} | {iv.n} | this grid: {z['note']} |")
+        b = refs.get((d, "behaviour"))
+        if b:
+            lines.append(f"| behaviour policy | {b['score']:.1f} | — | — | {b['note']} |")
+        for peer, m, s, label in published.published_rows(d):
+            lines.append(f"| {peer} (published) | {m:.1f} ± {s:.1f} | — | — | {label} |")
+        lines.append("")
+    return lines
+
+
+def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str]) -> list[str]:
+    by = scores_by(data)
+    refs = {(r["dataset"], r["kind"]): r for r in data.get("references", [])}
+    head = ["dataset", *agents, "zero action", "behaviour"]
+    lines = ["## Overview", "", "Mean normalised score over seeds (details and CIs below).", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for d in datasets:
+        cells = [d]
+        for a in agents:
+            runs = by.get(a, {}).get(d)
+            cells.append(f"{np.mean(list(runs.values())):.1f}" if runs else "—")
+        z, b = refs.get((d, "zero_action")), refs.get((d, "behaviour"))
+        cells.append(_fmt(float(np.mean(z["scores"]))) if z and all(s is not None for s in z["scores"]) else "—")
+        cells.append(_fmt(b["score"]) if b else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def dataset_sets(datasets: list[str]) -> list[tuple[str, list[str]]]:
+    """The sets aggregates are taken over: every dataset, and (when it differs) the hopper ones."""
+    out = [(f"all datasets ({len(datasets)})", datasets)]
+    hopper = [d for d in datasets if d.startswith("hopper")]
+    if hopper and hopper != datasets:
+        out.append((f"hopper ({len(hopper)})", hopper))
+    return out
+
+
+def aggregate_tables(data: dict[str, Any], agents: list[str], datasets: list[str], reps: int,
+                     seed: int) -> list[str]:
+    by = scores_by(data)
+    sets = dataset_sets(datasets)
+    lines = ["## Across datasets", "",
+             "IQM (interquartile mean) of all runs pooled over the datasets, with its 95 % stratified-bootstrap CI "
+             f"(runs resampled within each dataset, {reps:,} resamples). Only the seeds every dataset of the set "
+             "has enter (extra seeds of one dataset would weigh it more); n = runs. An agent without runs on "
+             "every dataset of a set gets no entry there (cql runs on hopper only).", "",
+             "| agent | " + " | ".join(f"IQM, {name} | 95 % CI | n" for name, _ in sets) + " |",
+             "|---|" + "---:|---|---:|" * len(sets)]
+    for a in agents:
+        cells = [a]
+        for _, ds in sets:
+            eq = equalized(by.get(a, {}), ds)
+            if eq is None:
+                cells += ["—", "", ""]
+                continue
+            iv = stats.stratified_bootstrap_ci(eq, "iqm", reps=reps, seed=seed)
+            cells += [f"{iv.point:.1f}", _ci(iv), str(iv.n)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    baselines = [b for b in BASELINES if b in by]
+    if baselines:
+        lines += ["Probability of improvement P(agent > baseline): for each dataset both ran, the chance that a "
+                  "run of the agent scores above a run of the baseline (ties ½), averaged over those datasets; "
+                  "95 % CI from resampling each one's runs within each dataset.", "",
+                  "| agent | " + " | ".join(f"P(> {b}) | 95 % CI" for b in baselines) + " |",
+                  "|---|" + "---:|---|" * len(baselines)]
+        for a in agents:
+            cells = [a]
+            for b in baselines:
+                if a == b or not set(by.get(a, {})) & set(by[b]):
+                    cells += ["—", ""]
+                    continue
+                x = {d: list(v.values()) for d, v in by[a].items()}
+                y = {d: list(v.values()) for d, v in by[b].items()}
+                iv = stats.probability_of_improvement(x, y, reps=min(reps, 2000), seed=seed)
+                cells += [f"{iv.point:.2f}", f"[{iv.lo:.2f}, {iv.hi:.2f}]"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def profile_plot(data: dict[str, Any], agents: list[str], datasets: list[str], path: Path, title: str,
+                 seed: int) -> bool:
+    """Performance profiles (fraction of runs above tau, with stratified-bootstrap bands) of the agents that ran
+    on every dataset of `datasets`; False when none did."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by = scores_by(data)
+    per_agent = {a: eq for a in agents if (eq := equalized(by.get(a, {}), datasets)) is not None}
+    if not per_agent:
+        return False
+    allv = np.concatenate([np.concatenate(list(eq.values())) for eq in per_agent.values()])
+    lo, hi = min(0.0, float(allv.min())), float(allv.max())
+    taus = np.linspace(lo, hi + 0.05 * (hi - lo + 1e-9), 101)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for a, eq in per_agent.items():
+        p = stats.performance_profile(eq, taus, seed=seed)
+        (line,) = ax.plot(taus, p.fraction, label=a, lw=1.8)
+        ax.fill_between(taus, p.lo, p.hi, color=line.get_color(), alpha=0.15, lw=0)
+    refs = {(r["dataset"], r["kind"]): r for r in data.get("references", [])}
+    zero = [float(np.mean(refs[(d, "zero_action")]["scores"])) for d in datasets
+            if (d, "zero_action") in refs and all(s is not None for s in refs[(d, "zero_action")]["scores"])]
+    if zero:
+        ax.axvline(float(np.mean(zero)), color="grey", ls=":", lw=1, label="zero action (mean)")
+    ax.set_xlabel("normalised score τ (D4RL reference returns)")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _hours(s: float) -> str:
+    return f"{s / 3600:.2f} h" if s >= 360 else f"{s:.0f} s"
+
+
+def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
+    runs = data["runs"]
+    walls = [r["wall_s"] for r in runs if r.get("wall_s")]
+    sessions = data.get("sessions", [])
+    lines = ["## Cost and provenance", "",
+             f"- runs: {len(runs)}; training time summed over runs: {_hours(sum(walls))} "
+             "(each run's loop time, rebuilt from its logged throughput windows, over all its sittings)",
+             f"- elapsed grid time: {_hours(sum(s['seconds'] for s in sessions))} over {len(sessions)} sitting(s) "
+             f"(jobs at once: {', '.join(sorted({str(s['jobs']) for s in sessions})) or '—'})", "",
+             "| agent | runs | updates/s (median) | training time |", "|---|---:|---:|---:|"]
+    for a in agents:
+        rs = [r for r in runs if r["agent"] == a]
+        ups = [r["updates_per_s"] for r in rs if r.get("updates_per_s")]
+        lines.append(f"| {a} | {len(rs)} | {_fmt(float(np.median(ups)) if ups else None)} | "
+                     f"{_hours(sum(r['wall_s'] for r in rs if r.get('wall_s')))} |")
+    machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in runs if r.get("machine")})
+    vers = sorted({json.dumps(r["versions"], sort_keys=True) for r in runs if r.get("versions")})
+    lines += ["", "Machines:"]
+    for m in machines:
+        d = json.loads(m)
+        lines.append(f"- {d.get('host')}: {d.get('cpu')}, {d.get('cpus')} CPUs, {d.get('platform')}, "
+                     f"Python {d.get('python')}")
+    lines += ["", "Library versions:"]
+    for v in vers:
+        lines.append("- " + ", ".join(f"{k} {x}" for k, x in json.loads(v).items()))
+    return [*lines, ""]
+
+
+def render(data: dict[str, Any], out_dir: Path, results_name: str, reps: int = 10_000,
+           seed: int = 0) -> tuple[str, list[Path]]:
+    """The report's markdown (image links relative to out_dir) and the PNGs it wrote (`<stem>_profile*.png`)."""
+    stem = Path(results_name).stem
+    agents = _order([r["agent"] for r in data["runs"]], AGENTS)
+    datasets = _order([r["dataset"] for r in data["runs"]] + [r["dataset"] for r in data.get("references", [])],
+                      DATASETS)
+    g = data.get("grid", {})
+    lines = ["# Offline-RL evidence grid", "",
+             f"Generated by `python -m experiments.offline.report` from `{results_name}`; do not edit by hand.", "",
+             f"Budget: {g.get('updates', 0):,} updates per run, {g.get('eval_episodes')} evaluation episodes every "
+             f"{g.get('eval_every', 0):,} updates; a run's score is the mean of its last {g.get('last_evals')} "
+             f"evaluations of `{g.get('score_key')}` (D4RL's reference returns, `rlkit2.data.scores`)."
+             + (f" Extra overrides: `{' '.join(g['overrides'])}`." if g.get("overrides") else ""), ""]
+    lines += overview_table(data, agents, datasets)
+    lines += dataset_tables(data, agents, datasets, reps, seed)
+    lines += aggregate_tables(data, agents, datasets, reps, seed)
+    pngs = []
+    for i, (name, ds) in enumerate(dataset_sets(datasets)):
+        png = out_dir / (f"{stem}_profile.png" if i == 0 else f"{stem}_profile_hopper.png")
+        if profile_plot(data, agents, ds, png, f"Performance profiles, {name} (95 % stratified-bootstrap bands)",
+                        seed):
+            pngs.append(png)
+            lines += [f"![performance profiles, {name}]({png.name})", ""]
+    lines += cost_and_provenance(data, agents)
+    return "\n".join(lines).rstrip() + "\n", pngs
+
+
+def splice(readme: Path, body: str) -> None:
+    """Put `body` between the grid markers of `readme` (a marked section is appended when they are missing)."""
+    text = readme.read_text() if readme.is_file() else ""
+    block = f"{START}\n{body.rstrip()}\n{END}"
+    if START in text and END in text and text.index(START) < text.index(END):
+        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + "## Evidence grid\n\n" + block + "\n"
+    from rlkit2.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(readme, text.encode())
+
+
+def readme_body(md: str, out_dir: Path, readme: Path) -> str:
+    """The report without its title, headings one level down, image links relative to the README."""
+    rel = os.path.relpath(out_dir, readme.parent)
+    out = []
+    for line in md.splitlines()[1:]:
+        if line.startswith("#"):
+            line = "#" + line
+        if line.startswith("![") and "](" in line and rel != ".":
+            alt, target = line[2:].split("](", 1)
+            line = f"![{alt}]({rel}/{target}"
+        out.append(line)
+    return "\n".join(out).strip() + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.offline.report", description=__doc__.split("\n")[0])
+    p.add_argument("--results", default=str(RESULTS), help="results JSON (default: %(default)s)")
+    p.add_argument("--out-dir", default=None, help="where grid.md and the PNGs go (default: beside the JSON)")
+    p.add_argument("--readme", nargs="?", const=str(README), default=None,
+                   help=f"splice the tables into this markdown file's grid section (default: {README})")
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    a = p.parse_args(argv)
+    results = Path(a.results)
+    data = json.loads(results.read_text())
+    if not data.get("runs"):
+        raise SystemExit(f"{results}: no runs recorded yet")
+    out_dir = Path(a.out_dir) if a.out_dir else results.parent
+    md, pngs = render(data, out_dir, results.name, a.reps, a.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{results.stem}.md").write_text(md)
+    print(md)
+    print(f"wrote {out_dir / (results.stem + '.md')}" + "".join(f", {x}" for x in pngs))
+    if a.readme:
+        splice(Path(a.readme), readme_body(md, out_dir, Path(a.readme)))
+        print(f"spliced the tables into {a.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

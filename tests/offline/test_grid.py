@@ -1,0 +1,170 @@
+"""The offline evidence grid (experiments/offline/grid.py) and its report: commands, rows, idempotence, tables."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.offline import grid, published, report
+from rlkit2.data import read_d4rl, write_d4rl
+from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
+from tests.offline.test_offline_cli import tiny_hopper_file
+
+POLICY_RETURN = 300.0
+
+
+def default_cfg(tmp_path: Path, **kw) -> grid.GridConfig:
+    return grid.GridConfig(agents=list(grid.AGENTS), datasets=[grid.dataset_ref(d) for d in grid.DATASETS],
+                           runs_dir=tmp_path / "runs", results=tmp_path / "grid.json", **kw)
+
+
+# --------------------------------------------------------------------------- the plan and its commands
+
+
+def test_default_grid_plan():
+    cfg = default_cfg(Path("/nonexistent"))
+    runs = grid.plan(cfg)
+    assert len(runs) == len(set(runs)) == 6 * 5 + 6 * 3 * 2 + 5 * 3 * 4  # cql on the 3 hopper datasets only
+    assert {r.dataset for r in runs if r.agent == "cql"} == {"hopper-v5-medium", "hopper-v5-medium-replay",
+                                                             "hopper-v5-medium-expert"}
+    assert {r.seed for r in runs if r.dataset == "hopper-v5-medium"} == set(range(5))
+    assert {r.seed for r in runs if r.dataset == "walker2d-v5-medium"} == set(range(3))
+    assert grid.Run("iql", "hopper-v5-medium", 4).dir(Path("/r")) == Path("/r/hopper-v5-medium/iql/s4")
+
+
+def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path, capsys):
+    results = tmp_path / "grid.json"
+    assert grid.main(["--dry-run", "--jobs", "2", "--results", str(results), "--runs-dir", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    cmds = [line for line in out.splitlines() if " -m hydra/launcher=joblib " in line]
+    assert len(cmds) == 3 and not results.exists() and not (tmp_path / "r").exists()
+    for c in cmds:
+        for token in ("hydra.launcher.n_jobs=2", "trainer.total_steps=100000", "trainer.eval_every=10000",
+                      "trainer.eval_episodes=10", "trainer.threads=1", "resume=true",
+                      f"hydra.sweep.dir={tmp_path / 'r'}", "'hydra.sweep.subdir=${env.id}/${agent.name}/s${seed}'"):
+            assert token in c, (token, c)
+    assert "agent=qsarsa_ac,qsarsa_ac2,td3_bc,iql,offline_bc,cql env.id=hopper-v5-medium seed=0,1,2,3,4" in out
+    assert ("agent=qsarsa_ac,qsarsa_ac2,td3_bc,iql,offline_bc env.id=walker2d-v5-medium,walker2d-v5-medium-replay,"
+            "halfcheetah-v5-medium,halfcheetah-v5-medium-replay seed=0,1,2") in out
+    assert "126 runs in the grid, 0 recorded, 126 to run in 3 multirun(s)" in out
+
+
+def test_blocks_cover_the_pending_runs_exactly():
+    cfg = default_cfg(Path("/nonexistent"))
+    runs = grid.plan(cfg)
+    rng = random.Random(0)
+    for frac in (0.0, 0.2, 0.5, 0.9):
+        pending = [r for r in runs if rng.random() >= frac]
+        covered = [r for b in grid.blocks(pending, cfg.datasets) for r in b.runs]
+        assert sorted(covered) == sorted(pending)  # every pending run once, nothing recorded again
+
+
+def test_run_row_scores_the_last_three_evaluations(tmp_path):
+    cfg = grid.GridConfig(agents=["td3_bc"], datasets=[grid.Dataset("hopper-v5-medium", "hopper-v5-medium")],
+                          updates=40, eval_every=10, runs_dir=tmp_path, results=tmp_path / "g.json")
+    run = grid.Run("td3_bc", "hopper-v5-medium", 0)
+    d = run.dir(tmp_path)
+    d.mkdir(parents=True)
+    rows = [{"step": 10, "time/steps_per_s": 5.0}, {"step": 20, "time/steps_per_s": 10.0}]
+    rows += [{"step": s, "eval/normalized_score": float(s), "eval/normalized_score_v5": 2.0 * s} for s in (10, 20, 30)]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "policy.pt").write_bytes(b"")
+    assert grid.run_row(run, cfg) is None  # no evaluation at step 40 yet: unfinished
+    with (d / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 40, "eval/normalized_score": 40.0, "eval/normalized_score_v5": 80.0}) + "\n")
+    row = grid.run_row(run, cfg)
+    assert row["score"] == pytest.approx(30.0) and row["score_v5"] == pytest.approx(60.0)  # mean of 20, 30, 40
+    assert row["evals"] == [[10, 10.0], [20, 20.0], [30, 30.0], [40, 40.0]] and row["score_evals"] == 3
+    assert row["wall_s"] == pytest.approx(10 / 5 + 10 / 10) and row["updates_per_s"] == pytest.approx(40 / 3)
+    assert {"host", "cpu"} <= set(row["machine"]) and {"torch", "numpy", "rlkit2"} <= set(row["versions"])
+
+
+def test_results_of_another_budget_are_refused(tmp_path):
+    data = grid.load_results(tmp_path / "g.json", {"updates": 40})
+    grid.save_results(tmp_path / "g.json", data)
+    with pytest.raises(SystemExit, match="another budget"):
+        grid.load_results(tmp_path / "g.json", {"updates": 50})
+
+
+def test_published_rows_are_marked():
+    rows = published.published_rows("hopper-v5-medium-expert")
+    assert [r[0] for r in rows] == ["TD3+BC", "IQL", "CQL", "BC"]
+    assert all("not comparable 1:1: generated v5 data" in r[3] and "hopper-medium-expert-v2" in r[3] for r in rows)
+    assert published.published_rows("Hopper-v5") == []
+    assert "evaluated on the v5 envs" in published.published_rows("walker2d-medium-v2")[0][3]
+
+
+# --------------------------------------------------------------------------- a tiny grid, end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A 600-row Hopper file under a generated name, with the behaviour-policy metadata `rlkit2-data make` writes."""
+    d = tmp_path_factory.mktemp("data")
+    raw = read_d4rl(tiny_hopper_file(d / "raw.hdf5"))
+    return write_d4rl(d / "hopper-v5-medium.hdf5", raw.arrays,
+                      metadata={"env_id": "Hopper-v5", "generated_by": "tests", "kind": "medium",
+                                "policy_return": POLICY_RETURN})
+
+
+def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys):
+    results, runs_dir = tmp_path / "results" / "grid.json", tmp_path / "runs"
+    args = ["--agents", "td3_bc", "iql", "--datasets", str(tiny_dataset), "--seeds", "2", "--updates", "40",
+            "--eval-every", "20", "--eval-episodes", "2", "--jobs", "2", "--runs-dir", str(runs_dir),
+            "--results", str(results)]
+    assert grid.main(args) == 0
+    data = json.loads(results.read_text())
+    keys = sorted((r["agent"], r["dataset"], r["seed"]) for r in data["runs"])
+    assert keys == sorted((a, "hopper-v5-medium", s) for a in ("td3_bc", "iql") for s in (0, 1))
+    for r in data["runs"]:
+        assert [e[0] for e in r["evals"]] == [20, 40] and r["updates"] == 40 and r["score_evals"] == 2
+        assert r["score"] == pytest.approx(np.mean([e[1] for e in r["evals"]]))
+        assert r["wall_s"] > 0 and r["updates_per_s"] > 0 and r["versions"]["torch"]
+        assert Path(r["run_dir"]) == runs_dir / "hopper-v5-medium" / r["agent"] / f"s{r['seed']}"
+    refs = {r["kind"]: r for r in data["references"]}
+    assert len(refs["zero_action"]["scores"]) == 2 and refs["zero_action"]["episodes"] == 2
+    assert all(np.isfinite(refs["zero_action"]["scores"]))
+    assert refs["behaviour"]["score"] == pytest.approx(normalized_score(POLICY_RETURN, *D4RL_REFERENCE["hopper"]))
+    assert len(data["sessions"]) == 1 and data["sessions"][0]["finished"] == 4
+    capsys.readouterr()
+
+    # rerun: nothing is launched, nothing duplicated, the metrics untouched
+    metrics = sorted(runs_dir.rglob("metrics.jsonl"))
+    stamps = [p.stat().st_mtime_ns for p in metrics]
+    assert grid.main(args) == 0
+    assert "4 recorded, 0 to run in 0 multirun(s)" in capsys.readouterr().out
+    assert json.loads(results.read_text()) == data
+    assert [p.stat().st_mtime_ns for p in metrics] == stamps
+
+    # a run finished on disk but missing from the JSON (a grid killed after training) is recorded, not re-run
+    dropped = {**data, "runs": [r for r in data["runs"] if (r["agent"], r["seed"]) != ("iql", 1)]}
+    results.write_text(json.dumps(dropped))
+    assert grid.main(args) == 0
+    assert "recorded 1 run(s) finished earlier" in capsys.readouterr().out
+    again = json.loads(results.read_text())
+    assert len(again["runs"]) == 4 and [p.stat().st_mtime_ns for p in metrics] == stamps
+
+    # the report: tables with every row, the profile plot, the README section spliced in place
+    readme = tmp_path / "README.md"
+    readme.write_text("# Notes\n\nbefore\n\n<!-- grid:start -->\nold\n<!-- grid:end -->\n\nafter\n")
+    assert report.main(["--results", str(results), "--readme", str(readme), "--reps", "500"]) == 0
+    md = (results.parent / "grid.md").read_text()
+    section = md[md.index("### hopper-v5-medium"):md.index("## Across datasets")]
+    for row in ("| td3_bc |", "| iql |", "| zero action |", "| behaviour policy |", "| TD3+BC (published) |",
+                "| IQL (published) |", "| CQL (published) |", "| BC (published) |"):
+        assert row in section, row
+    assert "not comparable 1:1: generated v5 data" in section
+    td3 = [r["score"] for r in again["runs"] if r["agent"] == "td3_bc"]
+    assert f"| td3_bc | {np.mean(td3):.1f} |" in section
+    assert "| iql | " in md[md.index("## Across datasets"):] and "P(> td3_bc)" in md
+    assert (results.parent / "grid_profile.png").stat().st_size > 1000
+    assert "Library versions" in md and "torch" in md
+    text = readme.read_text()
+    assert text.startswith("# Notes\n\nbefore\n\n<!-- grid:start -->") and text.endswith("<!-- grid:end -->\n\nafter\n")
+    assert "old" not in text and "#### hopper-v5-medium" in text and "](results/grid_profile.png)" in text
+    assert report.main(["--results", str(results), "--readme", str(readme), "--reps", "500"]) == 0
+    assert readme.read_text() == text  # splicing again changes nothing
