@@ -18,7 +18,8 @@ The grid (defaults):
 Runs are launched as Hydra multiruns (`rlkit2-train -m hydra/launcher=joblib hydra.launcher.n_jobs=<jobs>
 ... trainer.threads=1 resume=true`), one run dir per (agent, dataset, seed): `<runs-dir>/<dataset>/<agent>/s<seed>`.
 Pending runs are grouped into as few multiruns as cover them exactly (Hydra sweeps are Cartesian products).
-`resume=true` makes a killed grid continue each run from its last checkpoint (every evaluation).
+`resume=true` makes a killed grid continue each run from its last checkpoint (every evaluation). Stop a grid
+with Ctrl-C (or by killing its process group: the multirun's joblib workers are its children).
 
 Each finished run's row (agent, dataset, seed, score, evaluations, wall time, updates/s, machine, library
 versions) is added to the results JSON (`experiments/offline/results/grid.json`), written atomically; a run
@@ -66,6 +67,7 @@ SEEDS, SEEDS_ON = 3, {"hopper-v5-medium": 5}
 UPDATES, EVAL_EVERY, EVAL_EPISODES, LAST_EVALS = 100_000, 10_000, 10, 3
 SCORE_KEY, SCORE_V5_KEY = "eval/normalized_score", "eval/normalized_score_v5"
 SCHEMA = 1
+POLL_S = 60.0  # while a multirun runs, its finished runs are recorded this often
 
 
 # --------------------------------------------------------------------------- what is run
@@ -493,23 +495,44 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
         print(prefix + shlex.join(cmd), flush=True)
     if dry_run:
         return len(pending)
-    t0, started = time.perf_counter(), datetime.datetime.now().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    session = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "seconds": 0.0,
+               "multiruns": len(todo), "launched": len(pending), "finished": 0, "jobs": cfg.jobs,
+               "machine": dict(machine())}
+    if todo:  # recorded from the start and updated as runs finish, so a killed sitting still counts
+        data.setdefault("sessions", []).append(session)
+        save_results(cfg.results, data)
+
+    def progress(block_runs: Sequence[Run]) -> None:
+        record_finished(block_runs, cfg, data)
+        session["seconds"] = time.perf_counter() - t0
+        session["finished"] = sum(r.key in recorded(data) for r in pending)
+        save_results(cfg.results, data)
+
     failed_blocks = 0
     for i, block in enumerate(todo, 1):
         print(f"[grid] multirun {i}/{len(todo)}: {len(block.runs)} runs "
               f"({', '.join(block.agents)} on {', '.join(d.label for d in block.datasets)}, "
               f"seeds {','.join(map(str, block.seeds))})", flush=True)
-        proc = subprocess.run(command(block, cfg), env=env, check=False)
+        proc = subprocess.Popen(command(block, cfg), env=env)
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress(block.runs)  # rows of the runs finished so far
+        finally:
+            if proc.poll() is None:  # the grid itself was interrupted: stop the multirun too
+                proc.terminate()
+                proc.wait()
         failed_blocks += proc.returncode != 0
-        record_finished(block.runs, cfg, data)
+        progress(block.runs)
     if cfg.references:
         add_references(cfg, data)
     left = [r for r in runs if r.key not in recorded(data)]
     if todo:
-        data.setdefault("sessions", []).append({
-            "started": started, "seconds": time.perf_counter() - t0, "multiruns": len(todo),
-            "launched": len(pending), "finished": len(pending) - len(left), "jobs": cfg.jobs,
-            "machine": dict(machine())})
+        session["seconds"] = time.perf_counter() - t0
     save_results(cfg.results, data)
     print(f"[grid] {len(runs) - len(left)}/{len(runs)} runs recorded in {cfg.results}"
           + (f"; {len(left)} unfinished: " + ", ".join(f"{r.agent}/{r.dataset}/s{r.seed}" for r in left)

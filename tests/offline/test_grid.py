@@ -111,7 +111,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
                                 "policy_return": POLICY_RETURN})
 
 
-def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys):
+def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(grid, "POLL_S", 2.0)  # record finished runs while the multirun still runs
     results, runs_dir = tmp_path / "results" / "grid.json", tmp_path / "runs"
     args = ["--agents", "td3_bc", "iql", "--datasets", str(tiny_dataset), "--seeds", "2", "--updates", "40",
             "--eval-every", "20", "--eval-episodes", "2", "--jobs", "2", "--runs-dir", str(runs_dir),
@@ -129,7 +130,7 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys):
     assert len(refs["zero_action"]["scores"]) == 2 and refs["zero_action"]["episodes"] == 2
     assert all(np.isfinite(refs["zero_action"]["scores"]))
     assert refs["behaviour"]["score"] == pytest.approx(normalized_score(POLICY_RETURN, *D4RL_REFERENCE["hopper"]))
-    assert len(data["sessions"]) == 1 and data["sessions"][0]["finished"] == 4
+    assert len(data["sessions"]) == 1 and data["sessions"][0]["finished"] == 4 and data["sessions"][0]["seconds"] > 0
     capsys.readouterr()
 
     # rerun: nothing is launched, nothing duplicated, the metrics untouched
