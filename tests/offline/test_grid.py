@@ -169,3 +169,23 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     assert "old" not in text and "#### hopper-v5-medium" in text and "](results/grid_profile.png)" in text
     assert report.main(["--results", str(results), "--readme", str(readme), "--reps", "500"]) == 0
     assert readme.read_text() == text  # splicing again changes nothing
+
+
+def test_named_datasets_share_one_multirun(tiny_dataset, tmp_path, capsys):
+    """Datasets by name (found through --data-dir, as the runs find them) with the same agents and seeds go into
+    one sweep over env.id; each run still gets its own <dataset>/<agent>/s<seed> dir."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name in ("hopper-v5-medium", "hopper-v5-medium-replay"):
+        (data_dir / f"{name}.hdf5").write_bytes(tiny_dataset.read_bytes())
+    results, runs_dir = tmp_path / "grid.json", tmp_path / "runs"
+    assert grid.main(["--agents", "td3_bc", "--datasets", "hopper-v5-medium", "hopper-v5-medium-replay",
+                      "--data-dir", str(data_dir), "--seeds", "1", "--updates", "20", "--eval-every", "20",
+                      "--eval-episodes", "1", "--runs-dir", str(runs_dir), "--results", str(results),
+                      "--no-references"]) == 0
+    out = capsys.readouterr().out
+    assert "in 1 multirun(s)" in out and "env.id=hopper-v5-medium,hopper-v5-medium-replay" in out
+    data = json.loads(results.read_text())
+    assert sorted(r["dataset"] for r in data["runs"]) == ["hopper-v5-medium", "hopper-v5-medium-replay"]
+    assert all(Path(r["run_dir"]) == runs_dir / r["dataset"] / "td3_bc" / "s0" for r in data["runs"])
+    assert data["references"] == []
