@@ -189,7 +189,7 @@ def dataset_file(ds: Dataset, data_dir: str | None) -> Path:
 
 def plan(cfg: GridConfig) -> list[Run]:
     """Every (agent, dataset, seed) of the grid; hopper-only agents skip the other families."""
-    runs = []
+    runs: list[Run] = []
     for ds in cfg.datasets:
         for agent in cfg.agents:
             if agent in HOPPER_ONLY and ds.family != "hopper":
@@ -360,8 +360,12 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
     scores, scores_v5, returns = [], [], []
     for seed in range(seeds):
         env = make_gym_env(env_cfg, seed=seed + EVAL_SEED_OFFSET)
-        zeros = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-        m = evaluate_with_scores(env, FunctionActor(lambda _obs, z=zeros: z), cfg.eval_episodes, env_cfg, md,
+        zeros: np.ndarray = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+
+        def zero_policy(_obs: Any, z: np.ndarray = zeros) -> np.ndarray:
+            return z
+
+        m = evaluate_with_scores(env, FunctionActor(zero_policy), cfg.eval_episodes, env_cfg, md,
                                  seed=seed + EVAL_SEED_OFFSET)
         env.close()
         scores.append(m.get(SCORE_KEY))
