@@ -7,7 +7,7 @@ with a band of the 95% confidence interval of that mean (Student's t-interval: m
 s the sample standard deviation of the n seeds) wherever two or more seeds logged the step. Reference levels
 (`references={"behaviour policy": 6.5, "zero-action": 1.2}`) are dashed horizontal lines, and the score axis
 always includes them. The score axis never zooms into noise: it spans at least 10% of the largest |value|
-(a success rate spans [0, 1]). Legends sit below the panels, one short label a setting (the overrides that
+(a success rate spans [0, 1]; a normalised score's axis includes 0, the random policy's level). Legends sit below the panels, one short label a setting (the overrides that
 differ between settings, wrapped).
 """
 
@@ -148,11 +148,13 @@ def score_limits(values: Sequence[float] | np.ndarray, key: str = "",
                  references: Mapping[str, float] | None = None) -> tuple[float, float]:
     """Y-limits of the score panel: the values and the reference levels, spanning at least
     `MIN_RELATIVE_SPAN` of the largest |value| (so noise is not zoomed into a climb), plus 5% margins.
-    A success rate spans [0, 1]."""
+    A success rate spans [0, 1]; a normalised score's range includes 0 (the random policy's level)."""
     v = np.asarray([*np.asarray(values, dtype=float).ravel(), *(references or {}).values()], dtype=float)
     v = v[np.isfinite(v)]
     if key.endswith("success_rate"):
         v = np.concatenate([v, [0.0, 1.0]])
+    elif key.endswith("normalized_score"):  # 0 is a level of its own: the random policy's return
+        v = np.concatenate([v, [0.0]])
     if len(v) == 0:
         return 0.0, 1.0
     lo, hi = float(v.min()), float(v.max())
@@ -249,7 +251,8 @@ def _losses_panels(fig: Any, cells: Sequence[Any], groups: Mapping[str, list[lis
                 agg = aggregate(series)
                 ax.plot(agg["steps"], agg["mean"], marker=".", markersize=3, linewidth=1.2,
                         color=colours[i % len(colours)])
-        ax.set_title(f"{k} (mean over seeds)", fontsize=8, color="0.3", loc="left")
+        several = any(len(runs) > 1 for runs in groups.values())
+        ax.set_title(f"{k} (mean over seeds)" if several else k, fontsize=8, color="0.3", loc="left")
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if j < len(loss_keys) - 1:

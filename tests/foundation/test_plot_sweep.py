@@ -95,6 +95,8 @@ def test_limits_labels_and_interval():
     lo, hi = score_limits([6.478, 6.497])
     assert hi - lo >= 0.1 * 6.497  # noise stays noise
     assert score_limits([0.2, 0.3], "eval/success_rate") == pytest.approx((-0.05, 1.05))
+    lo, hi = score_limits([6.478, 6.497], "eval/normalized_score")  # 0 = the random policy's level
+    assert lo < 0 < 6.497 < hi
     long = "actor_hidden=[256,256,256], critic_hidden=[256,256,256], alpha=2.5, normalize_obs=true, tau=0.005"
     wrapped = wrap_label(long)
     assert wrapped.count("\n") == 2 and all(len(ln) <= 34 for ln in wrapped.splitlines()) and wrapped.endswith("…")
