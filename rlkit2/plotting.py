@@ -7,8 +7,8 @@ with a band of the 95% confidence interval of that mean (Student's t-interval: m
 s the sample standard deviation of the n seeds) wherever two or more seeds logged the step. Reference levels
 (`references={"behaviour policy": 6.5, "zero-action": 1.2}`) are dashed horizontal lines, and the score axis
 always includes them. The score axis never zooms into noise: it spans at least 10% of the largest |value|
-(a success rate spans [0, 1]; a normalised score's axis includes 0, the random policy's level). Legends sit below the panels, one short label a setting (the overrides that
-differ between settings, wrapped).
+(a success rate spans [0, 1]; a normalised score's axis includes 0, the random policy's level). Legends sit
+below the panels, one short label a setting (the overrides that differ between settings, wrapped).
 """
 
 from __future__ import annotations
