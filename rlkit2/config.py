@@ -19,7 +19,7 @@ from rlkit2.validation import Fields, ValidatedConfig
 @dataclasses.dataclass
 class TrainerConfig(ValidatedConfig):
     total_steps: int = 100_000  # learner updates (offline) or env steps (online)
-    eval_every: int = 10_000
+    eval_every: int = 10_000  # 0 (or eval_episodes=0): no evaluation
     eval_episodes: int = 10
     log_every: int = 1_000
     checkpoint_every: int = 10_000
@@ -38,7 +38,8 @@ class TrainerConfig(ValidatedConfig):
 
     @classmethod
     def check(cls, f: Fields) -> None:
-        f.count("total_steps", "eval_every", "log_every", "checkpoint_every", "eval_episodes", "keep_checkpoints")
+        f.count("total_steps", "log_every", "checkpoint_every", "keep_checkpoints")
+        f.count("eval_every", "eval_episodes", what="0: no evaluation", minimum=0)
         f.budget("learning_starts")
         f.count("updates_per_step", what="learner updates per env step")
         f.choice("nan_policy", ("stop", "skip"))

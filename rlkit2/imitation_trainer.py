@@ -35,6 +35,7 @@ from rlkit2.trainer import (
     MetricAccumulator,
     UpdateGuard,
     env_spec,
+    evaluating,
     resolve_resume,
     to_dataclass,
     truncate_metrics,
@@ -121,6 +122,8 @@ class ImitationTrainer:
                             f"{arrays['actions'].shape[1:]}; env '{cfg.env.task}' with obs_keys "
                             f"{list(cfg.env.obs_keys)} expects ({self.spec.obs_dim},), ({self.spec.act_dim},)")
         self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
+        print(f"[rlkit2] demos {self.demo_path}: {len(self.replay)} transitions, "
+              f"{int(arrays['terminals'].sum() + arrays.get('timeouts', np.zeros(0)).sum())} episode ends", flush=True)
         validate_common(self.agent_cfg, self.trainer, len(self.replay))
         self.agent: Agent = build_agent(self.cfg.agent.name, self.agent_cfg, self.spec, self.replay, self.seed)
         self.online_steps = int(getattr(self.agent_cfg, "online_env_steps", 0) or 0)
@@ -234,7 +237,7 @@ class ImitationTrainer:
             bar.update(1)
             if self.step % tr.log_every == 0:
                 self._log(acc)
-            if self.step % tr.eval_every == 0 or self.step == total:
+            if evaluating(tr) and (self.step % tr.eval_every == 0 or self.step == total):
                 self.logger.write(self.run_eval(), self.step)
             if self.step % tr.checkpoint_every == 0 or self.step == total:
                 self.save_checkpoint()
@@ -249,7 +252,8 @@ class ImitationTrainer:
         acc = self.acc
         bar = tqdm(total=self.online_steps, initial=self.step - start, disable=not tr.progress, mininterval=2.0,
                    desc=f"{self.cfg.agent.name} online")
-        next_eval = start + ((self.step - start) // tr.eval_every + 1) * tr.eval_every
+        every = int(tr.eval_every) if evaluating(tr) else end + 1  # no evaluation: never due
+        next_eval = start + ((self.step - start) // every + 1) * every
         while self.step < end:
             obs, _ = self.online_env.reset(seed=self.seed * 100_003 + self.episode + ONLINE_SEED_OFFSET)
             explorer.observe_first(obs)
@@ -275,9 +279,9 @@ class ImitationTrainer:
                 self._update(acc)
             self._log(acc, {"online/episode_success": float(success), "online/episode_return": ep_ret,
                             "online/episode": float(self.episode), **episode_metrics})
-            if self.step >= next_eval or self.step >= end:
+            if evaluating(tr) and (self.step >= next_eval or self.step >= end):
                 self.logger.write(self.run_eval(), self.step)
-                next_eval += tr.eval_every
+                next_eval += every
             self.save_checkpoint()  # episode boundary: a resume replays exactly from here
         bar.close()
 
@@ -289,10 +293,10 @@ class ImitationTrainer:
             self.run_offline()
             offline_eval = dict(self.last_eval)
         if self.online_steps > 0:
-            if not offline_eval:
+            if not offline_eval and evaluating(self.trainer):
                 offline_eval = self.run_eval()
             self.run_online()
-        final = dict(self.last_eval) if self.last_eval else self.run_eval()
+        final = dict(self.last_eval) if self.last_eval or not evaluating(self.trainer) else self.run_eval()
         if self.online_steps > 0:
             final.update({k.replace("eval", "offline_eval", 1): v for k, v in offline_eval.items()})
         final["time/seconds"] = time.perf_counter() - t0

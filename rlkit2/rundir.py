@@ -62,6 +62,24 @@ def exclusive(run_dir: str | os.PathLike[str]) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def is_unused(run_dir: str | os.PathLike[str]) -> bool:
+    """No run has written here yet (missing, or holding only Hydra's empty job log)."""
+    d = Path(run_dir)
+    return not d.exists() or all(p.suffix == ".log" and p.stat().st_size == 0 for p in d.iterdir())
+
+
+def remove_if_unproductive(run_dir: str | os.PathLike[str]) -> None:
+    """After a run that failed before producing anything (no checkpoint, no metric): remove what it created,
+    so later plot and sweep globs do not pick up an empty run."""
+    import shutil
+
+    d = Path(run_dir)
+    metrics = d / "metrics.jsonl"
+    if _launcher_rank() != 0 or (d / "checkpoints").exists() or (metrics.exists() and metrics.stat().st_size):
+        return
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def has_earlier_run(run_dir: Path) -> bool:
     d = Path(run_dir)
     metrics = d / "metrics.jsonl"

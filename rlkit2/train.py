@@ -9,9 +9,12 @@ Configs live inside the package (`pkg://rlkit2.conf`), so a plain wheel install 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import math
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import rlkit2.config  # noqa: F401 - registers the top-level schemas
-from rlkit2 import distributed, rundir
+from rlkit2 import distributed, run_config, rundir
+from rlkit2.core import RLKitError
 from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger
 from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
+from rlkit2.run_config import override_keys
 from rlkit2.rundir import resuming
 from rlkit2.validation import validate_run
 
@@ -77,25 +82,50 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger:
     return MultiLogger(loggers)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Run one training job described by a composed config, writing into `run_dir`."""
+def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) -> dict[str, float]:
+    """Run one training job described by a composed config, writing into `run_dir`.
+
+    `overrides`: the command-line overrides (`rlkit2-train` passes them). On resume the run's saved config is
+    used, and only the safe settings the overrides name may change (rlkit2.run_config); without `overrides`,
+    every difference between `cfg` and the saved config counts as asked for.
+    """
+    run_dir = Path(run_dir)
+    if resuming(cfg.resume):  # before anything is written: a refused resume changes nothing on disk
+        cfg = run_config.for_resume(cfg, run_dir, None if overrides is None else override_keys(overrides))
     entry = get_agent(cfg.agent.name)
     importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.trainer"))
     validate_run(cfg)  # seed, trainer, env and agent ranges, before any work (rlkit2.validation)
     set_threads(int(cfg.trainer.threads))
+    fresh = rundir.is_unused(run_dir)
     with rundir.exclusive(run_dir):  # one writer per run dir, released on any exit
         if not resuming(cfg.resume):
             rundir.set_aside_earlier_run(run_dir)
+        run_config.write(run_dir, cfg, overrides or ())
+        _banner(cfg, run_dir)
         logger = build_logger(cfg, run_dir)
         try:
             final = get_runner(entry.family)(cfg, run_dir, logger)
         except BaseException:
             distributed.shutdown(clean=False)
-            raise
-        finally:
             logger.close()
+            if fresh:  # failed before it produced anything: leave no empty run dir for plots and sweeps
+                rundir.remove_if_unproductive(run_dir)
+            raise
+        logger.close()
         final = _finish(cfg, run_dir, final)
     return final
+
+
+def _banner(cfg: DictConfig, run_dir: Path) -> None:
+    """What this run is, before it starts (the dataset line follows once the runner has loaded it)."""
+    if not distributed.is_main():
+        return
+    env = cfg.env.get("id") or cfg.env.get("task") or cfg.env.get("kind")
+    source = cfg.env.get("dataset") or ""
+    print(f"[rlkit2] agent {cfg.agent.name} | env {env}{f' | dataset {source}' if source else ''} | seed {cfg.seed} "
+          f"| device {cfg.trainer.device} | threads {torch.get_num_threads()} | "
+          f"{'resume ' + str(cfg.resume) if resuming(cfg.resume) else 'fresh run'}\n[rlkit2] run dir: {run_dir}",
+          flush=True)
 
 
 def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str, float]:
@@ -116,8 +146,14 @@ def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str
 
 @hydra.main(config_path="pkg://rlkit2.conf", config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    final = run(cfg, run_dir)
+    hc = HydraConfig.get()
+    try:
+        final = run(cfg, Path(hc.runtime.output_dir), list(hc.overrides.task))
+    except RLKitError as e:  # a user mistake: one clear line and exit code 2 (HYDRA_FULL_ERROR=1: the traceback)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or hc.mode == RunMode.MULTIRUN:
+            raise
+        print(f"rlkit2-train: error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     # The value an Optuna sweeper maximises: the normalised score, else the return or success.
     for key in ("eval/normalized_score", "eval/success_rate", "eval/return", "eval/true_score"):
         if key in final and isinstance(final[key], int | float) and math.isfinite(final[key]):
@@ -125,8 +161,41 @@ def _hydra_main(cfg: DictConfig) -> float:
     return float("nan")
 
 
+def check_overrides(args: list[str]) -> str | None:
+    """A one-line message for an override that names no option (Hydra's own advice, "+key=...", would add it),
+    or None. Checked by composing once before Hydra does; flags (-m, --cfg, ...) are left to Hydra."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if any(a.startswith("-") for a in args):
+        return None
+    overrides = [a for a in args if not a.startswith("hydra.") and "=" in a]
+    try:
+        compose(overrides)
+        return None
+    except (HydraException, OmegaConfBaseException) as e:
+        bad = next((o for o in overrides if f"'{o.split('=', 1)[0].lstrip('+~')}'" in str(e)), None)
+        if bad is None or not str(e).startswith("Could not override"):
+            return None
+        key = bad.split("=", 1)[0]
+        parent, _, leaf = key.rpartition(".")
+        try:
+            node = compose([o for o in overrides if o != bad])
+            options = [str(k) for k in (OmegaConf.select(node, parent) if parent else node).keys()]
+        except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error stands without it
+            options = []
+        close = difflib.get_close_matches(leaf, options, n=1)
+        hint = f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else ""
+        where = f" of '{parent}'" if parent else ""
+        return f"'{key}' is not an option{where}{hint} (valid: {', '.join(sorted(options))})"
+
+
 def main() -> Any:
     register_schemas()
+    problem = check_overrides(sys.argv[1:])
+    if problem is not None and os.environ.get("HYDRA_FULL_ERROR") != "1":
+        print(f"rlkit2-train: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     return _hydra_main()
 
 

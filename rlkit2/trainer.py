@@ -58,6 +58,11 @@ def env_spec(env: Any) -> EnvSpec:
     return EnvSpec(int(obs_space.shape[0]), int(act_space.shape[0]), float(np.min(act_space.low)), high)
 
 
+def evaluating(trainer: Any) -> bool:
+    """Whether the run evaluates at all (`trainer.eval_every=0` or `eval_episodes=0` switch it off)."""
+    return int(trainer.eval_every) > 0 and int(trainer.eval_episodes) > 0
+
+
 def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> None:
     """Refuse out-of-range values before any training starts (the ranges live in rlkit2.validation)."""
     validation.validate_agent(agent_cfg)
@@ -244,6 +249,11 @@ class ControlTrainer:
             self._check_dataset_matches_env(arrays)
             self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
             self.dataset_metadata = getattr(dataset, "metadata", None)
+            returns = getattr(dataset, "episode_returns", np.zeros(0))
+            if self.rank == 0:  # the banner's dataset line: which file, how big, how good its behaviour is
+                print(f"[rlkit2] dataset {getattr(dataset, 'source', '?')}: {len(self.replay)} transitions, "
+                      f"{len(returns)} episodes, mean episode return "
+                      f"{float(np.mean(returns)) if len(returns) else float('nan'):.1f}", flush=True)
             self.score_fn = score_function(cfg.env, self.dataset_metadata)
         else:
             from rlkit2.data.scores import score_function
@@ -393,7 +403,10 @@ class ControlTrainer:
         finally:
             bar.close()
         elapsed = time.perf_counter() - t0
-        final = dict(self.last_eval) if self.last_eval or self.rank != 0 else self.run_eval()
+        if self.last_eval or self.rank != 0 or not evaluating(self.trainer):
+            final = dict(self.last_eval)
+        else:
+            final = self.run_eval()
         final["time/seconds"] = elapsed
         final["time/steps_per_s"] = (self.step - start_step) / max(elapsed, 1e-9)
         if self.last_saved_step != self.step:
@@ -420,7 +433,8 @@ class ControlTrainer:
             t_log[0] = now
             self.logger.write(metrics, s)
             bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
-        if (_crossed(prev, s, self.trainer.eval_every) or s == self.trainer.total_steps) and self.rank == 0:
+        if evaluating(self.trainer) and self.rank == 0 and (
+                _crossed(prev, s, self.trainer.eval_every) or s == self.trainer.total_steps):
             ev = self.run_eval()
             self.logger.write(ev, s)
             bar.set_postfix({"eval": f"{ev.get('eval/normalized_score', ev['eval/return']):.3g}"})

@@ -30,7 +30,7 @@ from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokeni
 from rlkit2.logging import Logger, MultiLogger
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
-from rlkit2.trainer import UpdateGuard, resolve_resume, truncate_metrics, validate_common
+from rlkit2.trainer import UpdateGuard, evaluating, resolve_resume, truncate_metrics, validate_common
 
 
 def to_config(cfg: Any, cls: type) -> Any:
@@ -170,7 +170,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
             if guard.skipping:
                 metrics["train/skipped_updates"] = float(guard.skipped)
             logger.write(metrics, step)
-        if tc.eval_every and step % int(tc.eval_every) == 0:
+        if evaluating(tc) and step % int(tc.eval_every) == 0:
             final = do_eval(step)
         if tc.checkpoint_every and step % int(tc.checkpoint_every) == 0:
             guard.check_before_save(step)
@@ -185,7 +185,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
             progress.update(1)
     if progress is not None:
         progress.close()
-    if not final or not tc.eval_every or int(tc.total_steps) % int(tc.eval_every):
+    if evaluating(tc) and (not final or int(tc.total_steps) % int(tc.eval_every)):
         final = do_eval(int(tc.total_steps))
     if rank == 0:
         from rlkit2.api import save_language_policy
