@@ -28,7 +28,9 @@ class TrainerConfig(ValidatedConfig):
     updates_per_step: int = 1  # online: learner updates per env step
     nan_policy: str = "stop"  # "stop": save last good checkpoint and raise; "skip": drop the update
     device: str = "cpu"
-    threads: int = 0  # 0: number of physical cores
+    # "auto": the physical cores divided among the jobs that run at once (a joblib sweep's n_jobs, torchrun's
+    # local world size), so parallel jobs never oversubscribe the CPU; or a number of torch threads
+    threads: str = "auto"
     compile: bool = False  # torch.compile the update (eager fallback on failure)
     progress: bool = True
     distributed: bool = False
@@ -43,7 +45,7 @@ class TrainerConfig(ValidatedConfig):
         f.budget("learning_starts")
         f.count("updates_per_step", what="learner updates per env step")
         f.choice("nan_policy", ("stop", "skip"))
-        f.count("threads", what="0: one per physical core", minimum=0)
+        f.threads("threads")
 
 
 @dataclasses.dataclass

@@ -26,8 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import checkpoint as ckpt
 from rlkit2.core import ConfigError, DataError, evaluate
-from rlkit2.logging import Logger
+from rlkit2.logging import Logger, say
 from rlkit2.policy import POLICY_FILE, save_policy
+from rlkit2.progress import progress
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
@@ -122,8 +123,8 @@ class ImitationTrainer:
                             f"{arrays['actions'].shape[1:]}; env '{cfg.env.task}' with obs_keys "
                             f"{list(cfg.env.obs_keys)} expects ({self.spec.obs_dim},), ({self.spec.act_dim},)")
         self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
-        print(f"[rlkit2] demos {self.demo_path}: {len(self.replay)} transitions, "
-              f"{int(arrays['terminals'].sum() + arrays.get('timeouts', np.zeros(0)).sum())} episode ends", flush=True)
+        say(f"[rlkit2] demos {self.demo_path}: {len(self.replay)} transitions, "
+            f"{int(arrays['terminals'].sum() + arrays.get('timeouts', np.zeros(0)).sum())} episode ends")
         validate_common(self.agent_cfg, self.trainer, len(self.replay))
         self.agent: Agent = build_agent(self.cfg.agent.name, self.agent_cfg, self.spec, self.replay, self.seed)
         self.online_steps = int(getattr(self.agent_cfg, "online_env_steps", 0) or 0)
@@ -174,7 +175,7 @@ class ImitationTrainer:
             return
         found = ckpt.resume_state(source, trust=bool(self.cfg.get("trust_pickle", False)), own_dir=self.ckpt_dir)
         if found is None:
-            print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            say(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh")
             truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
             return
         path, state = found
@@ -193,7 +194,7 @@ class ImitationTrainer:
             self.acc.load_state_dict(state["metric_acc"])
         self.step, self.episode = int(state["step"]), int(state["episode"])
         truncate_metrics(self.logger, self.step)
-        print(f"[rlkit2] resumed from {path} at step {self.step}", flush=True)
+        say(f"[rlkit2] resumed from {path} at step {self.step}")
 
     # ------------------------------------------------------------------ evaluation
     def run_eval(self) -> dict[str, float]:
@@ -225,12 +226,9 @@ class ImitationTrainer:
             self.logger.write(metrics, self.step)
 
     def run_offline(self) -> None:
-        from tqdm.auto import tqdm
-
         tr, total = self.trainer, int(self.trainer.total_steps)
         acc = self.acc
-        bar = tqdm(total=total, initial=min(self.step, total), disable=not tr.progress, mininterval=2.0,
-                   desc=f"{self.cfg.agent.name} offline")
+        bar = progress(total, min(self.step, total), f"{self.cfg.agent.name} offline", enabled=bool(tr.progress))
         while self.step < total:
             self._update(acc)
             self.step += 1
@@ -244,14 +242,12 @@ class ImitationTrainer:
         bar.close()
 
     def run_online(self) -> None:
-        from tqdm.auto import tqdm
-
         assert self.online_env is not None and self.online_replay is not None and self.agent.explorer is not None
         tr, learner, explorer = self.trainer, self.agent.learner, self.agent.explorer
         start, end = int(tr.total_steps), int(tr.total_steps) + self.online_steps
         acc = self.acc
-        bar = tqdm(total=self.online_steps, initial=self.step - start, disable=not tr.progress, mininterval=2.0,
-                   desc=f"{self.cfg.agent.name} online")
+        bar = progress(self.online_steps, self.step - start, f"{self.cfg.agent.name} online",
+                       enabled=bool(tr.progress))
         every = int(tr.eval_every) if evaluating(tr) else end + 1  # no evaluation: never due
         next_eval = start + ((self.step - start) // every + 1) * every
         while self.step < end:

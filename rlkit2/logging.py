@@ -8,6 +8,7 @@ caught and reported once: metrics keep going to the other sinks.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -87,17 +88,32 @@ class JsonlLogger(Logger):
         self._f.close()
 
 
+_LOG = logging.getLogger("rlkit2")
+
+
+def say(message: str, *, error: bool = False) -> None:
+    """One line for the user. Under `rlkit2-train` it goes through `logging` (Hydra's handlers: the console and
+    the run dir's <job>.log); elsewhere (library use) it is printed."""
+    if logging.getLogger().handlers:
+        (_LOG.warning if error else _LOG.info)(message)
+    else:
+        print(message, file=sys.stderr if error else sys.stdout, flush=True)
+
+
 class ConsoleLogger(Logger):
-    """Prints a compact line of selected metrics each log step (progress bars live in the trainer)."""
+    """A compact line of selected metrics each log step (progress bars live in rlkit2.progress)."""
 
     def __init__(self, keys: Sequence[str] | None = None, stream: Any = None):
         self.keys = list(keys) if keys else None
-        self.stream = stream or sys.stdout
+        self.stream = stream  # None: `say` (console and the job's log file under rlkit2-train)
 
     def write(self, metrics: Mapping[str, Any], step: int) -> None:
         items = [(k, v) for k, v in metrics.items() if self.keys is None or k in self.keys]
-        text = "  ".join(f"{k}={to_float(v):.4g}" for k, v in items)
-        print(f"[step {step}] {text}", file=self.stream, flush=True)
+        line = f"[step {step}] " + "  ".join(f"{k}={to_float(v):.4g}" for k, v in items)
+        if self.stream is not None:
+            print(line, file=self.stream, flush=True)
+        else:
+            say(line)
 
 
 class WandbLogger(Logger):

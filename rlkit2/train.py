@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import rlkit2.config  # noqa: F401 - registers the top-level schemas
 from rlkit2 import distributed, run_config, rundir
-from rlkit2.core import RLKitError
-from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger
+from rlkit2.core import ConfigError, RLKitError
+from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger, say
 from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
 from rlkit2.run_config import override_keys
 from rlkit2.rundir import resuming
@@ -36,6 +36,25 @@ from rlkit2.validation import validate_run
 
 # Families whose runner lives outside the agent modules.
 _RUNNER_MODULES = {"control": "rlkit2.trainer", "imitation": "rlkit2.imitation_trainer", "lm": "rlkit2.lm.trainer"}
+
+
+JOB_DIR_MAX = 80
+
+
+def job_dir_name(override_dirname: str) -> str:
+    """A sweep job's dir name: its overrides (`a=1,b=2`) as one path component, at most JOB_DIR_MAX characters
+    (a long one keeps its start and gets a hash of the whole, so names stay unique and readable)."""
+    import hashlib
+
+    name = str(override_dirname).replace("/", "_").replace("\\", "_")
+    if len(name) <= JOB_DIR_MAX:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: JOB_DIR_MAX - 9]}-{digest}"
+
+
+if not OmegaConf.has_resolver("rlkit2_job_dir"):  # conf/config.yaml's hydra.sweep.subdir uses it
+    OmegaConf.register_new_resolver("rlkit2_job_dir", job_dir_name)
 
 
 def register_schemas() -> None:
@@ -56,13 +75,36 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides or []))
 
 
-def set_threads(threads: int) -> None:
-    if threads < 0:
-        from rlkit2.core import ConfigError
+def concurrent_jobs() -> int:
+    """How many training jobs share this machine now: torchrun's local world size, a joblib sweep's n_jobs."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0)
+    if local > 0:
+        return local
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            launcher: Any = hc.launcher
+            n_jobs = launcher.get("n_jobs") if launcher is not None else None
+            if n_jobs is not None:
+                return int(n_jobs) if int(n_jobs) > 0 else psutil.cpu_count(logical=False) or 1
+    return 1
 
-        raise ConfigError(f"trainer.threads={threads}: must be >= 0 (0: one per physical core)")
-    n = threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    torch.set_num_threads(int(n))
+
+def resolve_threads(threads: Any) -> int:
+    """`trainer.threads` -> torch threads: a number as given; "auto": physical cores // concurrent jobs."""
+    if str(threads) != "auto":
+        n = int(str(threads))
+        if n <= 0:
+            raise ConfigError(f"trainer.threads={threads}: expected 'auto' or a positive number of threads")
+        return n
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return max(1, cores // concurrent_jobs())
+
+
+def set_threads(threads: Any) -> int:
+    n = resolve_threads(threads)
+    torch.set_num_threads(n)
+    return n
 
 
 def build_logger(cfg: DictConfig, run_dir: Path) -> Logger:
@@ -95,7 +137,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) 
     entry = get_agent(cfg.agent.name)
     importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.trainer"))
     validate_run(cfg)  # seed, trainer, env and agent ranges, before any work (rlkit2.validation)
-    set_threads(int(cfg.trainer.threads))
+    set_threads(cfg.trainer.threads)
     fresh = rundir.is_unused(run_dir)
     with rundir.exclusive(run_dir):  # one writer per run dir, released on any exit
         if not resuming(cfg.resume):
@@ -122,10 +164,9 @@ def _banner(cfg: DictConfig, run_dir: Path) -> None:
         return
     env = cfg.env.get("id") or cfg.env.get("task") or cfg.env.get("kind")
     source = cfg.env.get("dataset") or ""
-    print(f"[rlkit2] agent {cfg.agent.name} | env {env}{f' | dataset {source}' if source else ''} | seed {cfg.seed} "
-          f"| device {cfg.trainer.device} | threads {torch.get_num_threads()} | "
-          f"{'resume ' + str(cfg.resume) if resuming(cfg.resume) else 'fresh run'}\n[rlkit2] run dir: {run_dir}",
-          flush=True)
+    say(f"[rlkit2] agent {cfg.agent.name} | env {env}{f' | dataset {source}' if source else ''} | seed {cfg.seed} "
+        f"| device {cfg.trainer.device} | threads {torch.get_num_threads()} | "
+        f"{'resume ' + str(cfg.resume) if resuming(cfg.resume) else 'fresh run'}\n[rlkit2] run dir: {run_dir}")
 
 
 def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str, float]:
@@ -140,7 +181,7 @@ def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str
         if pick_key(read_metrics(run_dir)):
             plot_runs([run_dir], run_dir / "learning_curve.png", title=f"{cfg.agent.name} on {cfg.env.id}")
     summary = "  ".join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, int | float))
-    print(f"[rlkit2] done: {summary}\n[rlkit2] run dir: {run_dir}", flush=True)
+    say(f"[rlkit2] done: {summary}\n[rlkit2] run dir: {run_dir}")
     return final
 
 

@@ -26,8 +26,9 @@ from rlkit2 import checkpoint as ckpt
 from rlkit2 import distributed, validation
 from rlkit2.core import ConfigError, DataError, NumericalError, evaluate
 from rlkit2.data.scores import add_v5_score
-from rlkit2.logging import JsonlLogger, Logger, MultiLogger
+from rlkit2.logging import JsonlLogger, Logger, MultiLogger, say
 from rlkit2.policy import POLICY_FILE, save_policy
+from rlkit2.progress import progress
 from rlkit2.registry import Agent, EnvSpec, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.rundir import resuming
@@ -251,9 +252,9 @@ class ControlTrainer:
             self.dataset_metadata = getattr(dataset, "metadata", None)
             returns = getattr(dataset, "episode_returns", np.zeros(0))
             if self.rank == 0:  # the banner's dataset line: which file, how big, how good its behaviour is
-                print(f"[rlkit2] dataset {getattr(dataset, 'source', '?')}: {len(self.replay)} transitions, "
-                      f"{len(returns)} episodes, mean episode return "
-                      f"{float(np.mean(returns)) if len(returns) else float('nan'):.1f}", flush=True)
+                say(f"[rlkit2] dataset {getattr(dataset, 'source', '?')}: {len(self.replay)} transitions, "
+                    f"{len(returns)} episodes, mean episode return "
+                    f"{float(np.mean(returns)) if len(returns) else float('nan'):.1f}")
             self.score_fn = score_function(cfg.env, self.dataset_metadata)
         else:
             from rlkit2.data.scores import score_function
@@ -355,7 +356,7 @@ class ControlTrainer:
             return
         found = ckpt.resume_state(source, trust=bool(self.cfg.get("trust_pickle", False)), own_dir=self.ckpt_dir)
         if found is None:
-            print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            say(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh")
             truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
             return
         path, state = found
@@ -364,7 +365,7 @@ class ControlTrainer:
         except ConfigError as e:
             raise ConfigError(f"resume from {path}: {e}") from e
         truncate_metrics(self.logger, self.step)
-        print(f"[rlkit2] resumed from {path} at step {self.step}", flush=True)
+        say(f"[rlkit2] resumed from {path} at step {self.step}")
 
     # ------------------------------------------------------------------ loop pieces
     def run_eval(self) -> dict[str, float]:
@@ -382,11 +383,8 @@ class ControlTrainer:
             acc.add(metrics)
 
     def _progress(self) -> Any:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.trainer.total_steps, initial=self.step,
-                    disable=not self.trainer.progress or self.rank != 0,
-                    desc=f"{self.cfg.agent.name} {self.cfg.env.id}", dynamic_ncols=True, mininterval=2.0)
+        return progress(self.trainer.total_steps, self.step, f"{self.cfg.agent.name} {self.cfg.env.id}",
+                        enabled=bool(self.trainer.progress) and self.rank == 0)
 
     # ------------------------------------------------------------------ main loops
     def run(self) -> dict[str, float]:

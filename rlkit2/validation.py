@@ -242,6 +242,12 @@ class Fields:
             if items is None or any(not _is_number(w) or not math.isfinite(float(w)) or w < 0 for w in items):
                 raise _fail(name, v, "weights must be finite and >= 0")
 
+    def threads(self, *fields: str) -> None:
+        """'auto' or a positive number of threads."""
+        for name, v in self._each(fields):
+            if str(v) != "auto" and not (str(v).isdigit() and int(str(v)) > 0):
+                raise _fail(name, v, "expected 'auto' or a positive number of threads")
+
     def choice(self, field: str, options: Sequence[str]) -> None:
         for name, v in self._each((field,)):
             choice(name, v, options)
@@ -332,12 +338,13 @@ def logical_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def warn_threads(threads: int, cpus: int | None = None) -> None:
+def warn_threads(threads: Any, cpus: int | None = None) -> None:
     """`trainer.threads` above the logical CPUs works but oversubscribes them (often several times slower)."""
     cpus = cpus or logical_cpus()
-    if _is_int(threads) and threads > cpus:
-        msg = (f"trainer.threads={threads} is more than the {cpus} logical CPUs of this machine: torch will "
-               f"oversubscribe them and run slower; use trainer.threads={cpus} or fewer (0: one per physical core)")
+    n = int(threads) if str(threads).isdigit() else None
+    if n is not None and n > cpus:
+        msg = (f"trainer.threads={n} is more than the {cpus} logical CPUs of this machine: torch will "
+               f"oversubscribe them and run slower; use trainer.threads={cpus} or fewer, or 'auto'")
         warnings.warn(msg, ConfigWarning, stacklevel=2)
 
 
@@ -355,7 +362,7 @@ def validate_run(cfg: Any) -> None:
     if top.has("env") and top.get("env") is not None:
         validate_env(cfg.env)
     validate_agent(cfg.agent, get_agent(str(cfg.agent.name)).config_cls)
-    warn_threads(int(cfg.trainer.threads))
+    warn_threads(cfg.trainer.threads)
 
 
 def _gib(n: float) -> str:

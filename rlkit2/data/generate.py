@@ -170,7 +170,7 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
                                 eval_episodes=cfg.eval_episodes, log_every=min(1000, cfg.eval_every),
                                 checkpoint_every=cfg.checkpoint_every, keep_checkpoints=1,
                                 learning_starts=min(cfg.learning_starts, cfg.train_steps // 2),
-                                threads=cfg.threads, progress=cfg.progress, plot=False)
+                                threads=str(cfg.threads), progress=cfg.progress, plot=False)
     agent_cfg = SACConfig(replay_capacity=cfg.train_steps, hidden=list(cfg.hidden))
     run_cfg = OmegaConf.structured(RunConfig(agent=agent_cfg, env=_env_cfg(cfg), trainer=trainer_cfg, seed=cfg.seed,
                                              resume="auto"))

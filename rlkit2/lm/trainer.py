@@ -27,7 +27,8 @@ from rlkit2.agents.ppo_lm.learner import PolicyGradientLearner
 from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, response_logprobs
 from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
-from rlkit2.logging import Logger, MultiLogger
+from rlkit2.logging import Logger, MultiLogger, say
+from rlkit2.progress import progress
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.seeding import rng_state, seed_everything, set_rng_state
 from rlkit2.trainer import UpdateGuard, evaluating, resolve_resume, truncate_metrics, validate_common
@@ -127,7 +128,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
     if source is not None:
         found = ckpt.resume_state(source, trust=bool(cfg.get("trust_pickle", False)), own_dir=ckpt_dir)
         if found is None:
-            print(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh", flush=True)
+            say(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh")
             truncate_metrics(logger, 0)  # rows a run killed before its first checkpoint logged are redone
         else:
             learner.load_state_dict(found[1]["learner"])
@@ -141,7 +142,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
             start = int(found[1]["step"])
             guard.skipped = int(found[1].get("skipped_updates", 0))
             truncate_metrics(logger, start)
-            print(f"[rlkit2] resumed from {found[0]} at step {start}", flush=True)
+            say(f"[rlkit2] resumed from {found[0]} at step {start}")
     eval_docs = eval_env.sample_documents(max(int(tc.eval_episodes), 1))
     final: dict[str, float] = {}
 
@@ -154,11 +155,7 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
         logger.write(m, step)
         return m
 
-    progress = None
-    if tc.progress:
-        from tqdm import tqdm
-
-        progress = tqdm(total=int(tc.total_steps), initial=start, desc="ppo_lm", mininterval=5, disable=rank != 0)
+    bar = progress(int(tc.total_steps), start, str(cfg.agent.name), enabled=bool(tc.progress) and rank == 0)
     for step in range(start + 1, int(tc.total_steps) + 1):
         metrics = guard.step(step - 1)  # None: a non-finite update dropped under nan_policy=skip
         if step % max(int(tc.log_every), 1) == 0:
@@ -181,10 +178,8 @@ def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
                            "skipped_updates": guard.skipped,
                            "config": dataclasses.asdict(agent_cfg)}, ckpt.checkpoint_path(ckpt_dir, step))
                 ckpt.prune(ckpt_dir, int(tc.keep_checkpoints))
-        if progress is not None:
-            progress.update(1)
-    if progress is not None:
-        progress.close()
+        bar.update(1)
+    bar.close()
     if evaluating(tc) and (not final or int(tc.total_steps) % int(tc.eval_every)):
         final = do_eval(int(tc.total_steps))
     if rank == 0:
