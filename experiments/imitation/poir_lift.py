@@ -86,7 +86,7 @@ def load_offline_agent(cfg, checkpoint: Path):
     from rlkit2.data.robomimic import read_robomimic, to_transitions
     from rlkit2.registry import EnvSpec, get_agent
     from rlkit2.replay import TransitionReplay
-    from rlkit2.trainer import to_dataclass
+    from rlkit2.run.common import to_dataclass
 
     entry = get_agent("poir")
     ds = read_robomimic(cfg.env.dataset, obs_keys=list(cfg.env.obs_keys), max_demos=int(cfg.env.num_demos))
@@ -204,9 +204,9 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
     from rlkit2.actors import TorchPolicyActor
     from rlkit2.core import evaluate
     from rlkit2.data.collect_demos import collect_demos
-    from rlkit2.imitation_trainer import EVAL_SEED_OFFSET
     from rlkit2.logging import read_metrics
     from rlkit2.registry import make_env
+    from rlkit2.run.common import EVAL_SEED_OFFSET
     from rlkit2.train import run
 
     base = compose(["experiment=poir_lift"])
@@ -312,11 +312,34 @@ def online_curve(args: argparse.Namespace, out: Path) -> None:
         print(f"[curve] {json.dumps(curves[-1])}", flush=True)
 
 
+def collect_seeds(out: Path) -> dict[str, dict[str, Any]]:
+    """Per-seed results, keyed by seed: the committed `seeds.json`, updated from the `seed<k>/` run dirs present.
+
+    A run dir's top-level JSON files (`rows.json`: one row per cell; `latency.json`: the planner's cost; and any
+    other, e.g. `rows_nosnap.json`) go in under their stem. Run dirs (checkpoints, `metrics.jsonl`,
+    `final.json`) are not kept in the repository; `seeds.json` is what the report is regenerated from.
+    """
+    path = out / "seeds.json"
+    seeds: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+    for sdir in out.glob("seed*"):
+        m = re.fullmatch(r"seed(\d+)", sdir.name)
+        if m and sdir.is_dir():
+            entry = seeds.setdefault(m.group(1), {})
+            entry.update({f.stem: json.loads(f.read_text()) for f in sorted(sdir.glob("*.json"))})
+    return dict(sorted(seeds.items(), key=lambda kv: int(kv[0])))
+
+
 def report(out: Path) -> dict[str, Any]:
-    """Pool the seeds' cells: success rate over all their episodes, binomial standard error."""
+    """Pool the seeds' cells: success rate over all their episodes, binomial standard error.
+
+    Writes `seeds.json` (per-seed rows and latency, see `collect_seeds`), `results.json` and the plot.
+    """
+    seeds = collect_seeds(out)
+    if seeds:
+        (out / "seeds.json").write_text(json.dumps(seeds, indent=1))
     cells: dict[tuple[str, float], list[dict[str, Any]]] = {}
-    for f in sorted(out.glob("seed*/rows.json")):
-        for r in json.loads(f.read_text()):
+    for entry in seeds.values():
+        for r in entry.get("rows", []):
             cells.setdefault((r["axis"], r["shift"]), []).append(r)
     table = []
     for (axis, s), rs in sorted(cells.items(), key=lambda kv: (AXES.index(kv[0][0]), kv[0][1])):
@@ -332,7 +355,7 @@ def report(out: Path) -> dict[str, Any]:
         ms = [r["poir_act_ms"] for r in rs if r.get("poir_act_ms")]
         row["poir_act_ms"] = float(np.mean(ms)) if ms else None
         table.append(row)
-    latency = [json.loads(f.read_text()) for f in sorted(out.glob("seed*/latency.json"))]
+    latency = [entry["latency"] for entry in seeds.values() if "latency" in entry]
     demos = json.loads((out / "demos.json").read_text()) if (out / "demos.json").exists() else {}
     curves = [c for f in sorted(out.glob("online_curve_seed*.json")) for c in json.loads(f.read_text())]
     # curves of earlier fine-tuning versions (online_curve_v<k>_seed*.json), drawn dashed for comparison
@@ -421,8 +444,8 @@ ONLINE_ABLATIONS = {
 def ablate(args: argparse.Namespace, out: Path) -> None:
     """Planner / fine-tuning variants from one seed's offline checkpoint, on the study's evaluation seeds."""
     from rlkit2.core import evaluate
-    from rlkit2.imitation_trainer import EVAL_SEED_OFFSET
     from rlkit2.registry import make_env
+    from rlkit2.run.common import EVAL_SEED_OFFSET
     from rlkit2.train import run
 
     sdir = out / f"seed{args.seed}"
@@ -481,7 +504,8 @@ def main() -> None:
     p.add_argument("--online-steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run")
-    p.add_argument("--report", action="store_true", help="only merge seed*/rows.json into results.json + plot")
+    p.add_argument("--report", action="store_true", help="only merge seeds.json and any seed*/ run dirs into "
+                   "seeds.json, results.json + plot")
     p.add_argument("--ablate", action="store_true", help="only run the planner ablations (ablation<tag>.json)")
     p.add_argument("--ablate-cells", default="all:0.1,object:0.1")
     p.add_argument("--ablate-online-cells", default="all:0.1", help="cells of the online fine-tuning ablation "

@@ -40,6 +40,31 @@ def test_report_pools_seeds_by_episodes(tmp_path, monkeypatch):
     assert cell["bc_se"] == pytest.approx((0.375 * 0.625 / 80) ** 0.5)
 
 
+def test_report_keeps_the_seeds_in_seeds_json_and_regenerates_without_run_dirs(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(poir_lift, "plot", lambda results, path: None)
+    for seed, bc in enumerate((0.25, 0.5)):
+        (tmp_path / f"seed{seed}").mkdir()
+        rows = [{"axis": "all", "shift": 0.1, "seed": seed, "episodes": 40, "bc": bc, "poir_offline": 0.5,
+                 "poir_online": None}]
+        (tmp_path / f"seed{seed}" / "rows.json").write_text(json.dumps(rows))
+        (tmp_path / f"seed{seed}" / "latency.json").write_text(json.dumps([{"threads": 1, "act_ms_mean": 8.0}]))
+    first = poir_lift.report(tmp_path)
+    seeds = json.loads((tmp_path / "seeds.json").read_text())
+    assert sorted(seeds) == ["0", "1"] and sorted(seeds["1"]) == ["latency", "rows"]
+    for seed in (0, 1):  # run dirs are not kept: the report is regenerated from seeds.json alone
+        shutil.rmtree(tmp_path / f"seed{seed}")
+    assert poir_lift.report(tmp_path) == first and len(first["latency"]) == 2
+    # a new run dir of one seed replaces that seed's entries and keeps the others
+    (tmp_path / "seed1").mkdir()
+    rows = [{"axis": "all", "shift": 0.1, "seed": 1, "episodes": 40, "bc": 0.75, "poir_offline": 0.5,
+             "poir_online": None}]
+    (tmp_path / "seed1" / "rows.json").write_text(json.dumps(rows))
+    (cell,) = poir_lift.report(tmp_path)["cells"]
+    assert cell["bc"] == pytest.approx(0.5) and cell["seeds"] == [0, 1]
+
+
 def test_report_pools_each_earlier_fine_tuning_version_it_finds(tmp_path, monkeypatch):
     monkeypatch.setattr(poir_lift, "plot", lambda results, path: None)
     for seed, v2 in enumerate((0.5, None)):  # seed 1 was never fine-tuned with v2
