@@ -12,7 +12,8 @@ Stages (each cached in --out, rerun skips finished ones):
 3. RL: PPO from the SFT policy with reward = min over summary statements of max over document sentences of
    P(entail) (sentence-level chunking), per-token KL to the SFT policy.
 4. Table: SFT vs RL on held-out documents: NLI reward, exact-checker consistency, KL to SFT, summary length
-   (results.json, results.md, rl_curve.png).
+   (results.json, results.md, rl_curve.png in --out; `python -m experiments.rlhf.collect NAME=OUT` copies the
+   numbers into experiments/rlhf/results/runs.json).
 """
 
 from __future__ import annotations
