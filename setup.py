@@ -1,5 +1,5 @@
 """Package discovery: `envs/` and `conf/` live at the top of the repo but install as
-`rlkit2.envs` and `rlkit2.conf` (DESIGN.md), so no top-level `envs` lands in site-packages."""
+`rlkit2.envs` and `rlkit2.conf` (docs/architecture.md), so no top-level `envs` lands in site-packages."""
 
 from setuptools import find_packages, setup
 

@@ -170,7 +170,7 @@ def evaluate(
 ) -> dict[str, float]:
     """The one evaluation loop: N seeded episodes, mean/std of return (and score, success).
 
-    Keys follow DESIGN.md: `eval/return`, `eval/return_std`, `eval/length`,
+    Keys follow the metric-key convention (docs/architecture.md): `eval/return`, `eval/return_std`, `eval/length`,
     `eval/success_rate`, and `eval/normalized_score(_std)` when `score_fn` is given.
     """
     results = EnvironmentLoop(env, actor, max_episode_steps=max_episode_steps).run(num_episodes, seed=seed)

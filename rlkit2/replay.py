@@ -2,7 +2,7 @@
 
 Storage is NumPy arrays allocated once; torch tensors are zero-copy views of them,
 so a batch is one `torch.randint` and one gather per field: no Python loop and no
-NumPy->torch copy per step (DESIGN.md, performance habits). The same buffer holds
+NumPy->torch copy per step (docs/architecture.md, performance habits). The same buffer holds
 a fixed offline dataset (`from_arrays`) or grows online (`add`).
 """
 

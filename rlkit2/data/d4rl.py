@@ -1,6 +1,6 @@
 """D4RL's HDF5 format, read and written with h5py (the `d4rl` package does not run on a modern stack).
 
-Schema (REFERENCE.md): `observations (N, obs_dim)`, `actions (N, act_dim)`, `rewards (N,)`,
+Schema (docs/datasets.md): `observations (N, obs_dim)`, `actions (N, act_dim)`, `rewards (N,)`,
 `terminals (N,)`, `timeouts (N,)`; optional `next_observations (N, obs_dim)`, `infos/*`, `metadata/*`.
 `terminals` marks a true end (the hopper fell): the bootstrap is cut there. `timeouts` marks a
 time-limit end: *not* a terminal state, but the next row starts a new episode.

@@ -1,6 +1,7 @@
 """Normalised scores: 100 * (return - random) / (expert - random), on two reference sets.
 
-- "d4rl": D4RL's published reference returns (REFERENCE.md), measured on the mujoco-py `-v2` envs.
+- "d4rl": D4RL's published reference returns (Fu et al., 2020, *D4RL: Datasets for Deep Data-Driven
+  Reinforcement Learning*; listed in docs/datasets.md), measured on the mujoco-py `-v2` envs.
   Scores on these compare with published D4RL tables. Logged as `eval/normalized_score`, also for the
   datasets generated here (`hopper-v5-medium`): comparable in spirit only, since those run on the v5
   envs with rlkit2's behaviour policies (their metadata says so: `reference_returns: d4rl`).

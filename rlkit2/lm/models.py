@@ -144,7 +144,7 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 class PolicyWithValue(nn.Module):
-    """A causal LM and a scalar value head on its last hidden state (shared trunk, DESIGN.md).
+    """A causal LM and a scalar value head on its last hidden state (shared trunk, docs/algorithms/ppo_lm.md).
 
     `forward(input_ids, attention_mask)` returns (logits [B, L, V], values [B, L]).
     """

@@ -7,7 +7,7 @@ from rlkit2.validation import Fields, ValidatedConfig
 
 @dataclasses.dataclass
 class IQLConfig(ValidatedConfig):
-    """IQL (Kostrikov et al., 2021) with its locomotion defaults (REFERENCE.md)."""
+    """IQL (Kostrikov et al., 2021) with the hyper-parameters the paper reports for the locomotion tasks."""
 
     name: str = "iql"
     batch_size: int = 256

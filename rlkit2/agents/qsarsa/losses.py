@@ -1,6 +1,6 @@
 """Losses of the Q_sarsa estimator and of Qsarsa-AC / Qsarsa-AC2, as pure functions of tensors.
 
-Reconstruction (REFERENCE.md: the paper's exact regularisers and weights were not found). The
+Reconstruction (docs/algorithms/qsarsa.md: the paper's exact regularisers and weights were not found). The
 paper fixes the idea -- regularise the learned critic and/or actor towards Q_sarsa ~ Q^{pi_beta}
 instead of towards pi_beta -- and builds on TD3 with TD3+BC as the main baseline. We choose:
 

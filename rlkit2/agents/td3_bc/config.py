@@ -7,7 +7,7 @@ from rlkit2.validation import Fields, ValidatedConfig
 
 @dataclasses.dataclass
 class TD3BCConfig(ValidatedConfig):
-    """TD3+BC (Fujimoto & Gu, 2021) with the paper's defaults (REFERENCE.md)."""
+    """TD3+BC (Fujimoto & Gu, 2021) with the hyper-parameters the paper reports."""
 
     name: str = "td3_bc"
     batch_size: int = 256

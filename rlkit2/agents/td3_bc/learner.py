@@ -1,10 +1,10 @@
 """TD3+BC learner: TD3's twin critics (one stacked ensemble) and a BC-regularised delayed actor.
 
-Speed (DESIGN.md): the batch is one gather from the replay; twin critics are one `QEnsemble`
-(one bmm per layer); the actor's objective runs critic member 0 alone (`member_forward`) and
-takes gradients only for the actor's parameters (`torch.autograd.grad`), so no critic weight
-gradients are computed and thrown away; targets move by `torch._foreach_lerp_`; metrics stay
-tensors. The learner owns a torch Generator for target-policy noise, and its state dict
+Speed (docs/architecture.md, performance habits): the batch is one gather from the replay; twin
+critics are one `QEnsemble` (one bmm per layer); the actor's objective runs critic member 0 alone
+(`member_forward`) and takes gradients only for the actor's parameters (`torch.autograd.grad`), so no
+critic weight gradients are computed and thrown away; targets move by `torch._foreach_lerp_`; metrics
+stay tensors. The learner owns a torch Generator for target-policy noise, and its state dict
 carries it and the replay's sampling RNG, so a resume reproduces an uninterrupted run.
 """
 
