@@ -3,7 +3,7 @@
 They have their own names, `<env>-v5-<kind>` (`hopper-v5-medium`), never D4RL's (`hopper-medium-v2` names
 D4RL's own file only): the recipe is D4RL's, the simulator, the behaviour policies and the data are not.
 
-D4RL's recipe (REFERENCE.md), with the online SAC agent of `rlkit2.agents.sac` as the trainer:
+D4RL's recipe (Fu et al., 2020; docs/datasets.md), with the online SAC agent of `rlkit2.agents.sac` as the trainer:
 
 - random: a uniform random policy;
 - expert: a policy trained to convergence - here the best evaluated snapshot of one SAC run of
