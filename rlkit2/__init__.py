@@ -7,10 +7,12 @@ from rlkit2.api import agent_config, env_spec, load_language_policy, load_policy
 from rlkit2.checkpoint import CheckpointError
 from rlkit2.core import (
     Actor,
+    Agent,
     BaseActor,
     ConfigError,
     DataError,
     EnvironmentLoop,
+    EnvSpec,
     FunctionActor,
     Learner,
     NumericalError,
@@ -19,7 +21,7 @@ from rlkit2.core import (
     evaluate,
 )
 from rlkit2.policy import save_policy
-from rlkit2.registry import Agent, EnvSpec, agent_names
+from rlkit2.registry import agent_names
 from rlkit2.replay import Batch, TransitionReplay
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The spine: the four interfaces every rlkit2 agent is made of.
+"""The spine: the four interfaces every rlkit2 agent is made of, and what a builder returns (`Agent`, `EnvSpec`).
 
 Acme-style: an agent is an `Actor` (acts), a `Learner` (updates parameters from a
 `Replay`), a `Replay` (stores and samples experience) and an `EnvironmentLoop`
@@ -78,6 +78,33 @@ class Replay(Protocol):
     def sample(self, batch_size: int) -> Any: ...
 
     def __len__(self) -> int: ...
+
+
+# --------------------------------------------------------------------------- what a builder returns
+
+
+@dataclasses.dataclass
+class EnvSpec:
+    """What a control agent needs to know about its environment."""
+
+    obs_dim: int
+    act_dim: int
+    action_low: float = -1.0
+    action_high: float = 1.0
+
+
+@dataclasses.dataclass
+class Agent:
+    """What every agent builder returns (`make_agent(config, spec_or_env, replay, seed, **kw)`): the learner,
+    the evaluation (greedy) actor and, for online collection or language rollouts, an exploring (sampling) actor."""
+
+    learner: Learner
+    policy: Actor
+    explorer: Actor | None = None
+    # what rebuilds it from saved weights (rlkit2.save_policy); stamped by rlkit2.registry.build_agent
+    name: str = ""
+    config: Any = None
+    spec: EnvSpec | None = None  # control agents; None for language agents (their env is a text env)
 
 
 class BaseActor:

@@ -19,8 +19,8 @@ import numpy as np
 
 from rlkit2 import checkpoint as ckpt
 from rlkit2.checkpoint import CheckpointError
-from rlkit2.core import Actor, ConfigError
-from rlkit2.registry import Agent, EnvSpec, build_agent, get_agent
+from rlkit2.core import Actor, Agent, ConfigError, EnvSpec
+from rlkit2.registry import build_agent, get_agent
 
 POLICY_FILE = "policy.pt"
 POLICY_FORMAT = "rlkit2-policy-v2"

@@ -37,7 +37,7 @@ def _data(n: int = 20_000) -> dict[str, np.ndarray]:
 
 def _time_updates(agent: str, batch: int, updates: int) -> float:
     from rlkit2.api import make
-    from rlkit2.registry import EnvSpec
+    from rlkit2.core import EnvSpec
     from rlkit2.replay import TransitionReplay
 
     torch.manual_seed(0)

@@ -83,8 +83,9 @@ def compose(overrides: list[str]):
 def load_offline_agent(cfg, checkpoint: Path):
     """The POIR agent of the offline checkpoint (its learner holds the BC prior)."""
     from rlkit2 import checkpoint as ckpt
+    from rlkit2.core import EnvSpec
     from rlkit2.data.robomimic import read_robomimic, to_transitions
-    from rlkit2.registry import EnvSpec, get_agent
+    from rlkit2.registry import get_agent
     from rlkit2.replay import TransitionReplay
     from rlkit2.run.common import to_dataclass
 
@@ -126,7 +127,7 @@ def feature_bc_actor(learner: Any, replay: Any, steps: int, seed: int) -> Any:
 
     from rlkit2.actors import TorchPolicyActor
     from rlkit2.agents.bc.learner import BCLearner
-    from rlkit2.registry import EnvSpec
+    from rlkit2.core import EnvSpec
 
     config = dataclasses.replace(learner.config.prior, obs_dims=learner.score_dims.tolist())
     torch.manual_seed(seed)

@@ -10,8 +10,8 @@ from rlkit2 import checkpoint
 from rlkit2.agents.qsarsa import QsarsaAC2Config, QsarsaACConfig, QsarsaACLearner, QSarsaLearner
 from rlkit2.agents.td3_bc import TD3BCConfig, TD3BCLearner
 from rlkit2.agents.td3_bc.common import episode_returns_from_transitions
-from rlkit2.core import ConfigError, DataError, evaluate
-from rlkit2.registry import EnvSpec, get_agent
+from rlkit2.core import ConfigError, DataError, EnvSpec, evaluate
+from rlkit2.registry import get_agent
 from rlkit2.replay import TransitionReplay
 from tests.offline.tiny import PointMass, chain_dataset, chain_exact_q, point_mass_dataset, replay_of
 

@@ -57,7 +57,7 @@ def test_batch_larger_than_the_dataset_is_refused_by_rlkit2_train(tmp_path, hopp
     ("trainer.keep_checkpoints=0", "trainer.keep_checkpoints=0"),  # would delete every checkpoint it writes
     ("trainer.checkpoint_every=-5", "trainer.checkpoint_every=-5"),
     ("trainer.nan_policy=ignore", "trainer.nan_policy='ignore': expected 'stop' or 'skip'"),
-    ("trainer.threads=-1", "trainer.threads=-1"),
+    ("trainer.threads=-1", "trainer.threads='-1': expected 'auto' or a positive number of threads"),
     # non-finite or negative values that used to pass and fail at step 1 (or never)
     ("agent.critic_lr=nan", "agent.critic_lr=nan: learning rates must be positive and finite"),
     ("agent.actor_lr=inf", "agent.actor_lr=inf: learning rates must be positive and finite"),
@@ -116,7 +116,7 @@ def test_threads_above_the_cpu_count_warn_but_run(hopper_file):
 def test_python_api_refuses_the_same_values():
     import rlkit2
     from rlkit2.agents.td3_bc.config import TD3BCConfig
-    from rlkit2.registry import EnvSpec
+    from rlkit2.core import EnvSpec
 
     with pytest.raises(ConfigError, match="agent.actor_lr=inf: learning rates must be positive and finite"):
         rlkit2.make("td3", EnvSpec(3, 2), actor_lr=float("inf"))

@@ -11,8 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rlkit2.agents.td3 import TD3Config, TD3Learner
+from rlkit2.core import EnvSpec
 from rlkit2.distributed import shutdown
-from rlkit2.registry import EnvSpec
 from rlkit2.replay import TransitionReplay
 
 STEPS, BATCH = 6, 64

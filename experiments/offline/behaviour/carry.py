@@ -93,7 +93,8 @@ def pack(env: str, data_dir: str, replay_rows: int) -> Path:
 
 def unpack(env: str, data_dir: str) -> Path:
     from rlkit2.agents.sac import SACConfig
-    from rlkit2.registry import EnvSpec, build_agent
+    from rlkit2.core import EnvSpec
+    from rlkit2.registry import build_agent
 
     cfg = gen_config(env, data_dir)
     src = pack_dir(env)

@@ -10,10 +10,9 @@ import torch.nn as nn
 
 from rlkit2.agents.bc import losses
 from rlkit2.agents.bc.config import BCConfig
-from rlkit2.core import ConfigError
+from rlkit2.core import ConfigError, EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step
 from rlkit2.networks import DeterministicPolicy, Normalizer, mlp
-from rlkit2.registry import EnvSpec
 
 
 class GaussianHead(nn.Module):

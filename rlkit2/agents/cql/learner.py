@@ -19,10 +19,9 @@ from rlkit2.agents.cql.config import CQLConfig
 from rlkit2.agents.sac import losses as sac_losses
 from rlkit2.agents.td3.losses import critic_loss as mse_critic_loss
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer
-from rlkit2.core import ConfigError
+from rlkit2.core import ConfigError, EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import QEnsemble, TanhGaussianPolicy, soft_update
-from rlkit2.registry import EnvSpec
 
 
 class CQLLearner(TorchLearner):

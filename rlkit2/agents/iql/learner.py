@@ -21,10 +21,9 @@ import torch.nn as nn
 from rlkit2.agents.iql import losses
 from rlkit2.agents.iql.config import IQLConfig
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, episode_returns_from_transitions
-from rlkit2.core import ConfigError
+from rlkit2.core import ConfigError, EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import QEnsemble, VEnsemble, mlp, soft_update
-from rlkit2.registry import EnvSpec
 
 
 class GaussianPolicy(nn.Module):

@@ -9,9 +9,9 @@ import torch
 from rlkit2.agents.offline_bc import losses
 from rlkit2.agents.offline_bc.config import OfflineBCConfig
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer
+from rlkit2.core import EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import DeterministicPolicy
-from rlkit2.registry import EnvSpec
 
 
 class OfflineBCLearner(TorchLearner):

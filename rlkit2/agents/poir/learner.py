@@ -16,10 +16,9 @@ from rlkit2.agents.bc.learner import BCLearner
 from rlkit2.agents.poir import losses
 from rlkit2.agents.poir.arms import ArmStats, build_arms
 from rlkit2.agents.poir.config import POIRConfig
-from rlkit2.core import ConfigError
+from rlkit2.core import ConfigError, EnvSpec
 from rlkit2.learners import TorchLearner, optimizer_step
 from rlkit2.networks import EnsembleMLP, Normalizer
-from rlkit2.registry import EnvSpec
 from rlkit2.replay import TransitionReplay
 
 

@@ -16,8 +16,7 @@ from rlkit2.agents.qsarsa.config import QsarsaACConfig
 from rlkit2.agents.qsarsa.estimator import QSarsaLearner
 from rlkit2.agents.td3_bc.common import member_forward
 from rlkit2.agents.td3_bc.learner import TD3BCLearner
-from rlkit2.core import ConfigError
-from rlkit2.registry import EnvSpec
+from rlkit2.core import ConfigError, EnvSpec
 
 
 class QsarsaACLearner(TD3BCLearner):

@@ -11,9 +11,9 @@ import torch
 from rlkit2.agents.sac import losses
 from rlkit2.agents.sac.config import SACConfig
 from rlkit2.agents.td3.losses import critic_loss as mse_critic_loss
+from rlkit2.core import EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step
 from rlkit2.networks import QEnsemble, TanhGaussianPolicy, soft_update
-from rlkit2.registry import EnvSpec
 
 
 class SACLearner(TorchLearner):

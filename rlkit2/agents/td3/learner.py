@@ -9,9 +9,9 @@ import torch
 
 from rlkit2.agents.td3 import losses
 from rlkit2.agents.td3.config import TD3Config
+from rlkit2.core import EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step
 from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
-from rlkit2.registry import EnvSpec
 
 
 class TD3Learner(TorchLearner):

@@ -19,9 +19,9 @@ import torch
 from rlkit2.agents.td3_bc import losses
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, member_forward
 from rlkit2.agents.td3_bc.config import TD3BCConfig
+from rlkit2.core import EnvSpec
 from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
-from rlkit2.registry import EnvSpec
 
 
 class TD3BCLearner(TorchLearner):
