@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from rlkit2.agents.cql.builder import make_agent
 from rlkit2.agents.cql.config import CQLConfig
 from rlkit2.agents.cql.learner import CQLLearner
-from rlkit2.agents.td3_bc.common import offline_agent_builder
 from rlkit2.config import store
 from rlkit2.registry import register_agent
-
-make_agent = offline_agent_builder(CQLLearner, CQLConfig)
 
 store("cql_schema", CQLConfig, group="agent")
 register_agent("cql", CQLConfig, "control", make_agent, offline=True)

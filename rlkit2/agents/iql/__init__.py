@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from rlkit2.agents.iql.builder import make_agent
 from rlkit2.agents.iql.config import IQLConfig
 from rlkit2.agents.iql.learner import GaussianPolicy, IQLLearner
-from rlkit2.agents.td3_bc.common import offline_agent_builder
 from rlkit2.config import store
 from rlkit2.registry import register_agent
-
-make_agent = offline_agent_builder(IQLLearner, IQLConfig)
 
 store("iql_schema", IQLConfig, group="agent")
 register_agent("iql", IQLConfig, "control", make_agent, offline=True)

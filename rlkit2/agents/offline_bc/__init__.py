@@ -4,13 +4,11 @@ family's BC on robomimic demonstrations."""
 
 from __future__ import annotations
 
+from rlkit2.agents.offline_bc.builder import make_agent
 from rlkit2.agents.offline_bc.config import OfflineBCConfig
 from rlkit2.agents.offline_bc.learner import OfflineBCLearner
-from rlkit2.agents.td3_bc.common import offline_agent_builder
 from rlkit2.config import store
 from rlkit2.registry import register_agent
-
-make_agent = offline_agent_builder(OfflineBCLearner, OfflineBCConfig)
 
 store("offline_bc_schema", OfflineBCConfig, group="agent")
 register_agent("offline_bc", OfflineBCConfig, "control", make_agent, offline=True)

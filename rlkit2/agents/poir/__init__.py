@@ -24,21 +24,12 @@ online). Choices made here, each a config option:
 
 from __future__ import annotations
 
-from typing import Any
-
+from rlkit2.agents.poir.builder import make_agent
 from rlkit2.agents.poir.config import POIRConfig
 from rlkit2.agents.poir.learner import POIRLearner
 from rlkit2.agents.poir.planner import MPPIPlanner, POIRActor
 from rlkit2.config import store
-from rlkit2.registry import Agent, EnvSpec, register_agent
-
-
-def make_agent(config: POIRConfig, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
-    learner = POIRLearner(config, spec, replay, seed)
-    policy = POIRActor(learner, seed=seed)
-    explorer = POIRActor(learner, seed=seed + 1, explore=True)
-    return Agent(learner, policy, explorer)
-
+from rlkit2.registry import register_agent
 
 store("poir_schema", POIRConfig, group="agent")
 register_agent("poir", POIRConfig, "imitation", make_agent, offline=True)

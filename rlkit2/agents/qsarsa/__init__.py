@@ -7,15 +7,15 @@ The regularisers are a documented reconstruction (losses.py). `agent=qsarsa` is 
 
 from __future__ import annotations
 
+from rlkit2.agents.qsarsa.builder import BUILDERS, make_agent
 from rlkit2.agents.qsarsa.config import QsarsaAC2Config, QsarsaACConfig, QsarsaConfig
 from rlkit2.agents.qsarsa.estimator import QSarsaLearner
 from rlkit2.agents.qsarsa.learner import QsarsaACLearner
-from rlkit2.agents.td3_bc.common import offline_agent_builder
 from rlkit2.config import store
 from rlkit2.registry import register_agent
 
-for _name, _cls in (("qsarsa_ac", QsarsaACConfig), ("qsarsa_ac2", QsarsaAC2Config), ("qsarsa", QsarsaConfig)):
+for _name, (_cls, _builder) in BUILDERS.items():
     store(f"{_name}_schema", _cls, group="agent")
-    register_agent(_name, _cls, "control", offline_agent_builder(QsarsaACLearner, _cls), offline=True)
+    register_agent(_name, _cls, "control", _builder, offline=True)
 
-__all__ = ["QSarsaLearner", "QsarsaAC2Config", "QsarsaACConfig", "QsarsaACLearner", "QsarsaConfig"]
+__all__ = ["QSarsaLearner", "QsarsaAC2Config", "QsarsaACConfig", "QsarsaACLearner", "QsarsaConfig", "make_agent"]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from rlkit2.agents.td3_bc.common import offline_agent_builder
+from rlkit2.agents.td3_bc.builder import make_agent
 from rlkit2.agents.td3_bc.config import TD3BCConfig
 from rlkit2.agents.td3_bc.learner import TD3BCLearner
 from rlkit2.config import store
 from rlkit2.registry import register_agent
-
-make_agent = offline_agent_builder(TD3BCLearner, TD3BCConfig)
 
 store("td3_bc_schema", TD3BCConfig, group="agent")
 register_agent("td3_bc", TD3BCConfig, "control", make_agent, offline=True)

@@ -1,7 +1,7 @@
 """Helpers shared by the offline control agents (TD3+BC, IQL, Qsarsa-AC/AC2).
 
-- `coerce_config`: the trainer may hand a builder a DictConfig or a dataclass.
-- `offline_agent_builder`: the registry builder of an offline learner whose greedy policy is `policy_module`.
+- `offline_agent_builder`: the `make_agent` of an offline learner whose greedy policy is `policy_module` (each
+  agent's builder.py makes its own with it).
 - `dataset_normalizer`: the dataset's observation mean/std as a `Normalizer`.
 - `NormalizedPolicy`: policy = Normalizer -> network, so a saved policy carries its statistics.
 - `member_forward`: one member of a stacked `QEnsemble` (TD3+BC's actor uses Q1 only),
@@ -12,50 +12,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from rlkit2.core import ConfigError, DataError
+from rlkit2.config import to_config
+from rlkit2.core import Agent, DataError, EnvSpec
 from rlkit2.networks import Normalizer, QEnsemble
 
-C = TypeVar("C")
 
+def offline_agent_builder(learner_cls: type, config_cls: type) -> Callable[..., Agent]:
+    """`make_agent(config, spec, replay, seed)` for an offline learner: config converted to `config_cls`
+    (`rlkit2.config.to_config`), the evaluation actor runs `learner.policy_module` (normaliser inside), no
+    exploration actor."""
 
-def coerce_config(config: Any, cls: type[C]) -> C:
-    """Return `config` as an instance of the dataclass `cls` (from a dataclass, DictConfig or dict)."""
-    if isinstance(config, cls):
-        return config
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(config, DictConfig):
-            config = OmegaConf.to_container(config, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra
-        pass
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        config = dataclasses.asdict(config)
-    if not isinstance(config, dict):
-        raise ConfigError(f"agent config: expected a {cls.__name__} or a mapping, got {type(config).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass type
-    unknown = sorted(set(config) - names)
-    if unknown:
-        raise ConfigError(f"agent config: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(names)}")
-    return cls(**config)
-
-
-def offline_agent_builder(learner_cls: type, config_cls: type) -> Any:
-    """`make_agent(config, spec, replay, seed)` for an offline learner: config coerced to `config_cls`, the
-    evaluation actor runs `learner.policy_module` (normaliser inside), no exploration actor."""
-
-    def make_agent(config: Any, spec: Any, replay: Any, seed: int = 0) -> Any:
+    def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
         from rlkit2.actors import TorchPolicyActor
-        from rlkit2.registry import Agent
 
-        learner = learner_cls(coerce_config(config, config_cls), spec, replay, seed)
+        learner = learner_cls(to_config(config, config_cls), spec, replay, seed)
         policy = TorchPolicyActor(learner.policy_module, action_low=spec.action_low, action_high=spec.action_high)
         return Agent(learner, policy, None)
 

@@ -1,0 +1,17 @@
+"""The bc builder: the BC learner and its greedy actor (the Gaussian head's mode); no exploring actor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlkit2.actors import TorchPolicyActor
+from rlkit2.agents.bc.config import BCConfig
+from rlkit2.agents.bc.learner import BCLearner
+from rlkit2.config import to_config
+from rlkit2.core import Agent, EnvSpec
+
+
+def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
+    learner = BCLearner(to_config(config, BCConfig), spec, replay)
+    policy = TorchPolicyActor(learner.policy, action_low=spec.action_low, action_high=spec.action_high)
+    return Agent(learner, policy, None)
