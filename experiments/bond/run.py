@@ -49,7 +49,7 @@ def main() -> None:
     from rlkit2.envs.text import TextEnvConfig, make_text_env
 
     from rlkit2.agents.bond import BestOfNActor, JBondConfig
-    from rlkit2.agents.bond import build as build_jbond
+    from rlkit2.agents.bond.builder import make_agent as make_jbond
     from rlkit2.lm.generation import LMActor
 
     sft, tok, sft_path = sft_policy()
@@ -82,7 +82,7 @@ def main() -> None:
         cfg = JBondConfig(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN),
                           prompts_per_step=args.prompts_per_step, lr=args.lr, variant=variant,
                           n=2 if variant == "jbond" else 4)
-        learner = build_jbond(cfg, env, tokenizer=tok, seed=0)
+        learner = make_jbond(cfg, env, tokenizer=tok, seed=0).learner
         curve = [{"step": 0, **evaluate_point(learner.lm, sft, tok, docs)}]
         for step in range(1, args.steps + 1):
             m = learner.step()

@@ -7,5 +7,7 @@ generation.py  GenerationConfig, LMActor (the text Actor: batched KV-cache sampl
 replay.py      SequenceReplay / SequenceBatch (the one sequence replay)
 sft.py         sft_loss, sft_train
 synthetic.py   the checkable synthetic summarisation task (generators + exact checker)
-trainer.py     the "lm" family runner, build_learner, score_policy
+
+The "lm" family runner is rlkit2.run.lm; the agents' builders live in rlkit2/agents/{ppo_lm,warp,bond}/builder.py
+(this package imports nothing from rlkit2.agents).
 """

@@ -9,9 +9,9 @@ import torch
 from rlkit2.envs.text import TextEnvConfig, make_text_env
 
 from rlkit2.agents.bond import JBondConfig
-from rlkit2.agents.bond import build as build_jbond
+from rlkit2.agents.bond.builder import make_agent as make_jbond
 from rlkit2.agents.warp import WarpConfig
-from rlkit2.agents.warp import build as build_warp
+from rlkit2.agents.warp.builder import make_agent as make_warp
 from rlkit2.core import ConfigError
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig
@@ -36,6 +36,20 @@ def test_registered_in_family_lm():
     assert get_agent("warp").config_cls is WarpConfig and get_agent("jbond").config_cls is JBondConfig
 
 
+def test_builders_return_agents_with_greedy_and_sampling_actors():
+    from rlkit2.core import Agent
+    from rlkit2.lm.generation import LMActor
+
+    for name, make, cfg in (("warp", make_warp, {"model": TINY, "generation": GEN}),
+                            ("jbond", make_jbond, {"model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                                             "num_kv_heads": 1, "intermediate_size": 64}})):
+        agent = make(cfg, _env(), None, 0)  # a mapping is converted to the agent's typed config
+        assert isinstance(agent, Agent) and agent.name == name and agent.config.name == name
+        assert isinstance(agent.config, get_agent(name).config_cls)
+        assert isinstance(agent.policy, LMActor) and agent.policy.greedy and agent.spec is None
+        assert agent.explorer is agent.learner.actor and not agent.explorer.greedy
+
+
 def test_configs_compose_with_paper_defaults():
     from rlkit2.train import compose
 
@@ -51,7 +65,7 @@ def test_warp_anchor_is_an_ema_and_merge_is_slerp_then_liti():
     torch.manual_seed(0)
     cfg = WarpConfig(model=TINY, generation=GEN, steps_per_run=2, num_policies=2, prompts_per_step=4, lr=1e-2,
                      ema_rate=0.25)
-    w = build_warp(cfg, _env(), seed=0)
+    w = make_warp(cfg, _env(), seed=0).learner
     init0 = _params(w.lm.state_dict())
     w.step()
     theta = _params(w.lm.state_dict())
@@ -77,13 +91,13 @@ def test_warp_anchor_is_an_ema_and_merge_is_slerp_then_liti():
 
 def test_warp_checkpoint_resumes_mid_iteration():
     cfg = WarpConfig(model=TINY, generation=GEN, steps_per_run=2, num_policies=2, prompts_per_step=4, lr=1e-2)
-    a = build_warp(cfg, _env(), seed=0)
+    a = make_warp(cfg, _env(), seed=0).learner
     for _ in range(3):
         a.step()
     state = copy.deepcopy(a.state_dict())
     env_b = _env()
     env_b.sample_documents(3 * cfg.prompts_per_step)  # the prompt stream is the env's, not the learner's
-    b = build_warp(cfg, env_b, seed=1)
+    b = make_warp(cfg, env_b, seed=1).learner
     b.load_state_dict(state)
     assert b.steps == 3 and len(b.finished) == 1 and b.run == 1
     torch.manual_seed(5)
@@ -96,7 +110,8 @@ def test_warp_checkpoint_resumes_mid_iteration():
 
 def test_jbond_anchor_ema_and_validation():
     torch.manual_seed(0)
-    j = build_jbond(JBondConfig(model=TINY, generation=GEN, prompts_per_step=4, lr=1e-2, anchor_rate=0.5), _env())
+    cfg = JBondConfig(model=TINY, generation=GEN, prompts_per_step=4, lr=1e-2, anchor_rate=0.5)
+    j = make_jbond(cfg, _env()).learner
     ref = _params(j.reference.state_dict())
     m = j.step()
     k = next(n for n, _ in j.lm.named_parameters())
@@ -105,15 +120,15 @@ def test_jbond_anchor_ema_and_validation():
     assert {"train/jbond_reward", "train/forward_nll", "train/backward_kl_est", "train/score"} <= set(m)
     assert len(j.replay) == 4
     with pytest.raises(ConfigError, match="two anchor samples"):
-        build_jbond(JBondConfig(model=TINY, n=4), _env())
+        make_jbond(JBondConfig(model=TINY, n=4), _env())
 
 
 @pytest.mark.parametrize("variant,n", [("jbond", 2), ("bond", 4)])
 def test_jbond_learns_a_keyword(variant, n):
     torch.manual_seed(0)
     env = _env()
-    j = build_jbond(JBondConfig(model=TINY, generation=GEN, prompts_per_step=16, lr=2e-2, variant=variant, n=n),
-                    env, seed=0)
+    j = make_jbond(JBondConfig(model=TINY, generation=GEN, prompts_per_step=16, lr=2e-2, variant=variant, n=n),
+                    env, seed=0).learner
     docs = env.sample_documents(128)
     prompts = [env.format_prompt(d) for d in docs]
 
