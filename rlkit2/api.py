@@ -27,10 +27,10 @@ from numpy.typing import NDArray
 
 from rlkit2 import checkpoint as ckpt
 from rlkit2.checkpoint import CheckpointError
-from rlkit2.core import Actor, ConfigError
+from rlkit2.core import Actor, Agent, ConfigError, EnvSpec
 from rlkit2.policy import POLICY_FILE, rebuild_agent
 from rlkit2.policy import load_policy as _load_policy_file
-from rlkit2.registry import Agent, EnvSpec, build_agent, get_agent
+from rlkit2.registry import build_agent, get_agent
 
 __all__ = ["agent_config", "env_spec", "load_language_policy", "load_policy", "make", "make_env",
            "save_language_policy"]
@@ -43,36 +43,23 @@ def agent_config(name: str, config: Any = None, **overrides: Any) -> Any:
     """The typed dataclass config of agent `name`: its defaults, then `config` (a dataclass or mapping),
     then `overrides` (nested dataclass fields as dicts, e.g. `model={"arch": "gemma2"}`).
 
-    A key the dataclass does not have, or a value of the wrong type, raises `ConfigError` naming it.
+    A key the dataclass does not have, or a value of the wrong type, raises `ConfigError` naming it
+    (`rlkit2.config.to_config`).
     """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from rlkit2.config import to_config
 
     cls = get_agent(name).config_cls
-    layers: list[Any] = [OmegaConf.structured(cls)]
-    if config is not None:
-        if dataclasses.is_dataclass(config) and not isinstance(config, type):
-            config = dataclasses.asdict(config)
-        layers.append(OmegaConf.create(dict(config)) if isinstance(config, Mapping) else config)
-    if overrides:
-        layers.append(OmegaConf.create(overrides))
-    try:
-        merged = OmegaConf.merge(*layers)
-        out = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        valid = sorted(f.name for f in dataclasses.fields(cls))
-        raise ConfigError(f"agent '{name}' ({cls.__name__}): {e}".strip() + f"\nvalid options: {valid}") from e
-    other = getattr(out, "name", name)
-    if other != name:  # a config of another agent passed by mistake
+    other = config.get("name") if isinstance(config, Mapping) else getattr(config, "name", None)
+    if other is not None and str(other) != name:  # a config of another agent passed by mistake
         raise ConfigError(f"config names agent '{other}' but make() was asked for '{name}'")
-    return out
+    return to_config({} if config is None else config, cls, overrides or None, where=f"agent '{name}' ({cls.__name__})")
 
 
 def env_spec(env: Any) -> EnvSpec:
     """The `EnvSpec` (observation/action sizes and action bounds) of a Gymnasium env with flat Box spaces."""
     if isinstance(env, EnvSpec):
         return env
-    from rlkit2.trainer import env_spec as _spec
+    from rlkit2.run.common import env_spec as _spec
 
     return _spec(env)
 
@@ -274,7 +261,8 @@ def make(name: str, env: Any = None, replay: Any = None, *, seed: int = 0, confi
 
     Language agents (`ppo_lm`, `warp`, `jbond`): `env` is a text environment
     (`rlkit2.envs.text.make_text_env`), `reward_fn(documents, responses) -> Tensor[B]` overrides its reward.
-    Returns `Agent(learner, policy=greedy LMActor)`; `learner.step()` is one RL iteration.
+    Returns `Agent(learner, policy=greedy LMActor, explorer=the sampling LMActor the learner trains on)`;
+    `learner.step()` is one RL iteration.
 
     `config` (dataclass or mapping) and keyword `overrides` set the agent's options (`agent_config`).
     """
@@ -287,11 +275,7 @@ def make(name: str, env: Any = None, replay: Any = None, *, seed: int = 0, confi
             from rlkit2.rewards.base import CallableReward
 
             reward_fn = CallableReward(reward_fn)
-        learner = entry.builder(cfg, env, tokenizer=tokenizer, seed=seed, reward_fn=reward_fn)
-        from rlkit2.lm.generation import LMActor
-
-        policy = LMActor(learner.policy, learner.tokenizer, cfg.generation, greedy=True)
-        return Agent(learner, policy, getattr(learner, "actor", None))
+        return build_agent(name, cfg, env, None, seed, tokenizer=tokenizer, reward_fn=reward_fn)
     if env is None:
         raise ConfigError(f"agent '{name}' needs `env`: a Gymnasium env or an rlkit2.EnvSpec")
     spec = env_spec(env)

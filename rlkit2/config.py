@@ -2,23 +2,33 @@
 
 Each config group's YAML (`conf/agent/td3.yaml`, ...) starts from a dataclass
 schema stored here or by its agent/env module (`<name>_schema`), so Hydra runs in
-struct mode: a misspelt key is an error that names it.
+struct mode: a misspelt key is an error that names it. `to_config` is the one converter from a composed node,
+a mapping or another dataclass to a typed config, used by every builder, runner and `rlkit2.agent_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from rlkit2.core import ConfigError
 from rlkit2.validation import Fields, ValidatedConfig
+
+C = TypeVar("C")
 
 
 @dataclasses.dataclass
 class TrainerConfig(ValidatedConfig):
-    total_steps: int = 100_000  # learner updates (offline) or env steps (online)
+    # the run's budget, in the unit of its phase (printed at start): learner updates (offline RL, BC), env steps
+    # (online RL), offline updates on the demos (imitation; POIR's online steps are agent.online_env_steps),
+    # RL iterations (language agents)
+    total_steps: int = 100_000
     eval_every: int = 10_000  # 0 (or eval_episodes=0): no evaluation
     eval_episodes: int = 10
     log_every: int = 1_000
@@ -31,7 +41,6 @@ class TrainerConfig(ValidatedConfig):
     # "auto": the physical cores divided among the jobs that run at once (a joblib sweep's n_jobs, torchrun's
     # local world size), so parallel jobs never oversubscribe the CPU; or a number of torch threads
     threads: str = "auto"
-    compile: bool = False  # torch.compile the update (eager fallback on failure)
     progress: bool = True
     distributed: bool = False
     plot: bool = True  # learning-curve PNG in the run dir at the end
@@ -85,3 +94,70 @@ def store(name: str, node: Any, group: str | None = None) -> None:
 
 store("base_config", RunConfig)
 store("console_schema", LoggerConfig, group="logger")
+
+
+# --------------------------------------------------------------------------- the one config converter
+
+
+def _plain(node: Any, cls: type, label: str) -> dict[str, Any]:
+    """A config layer as a plain dict: a DictConfig (resolved), a dataclass instance or a mapping."""
+    if isinstance(node, DictConfig):
+        return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return dataclasses.asdict(node)
+    if isinstance(node, Mapping):
+        return dict(node)
+    raise ConfigError(f"{label}: expected a {cls.__name__}, a DictConfig or a mapping, got {type(node).__name__}")
+
+
+def _dataclass_of(annotation: Any) -> type | None:
+    """The dataclass an annotation names (`X` or `X | None`), else None."""
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return annotation
+    found = [a for a in typing.get_args(annotation) if isinstance(a, type) and dataclasses.is_dataclass(a)]
+    return found[0] if len(found) == 1 else None
+
+
+def _check_keys(raw: Mapping[str, Any], cls: type, label: str, path: str = "") -> None:
+    """Every key of `raw` (and of its nested mappings that fill dataclass fields) is an option of `cls`."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(str(k) for k in raw if k not in names)
+    if unknown:
+        shown = [path + k for k in unknown]
+        raise ConfigError(f"{label}: unknown option(s) {shown} for {cls.__name__}; valid options: {sorted(names)}")
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: OmegaConf's merge still names a bad nested key
+        return
+    for key, value in raw.items():
+        sub = _dataclass_of(hints.get(key))
+        if sub is not None and isinstance(value, Mapping):
+            _check_keys(value, sub, label, f"{path}{key}.")
+
+
+def to_config(node: Any, cls: type[C], overrides: Mapping[str, Any] | None = None, *, where: str = "") -> C:
+    """`node` as an instance of the dataclass `cls`: the one config converter.
+
+    `node`: an instance of `cls` (returned as is when there are no `overrides`), a DictConfig (e.g. a composed
+    Hydra `cfg.agent`, interpolations resolved), a mapping, or a dataclass of another type (its fields). It is
+    merged onto `cls`'s defaults, then `overrides` (nested dataclass fields as mappings, e.g.
+    `{"model": {"arch": "gemma2"}}`) onto it, through `OmegaConf.structured`, so nested dataclasses are built
+    and values are converted to the annotated types. Building the instance runs `cls.__post_init__`, i.e. the
+    range checks of `rlkit2.validation.ValidatedConfig`. An unknown key raises `ConfigError` naming it (with its
+    path for nested configs) and listing the valid keys; a value of the wrong type raises `ConfigError` naming
+    it. `where` prefixes messages (default: the class name).
+    """
+    if isinstance(node, cls) and not overrides:
+        return node
+    label = where or cls.__name__
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise ConfigError(f"{label}: to_config needs a dataclass type, got {cls!r}")
+    layers = [_plain(layer, cls, label) for layer in (node, overrides) if layer is not None]
+    for layer in layers:
+        _check_keys(layer, cls, label)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), *layers)
+        return cast(C, OmegaConf.to_object(merged))
+    except OmegaConfBaseException as e:
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"{label}: {str(e).strip()}\nvalid options: {valid}") from e

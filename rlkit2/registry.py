@@ -1,7 +1,8 @@
 """Name -> builder tables for agents and environment kinds.
 
 An agent package registers itself once (`register_agent`) with its typed config
-class, its family (which training loop runs it) and a builder. Hydra's config
+class, its family (which training loop runs it) and a builder: `make_agent(config, spec_or_env, replay, seed,
+**kw) -> rlkit2.core.Agent`, defined in the agent's `builder.py`. Hydra's config
 group `agent/<name>.yaml` and `rlkit2.make(name, ...)` both resolve through here,
 so an unknown name fails with the list of valid ones.
 """
@@ -14,38 +15,20 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from rlkit2.core import Actor, ConfigError, Learner
+from rlkit2.core import Agent, ConfigError, EnvSpec
 
-
-@dataclasses.dataclass
-class EnvSpec:
-    """What a control agent needs to know about its environment."""
-
-    obs_dim: int
-    act_dim: int
-    action_low: float = -1.0
-    action_high: float = 1.0
-
-
-@dataclasses.dataclass
-class Agent:
-    """What a builder returns: the learner, the evaluation (greedy) actor and, for
-    online collection, an exploring actor."""
-
-    learner: Learner
-    policy: Actor
-    explorer: Actor | None = None
-    # what rebuilds it from saved weights (rlkit2.save_policy); stamped by build_agent
-    name: str = ""
-    config: Any = None
-    spec: EnvSpec | None = None
+__all__ = ["Agent", "AgentEntry", "EnvSpec", "agent_names", "build_agent", "declare_agent_module", "get_agent",
+           "get_runner", "make_env", "register_agent", "register_env_kind", "register_runner"]
 
 
 @dataclasses.dataclass
 class AgentEntry:
     name: str
-    config_cls: type
+    config_cls: type[Any]
     family: str  # "control" (online/offline RL, BC), "imitation" (POIR), "lm" (RLHF)
+    # make_agent(config, spec_or_env, replay, seed, **kw) -> Agent: an EnvSpec and a replay for control and
+    # imitation agents; a text env (replay None; tokenizer=, reward_fn= keywords) for language agents. Typed Any
+    # out so a runner reads its family's learner (`.learner.policy`, ...) without casts.
     builder: Callable[..., Any]
     offline: bool = True
 
@@ -55,7 +38,7 @@ _AGENTS: dict[str, AgentEntry] = {}
 _AGENT_MODULES: list[str] = []
 
 
-def register_agent(name: str, config_cls: type, family: str, builder: Callable[..., Any], offline: bool) -> None:
+def register_agent(name: str, config_cls: type, family: str, builder: Callable[..., Agent], offline: bool) -> None:
     _AGENTS[name] = AgentEntry(name, config_cls, family, builder, offline)
 
 
@@ -83,13 +66,20 @@ def get_agent(name: str) -> AgentEntry:
     return _AGENTS[name]
 
 
-def build_agent(name: str, config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
-    """Build control/imitation agent `name` with its registered builder; the result records its name, typed
-    config and spec, so its policy can be saved as weights + config and rebuilt (rlkit2.policy)."""
-    agent = get_agent(name).builder(config, spec, replay, seed)
+def build_agent(name: str, config: Any, spec: Any, replay: Any = None, seed: int = 0, **kw: Any) -> Agent:
+    """Build agent `name` of any family with its registered builder (`spec`: an EnvSpec for control and
+    imitation agents, a text env for language agents; `kw`: a language builder's tokenizer= and reward_fn=).
+    The result records its name and typed config (and the spec for control agents), so a control policy can be
+    saved as weights + config and rebuilt (rlkit2.policy)."""
+    from rlkit2.config import to_config
+
+    entry = get_agent(name)
+    config = to_config(config, entry.config_cls, where=f"agent '{name}'")
+    agent = entry.builder(config, spec, replay, seed, **kw)
     if not isinstance(agent, Agent):  # pragma: no cover - a registered builder broke its contract
         raise ConfigError(f"builder of agent '{name}' returned {type(agent).__name__}, not rlkit2.Agent")
-    agent.name, agent.config, agent.spec = name, config, spec
+    agent.name, agent.config = name, config
+    agent.spec = spec if isinstance(spec, EnvSpec) else None
     return agent
 
 
@@ -99,9 +89,8 @@ def agent_names() -> list[str]:
 
 
 # --------------------------------------------------------------------------- training loops
-# A family's runner: run(cfg, run_dir, logger) -> dict of final metrics. "control" lives in
-# rlkit2/trainer.py; the imitation and language families register their own loops, which
-# reuse the shared checkpoint, logger and evaluate machinery.
+# A family's runner: run(cfg, run_dir, logger) -> dict of final metrics, registered by its module
+# (rlkit2.run.control for "control"); each builds the one run loop (rlkit2.run.loop) with its phase.
 _RUNNERS: dict[str, Callable[..., dict[str, float]]] = {}
 
 

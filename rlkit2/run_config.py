@@ -44,6 +44,31 @@ def override_keys(overrides: Iterable[str]) -> set[str]:
     return {o.split("=", 1)[0].lstrip("+~") for o in overrides if not o.startswith("hydra.")}
 
 
+def _known(node: Any, cls: type) -> DictConfig:
+    """`node` as `cls`'s schema of today: options added since take their defaults, options removed are dropped."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    kept = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if k in names}  # type: ignore[union-attr]
+    merged = OmegaConf.merge(OmegaConf.structured(cls), kept)
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def _today(saved: DictConfig) -> DictConfig:
+    """A run config saved by another rlkit2 version, in this version's trainer and agent schemas."""
+    from rlkit2.config import TrainerConfig
+    from rlkit2.registry import get_agent
+
+    out = saved.copy()
+    OmegaConf.set_struct(out, False)
+    if "trainer" in saved:
+        out.trainer = _known(saved.trainer, TrainerConfig)
+    if "agent" in saved and "name" in saved.agent:
+        out.agent = _known(saved.agent, get_agent(str(saved.agent.name)).config_cls)
+    return out
+
+
 def saved_run_dir(resume: str, run_dir: Path) -> Path:
     """The run dir whose saved config a `resume=` value points at (itself, a run dir, its checkpoints or one)."""
     r = str(resume).strip()
@@ -66,19 +91,22 @@ def for_resume(cfg: DictConfig, run_dir: Path, explicit: Collection[str] | None)
     path = source / CONFIG_FILE
     if not path.is_file():
         return cfg  # a run dir from before rlkit2 wrote its config: the checkpoint's own checks apply
-    saved = OmegaConf.load(path)
-    if not isinstance(saved, DictConfig):
+    loaded = OmegaConf.load(path)
+    if not isinstance(loaded, DictConfig):
         raise ConfigError(f"{path} is not a run config (a YAML mapping)")
+    saved = _today(loaded)
     now_flat = _flat(OmegaConf.to_container(cfg, resolve=True))
     saved_flat = _flat(OmegaConf.to_container(saved, resolve=True))
     wanted = (set(now_flat) | set(saved_flat)) if explicit is None else set(explicit)
     everything = explicit is not None and "experiment" in wanted  # a preset changes many keys at once
     refused = []
-    for key in sorted(set(now_flat) | set(saved_flat)):
-        if now_flat.get(key) == saved_flat.get(key) or _under(key, SAFE_ON_RESUME):
+    # only settings both configs have: an option this version added takes its default, one it removed is dropped
+    shared = sorted(set(now_flat) & set(saved_flat))
+    for key in shared:
+        if now_flat[key] == saved_flat[key] or _under(key, SAFE_ON_RESUME):
             continue
         if everything or _under(key, wanted) or (explicit is None):
-            refused.append(f"{key}: run {saved_flat.get(key)!r}, now {now_flat.get(key)!r}")
+            refused.append(f"{key}: run {saved_flat[key]!r}, now {now_flat[key]!r}")
     if refused:
         raise ConfigError(f"resume of {source}: these settings differ from the run's saved config "
                           f"({path}) and cannot change mid-run:\n  " + "\n  ".join(refused)

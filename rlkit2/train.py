@@ -35,7 +35,7 @@ from rlkit2.rundir import resuming
 from rlkit2.validation import validate_run
 
 # Families whose runner lives outside the agent modules.
-_RUNNER_MODULES = {"control": "rlkit2.trainer", "imitation": "rlkit2.imitation_trainer", "lm": "rlkit2.lm.trainer"}
+_RUNNER_MODULES = {"control": "rlkit2.run.control", "imitation": "rlkit2.run.imitation", "lm": "rlkit2.run.lm"}
 
 
 JOB_DIR_MAX = 80
@@ -135,7 +135,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) 
     if resuming(cfg.resume):  # before anything is written: a refused resume changes nothing on disk
         cfg = run_config.for_resume(cfg, run_dir, None if overrides is None else override_keys(overrides))
     entry = get_agent(cfg.agent.name)
-    importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.trainer"))
+    importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.run.control"))
     validate_run(cfg)  # seed, trainer, env and agent ranges, before any work (rlkit2.validation)
     set_threads(cfg.trainer.threads)
     fresh = rundir.is_unused(run_dir)

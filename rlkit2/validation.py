@@ -5,7 +5,7 @@ learning rates must be positive and finite`) where the config is made, before an
 
 - each typed config dataclass (the agents' `*Config`, `TrainerConfig`) derives from `ValidatedConfig` and
   declares its ranges in `check(f)`; its `__post_init__` runs them, so `rlkit2.make(...)`,
-  `rlkit2.agent_config(...)` and the trainers' `to_dataclass` refuse a bad value on construction;
+  `rlkit2.agent_config(...)` and the runners' `to_config` refuse a bad value on construction;
 - `check` reads fields through `Fields`, which also reads plain mappings and OmegaConf nodes, so
   `validate_run(cfg)` checks a composed Hydra config (`rlkit2-train`) as it is: the seed, `trainer.*`,
   `env.*` and `agent.*` (nested configs are named by their path, e.g. `agent.prior.lr`);

@@ -50,9 +50,10 @@ class RobosuiteEnvConfig:
     hard_reset: bool = False  # False: ~100x cheaper resets (same model reused)
     shift: ShiftConfig = dataclasses.field(default_factory=ShiftConfig)
     # Demonstrations (imitation agents): a robomimic HDF5 file; "" collects `num_demos` scripted-expert
-    # demos (Lift only) in the nominal env into the run dir. `num_demos` also caps how many are loaded.
+    # demos (Lift only) in the nominal env into the run dir. `max_demos` caps how many are loaded (0: all).
     dataset: str = ""
     num_demos: int = 50
+    max_demos: int = 0
     filter_key: str = ""  # robomimic mask, e.g. "train"
     eval_nominal: bool = True  # imitation runner: when shifted, also evaluate in the nominal env
 

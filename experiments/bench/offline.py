@@ -234,8 +234,8 @@ def _score_task(task: dict[str, Any]) -> dict[str, Any]:
     from rlkit2.data import add_v5_score, load_offline_dataset, read_d4rl, score_function
     from rlkit2.registry import get_agent, make_env
     from rlkit2.replay import TransitionReplay
+    from rlkit2.run.common import env_spec
     from rlkit2.seeding import seed_everything
-    from rlkit2.trainer import env_spec
 
     env_cfg = GymEnvConfig(id=task["dataset"])
     data = load_offline_dataset(env_cfg)

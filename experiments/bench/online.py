@@ -18,8 +18,8 @@ import torch
 
 from rlkit2.registry import get_agent, make_env
 from rlkit2.replay import TransitionReplay
+from rlkit2.run.common import env_spec
 from rlkit2.train import compose as compose_config
-from rlkit2.trainer import env_spec
 
 OUT = Path(__file__).parent / "results"
 
@@ -59,9 +59,9 @@ def updates_per_s(agent: str, env_id: str, updates: int = 500) -> float:
     for _ in range(10_000):
         replay.add(rng.normal(size=spec.obs_dim), rng.uniform(-1, 1, spec.act_dim), 1.0,
                    rng.normal(size=spec.obs_dim), False)
-    from rlkit2.trainer import to_dataclass
+    from rlkit2.config import to_config
 
-    learner = entry.builder(to_dataclass(cfg.agent, entry.config_cls), spec, replay, 0).learner
+    learner = entry.builder(to_config(cfg.agent, entry.config_cls), spec, replay, 0).learner
     for _ in range(20):
         learner.step()
     t = time.perf_counter()

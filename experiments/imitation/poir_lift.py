@@ -83,16 +83,16 @@ def compose(overrides: list[str]):
 def load_offline_agent(cfg, checkpoint: Path):
     """The POIR agent of the offline checkpoint (its learner holds the BC prior)."""
     from rlkit2 import checkpoint as ckpt
+    from rlkit2.config import to_config
     from rlkit2.core import EnvSpec
     from rlkit2.data.robomimic import read_robomimic, to_transitions
     from rlkit2.registry import get_agent
     from rlkit2.replay import TransitionReplay
-    from rlkit2.run.common import to_dataclass
 
     entry = get_agent("poir")
     ds = read_robomimic(cfg.env.dataset, obs_keys=list(cfg.env.obs_keys), max_demos=int(cfg.env.num_demos))
     replay = TransitionReplay.from_arrays(to_transitions(ds, list(cfg.env.obs_keys)))
-    agent = entry.builder(to_dataclass(cfg.agent, entry.config_cls), EnvSpec(replay.obs_dim, replay.act_dim),
+    agent = entry.builder(to_config(cfg.agent, entry.config_cls), EnvSpec(replay.obs_dim, replay.act_dim),
                           replay, int(cfg.seed))
     lr = agent.learner
     lr.load_state_dict(ckpt.load(checkpoint)["learner"])

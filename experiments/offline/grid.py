@@ -352,7 +352,7 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
     from rlkit2.core import FunctionActor
     from rlkit2.data.d4rl import generation_metadata
     from rlkit2.data.scores import evaluate_with_scores
-    from rlkit2.trainer import EVAL_SEED_OFFSET
+    from rlkit2.run.common import EVAL_SEED_OFFSET
 
     path = dataset_file(ds, cfg.data_dir)
     md = generation_metadata(path)

@@ -30,12 +30,12 @@ import torch
 from rlkit2.envs.text import TextEnvConfig, make_text_env
 
 from rlkit2 import checkpoint as ckpt
+from rlkit2.agents.ppo_lm.builder import make_agent
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.lm import synthetic
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig, build_causal_lm, build_word_tokenizer
 from rlkit2.lm.sft import sft_train
-from rlkit2.lm.trainer import build_learner, score_policy
 from rlkit2.rewards.entailment import (
     EntailmentReward,
     MeanPoolClassifier,
@@ -44,6 +44,7 @@ from rlkit2.rewards.entailment import (
     nli_accuracy,
     train_nli,
 )
+from rlkit2.run.lm import score_policy
 
 
 def log(msg: str) -> None:
@@ -133,7 +134,7 @@ def main() -> None:
     cfg = PpoLmConfig(model=model_config(args), init_checkpoint=str(sft_path), algo="ppo", prompts_per_step=32,
                       minibatch_size=16, ppo_epochs=2, lr=args.lr, kl_coef=args.kl_coef, vf_coef=0.1,
                       generation=GenerationConfig(max_new_tokens=16, temperature=1.0))
-    learner = build_learner(cfg, env, tokenizer=tok, seed=args.seed)
+    learner = make_agent(cfg, env, tokenizer=tok, seed=args.seed).learner
     rows = {"sft": score_policy(learner, eval_env, eval_docs)}
     rows["sft_greedy"] = score_policy(learner, eval_env, eval_docs, greedy=True)
     log(f"SFT: {rows['sft']}")

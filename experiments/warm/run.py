@@ -150,8 +150,8 @@ def phase_bon(args: argparse.Namespace, out: dict[str, Any]) -> None:
 def phase_rl(args: argparse.Namespace, out: dict[str, Any]) -> None:
     from rlkit2.envs.text import TextEnvConfig, make_text_env
 
+    from rlkit2.agents.ppo_lm.builder import make_agent
     from rlkit2.agents.ppo_lm.config import PpoLmConfig
-    from rlkit2.lm.trainer import build_learner
     from rlkit2.rewards.reward_model import RewardModelReward
 
     _, tok, sft_path = sft_policy()
@@ -169,7 +169,7 @@ def phase_rl(args: argparse.Namespace, out: dict[str, Any]) -> None:
             cfg = PpoLmConfig(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), algo="rloo",
                               samples_per_prompt=2,
                               prompts_per_step=8, ppo_epochs=1, lr=args.rl_lr, kl_coef=args.rl_kl)
-            learner = build_learner(cfg, env, tokenizer=tok, seed=0)
+            learner = make_agent(cfg, env, tokenizer=tok, seed=0).learner
             curve = []
             t0 = time.time()
             for step in range(args.rl_steps + 1):

@@ -79,10 +79,10 @@ def main() -> None:
 
     from rlkit2.envs.text import TextEnvConfig, make_text_env
 
+    from rlkit2.agents.ppo_lm.builder import make_agent as make_ppo_lm
     from rlkit2.agents.ppo_lm.config import PpoLmConfig
     from rlkit2.agents.warp import WarpConfig
-    from rlkit2.agents.warp import build as build_warp
-    from rlkit2.lm.trainer import build_learner
+    from rlkit2.agents.warp.builder import make_agent as make_warp
 
     sft, tok, sft_path = sft_policy()
     docs = documents(args.eval_docs, seed=5)
@@ -97,7 +97,7 @@ def main() -> None:
     env = make_text_env(TextEnvConfig(), seed=100, reward_fn=CheckerReward())
     wcfg = WarpConfig(**common, num_policies=args.num_policies, steps_per_run=args.steps_per_run,
                       iterations=args.iterations)
-    warp = build_warp(wcfg, env, tokenizer=tok, seed=0)
+    warp = make_warp(wcfg, env, tokenizer=tok, seed=0).learner
     scratch = copy.deepcopy(warp.lm)
 
     def at(sd: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -131,8 +131,8 @@ def main() -> None:
         t0 = time.time()
         torch.manual_seed(0)
         env = make_text_env(TextEnvConfig(), seed=100, reward_fn=CheckerReward())
-        learner = build_learner(PpoLmConfig(**common, algo="rloo", samples_per_prompt=2, ppo_epochs=1, kl_coef=beta),
-                                env, tokenizer=tok, seed=0)
+        learner = make_ppo_lm(PpoLmConfig(**common, algo="rloo", samples_per_prompt=2, ppo_epochs=1, kl_coef=beta),
+                              env, tokenizer=tok, seed=0).learner
         curve = []
         for step in range(1, args.rl_steps + 1):
             learner.step()

@@ -29,7 +29,6 @@ FORMATS = ("d4rl", "robomimic", "minari")
 _EPISODE_RE = re.compile(r"^episode_\d+$")
 _DEMO_RE = re.compile(r"^demo_\d+$")
 ROBOMIMIC_ENV_TYPES = {1: "robosuite", 2: "gym", 3: "iGibson (MoMaRT)"}  # robomimic's EnvType
-_NUM_DEMOS_DEFAULT = 50  # envs/robosuite/config.py RobosuiteEnvConfig.num_demos
 
 
 def _top_keys(path: Path) -> list[str]:
@@ -197,11 +196,6 @@ def describe_robomimic(path: str | os.PathLike[str]) -> str:
     if others:
         lines.append(f"other entries under data/: {others[:10]}")
     filter_hint = f" env.filter_key={sorted(masks)[0]}" if masks else ""
-    lines.append(f"use: rlkit2-train agent=bc env=robosuite/lift env.dataset={p} env.num_demos={n}{filter_hint}")
-    if n > _NUM_DEMOS_DEFAULT:
-        lines.append(f"  note: env.num_demos also caps how many demos are loaded (default {_NUM_DEMOS_DEFAULT}; "
-                     f"the bc_lift/poir_lift experiments set 30): pass env.num_demos={n} to use all {n}")
-    else:
-        lines.append(f"  note: env.num_demos caps how many demos are loaded (default {_NUM_DEMOS_DEFAULT}; the "
-                     "bc_lift/poir_lift experiments set 30)")
+    lines.append(f"use: rlkit2-train agent=bc env=robosuite/lift env.dataset={p}{filter_hint}")
+    lines.append(f"  (all {n} demos are used; env.max_demos=K keeps the first K)")
     return "\n".join(lines)

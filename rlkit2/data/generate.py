@@ -162,7 +162,7 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
     from rlkit2.agents.sac import SACConfig
     from rlkit2.config import RunConfig, TrainerConfig
     from rlkit2.logging import JsonlLogger
-    from rlkit2.trainer import ControlTrainer
+    from rlkit2.run.control import control_loop
 
     torch.set_num_threads(cfg.threads)
     run_dir = cfg.work_dir / "sac"
@@ -175,22 +175,20 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
     run_cfg = OmegaConf.structured(RunConfig(agent=agent_cfg, env=_env_cfg(cfg), trainer=trainer_cfg, seed=cfg.seed,
                                              resume="auto"))
 
-    class SnapshotTrainer(ControlTrainer):
-        def run_eval(self) -> dict[str, float]:
-            ev = super().run_eval()
-            if not ev:  # not the logging rank
-                return ev
-            ckpt.save({"step": self.step, "eval_return": ev["eval/return"], "agent": "sac",
-                       "agent_config": dataclasses.asdict(self.agent_cfg), "spec": dataclasses.asdict(self.spec),
-                       "env_id": cfg.gym_id, "learner": self.agent.learner.state_dict()},
-                      _snapshot_path(cfg, self.step))
-            return ev
-
     _log(cfg, f"training SAC on {cfg.gym_id} for {cfg.train_steps} env steps (run dir {run_dir}; resumable)")
     logger = JsonlLogger(run_dir)
     t0 = time.perf_counter()
     try:
-        SnapshotTrainer(run_cfg, run_dir, logger).run()
+        loop = control_loop(run_cfg, run_dir, logger)
+        agent = loop.phase.s.agent  # type: ignore[attr-defined]
+
+        def snapshot(step: int, ev: dict[str, float]) -> None:  # the policy at every evaluation
+            ckpt.save({"step": step, "eval_return": ev["eval/return"], "agent": "sac",
+                       "agent_config": dataclasses.asdict(agent.config), "spec": dataclasses.asdict(agent.spec),
+                       "env_id": cfg.gym_id, "learner": agent.learner.state_dict()}, _snapshot_path(cfg, step))
+
+        loop.on_evaluate = snapshot
+        loop.run()
     finally:
         logger.close()
     return _finish_training(cfg, {"seconds": time.perf_counter() - t0, "stopped_early": False})

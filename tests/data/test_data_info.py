@@ -37,7 +37,7 @@ def test_info_on_a_robomimic_file(tmp_path, capsys):
     assert "obs/object: (10,) float64" in out and "obs/agentview_image: (8, 8, 3) uint8" in out
     assert "actions: dim 7" in out and "next_obs: in every demo" in out and "states: in 3/3 demos (32,)" in out
     assert "masks (filter keys): train (2 demos), valid (1 demos)" in out
-    assert f"env.dataset={path} env.num_demos=3 env.filter_key=train" in out
+    assert f"env.dataset={path} env.filter_key=train" in out and "(all 3 demos are used" in out
 
 
 def test_info_on_d4rl_file_and_unknown_hdf5(tmp_path, capsys):

@@ -239,8 +239,8 @@ def test_lm_runner_writes_a_transformers_loadable_policy(tmp_path):
 @pytest.mark.slow
 def test_imitation_runner_writes_policy_pt_for_bc(tmp_path):
     pytest.importorskip("robosuite")
-    from rlkit2.imitation_trainer import run_imitation
     from rlkit2.logging import JsonlLogger
+    from rlkit2.run.imitation import run_imitation
     from rlkit2.train import compose
 
     cfg = compose(["agent=bc", "env=robosuite/lift", "env.num_demos=2", "env.horizon=80", "trainer.total_steps=10",

@@ -79,8 +79,8 @@ def _compose(overrides):
 
 
 def test_imitation_runner_trains_evaluates_and_resumes(demos, tmp_path):
-    from rlkit2.imitation_trainer import run_imitation
     from rlkit2.logging import JsonlLogger, read_metrics
+    from rlkit2.run.imitation import run_imitation
 
     path = demos[0]
     over = ["agent=bc", "env=robosuite/lift", f"env.dataset={path}", "env.num_demos=10", "env.horizon=30",

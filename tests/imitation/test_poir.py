@@ -255,8 +255,8 @@ def test_poir_runner_offline_then_online(tmp_path):
     from rlkit2.envs.robosuite import RobosuiteEnvConfig
 
     from rlkit2.data.collect_demos import collect_demos
-    from rlkit2.imitation_trainer import run_imitation
     from rlkit2.logging import JsonlLogger, read_metrics
+    from rlkit2.run.imitation import run_imitation
     from rlkit2.train import register_schemas
 
     collect_demos(RobosuiteEnvConfig(horizon=60), tmp_path / "d.hdf5", 3, seed=0, progress=False)

@@ -6,11 +6,11 @@ import pytest
 import torch
 from rlkit2.envs.text import TextEnvConfig, make_text_env
 
+from rlkit2.agents.ppo_lm.builder import make_agent
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.core import ConfigError
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig
-from rlkit2.lm.trainer import build_learner
 
 
 def toy_learner(algo="ppo", k=1, seed=0, **kw):
@@ -20,7 +20,7 @@ def toy_learner(algo="ppo", k=1, seed=0, **kw):
                       generation=GenerationConfig(max_new_tokens=6), algo=algo, samples_per_prompt=k,
                       prompts_per_step=32 // k, minibatch_size=16, lr=3e-3 if algo == "ppo" else 2e-3, kl_coef=0.01,
                       **kw)
-    return build_learner(cfg, env, seed=seed)
+    return make_agent(cfg, env, seed=seed).learner
 
 
 def mean_score(learner, n=3):

@@ -60,3 +60,18 @@ def test_evaluation_can_be_switched_off(tmp_path, hopper_file, off):
     assert not any("eval/return" in r for r in rows) and "eval/return" not in final
     assert [r["step"] for r in rows if "train/critic_loss" in r] == [10, 20]
     assert ckpt.latest_valid(tmp_path / "run" / "checkpoints")[1]["step"] == 20
+
+
+def test_a_run_saved_by_another_version_resumes(tmp_path, hopper_file):
+    """Options added since the run was saved take their defaults; options removed since are dropped."""
+    import yaml
+
+    run_dir = _first_run(tmp_path, hopper_file)
+    path = run_dir / ".hydra" / "config.yaml"
+    saved = yaml.safe_load(path.read_text())
+    saved["trainer"]["compile"] = False  # an option an older version had
+    del saved["trainer"]["log_every"]  # an option it did not have yet
+    path.write_text(yaml.safe_dump(saved))
+    overrides = ["resume=true", "trainer.total_steps=30"]
+    run(compose_config(overrides), run_dir, overrides)
+    assert ckpt.latest_valid(run_dir / "checkpoints")[1]["step"] == 30

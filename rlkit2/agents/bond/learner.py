@@ -149,17 +149,3 @@ class JBondLearner(Learner):
         self.steps = int(state["steps"])
         if state.get("env") is not None and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(state["env"])
-
-
-def build(config: JBondConfig, env: Any, tokenizer: Any | None = None, seed: int = 0, reward_fn: Any = None
-          ) -> JBondLearner:
-    """Family "lm" builder: the policy (no value head) and its frozen reference, as ppo_lm builds them."""
-    import types
-
-    from rlkit2.lm.trainer import build_policy, build_tokenizer, to_config
-
-    config = to_config(config, JBondConfig)
-    shim: Any = types.SimpleNamespace(model=config.model, init_checkpoint=config.init_checkpoint, algo="jbond")
-    tokenizer = tokenizer or build_tokenizer(shim)
-    policy, reference = build_policy(shim, tokenizer, seed)
-    return JBondLearner(config, policy, reference, tokenizer, env, reward_fn=reward_fn, seed=seed)

@@ -14,7 +14,6 @@ that WARP's KL-reward fronts report; the EMA anchor is `anchor`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,17 +127,3 @@ class WarpLearner(Learner):
         self.finished = [_clone(s) for s in state["finished"]]
         self.steps = int(state["steps"])
         self.reference.load_state_dict(state["sft_reference"])
-
-
-def build(config: WarpConfig, env: Any, tokenizer: Any | None = None, seed: int = 0, reward_fn: Any = None
-          ) -> WarpLearner:
-    """Family "lm" builder: tokenizer and policy as ppo_lm builds them; the EMA anchor and a frozen SFT copy."""
-    from rlkit2.lm.models import freeze
-    from rlkit2.lm.trainer import build_policy, build_tokenizer, to_config
-
-    config = to_config(config, WarpConfig)
-    tokenizer = tokenizer or build_tokenizer(config)
-    policy, reference = build_policy(config, tokenizer, seed)
-    anchor = copy.deepcopy(reference)  # frozen module whose weights the EMA hook moves
-    inner = PolicyGradientLearner(config, policy, anchor, tokenizer, env, reward_fn=reward_fn, seed=seed)
-    return WarpLearner(config, inner, freeze(reference))

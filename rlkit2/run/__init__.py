@@ -1,0 +1,1 @@
+"""The runner layer: one run loop (`loop.RunLoop`) and one small phase per family (`control`, ...)."""

@@ -1,0 +1,81 @@
+"""Small pieces every runner phase shares: config conversion, env specs, run-level checks, resume sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from rlkit2 import validation
+from rlkit2.core import ConfigError
+from rlkit2.logging import JsonlLogger, Logger
+from rlkit2.registry import EnvSpec
+from rlkit2.rundir import resuming
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from training episodes
+
+
+def env_spec(env: Any) -> EnvSpec:
+    obs_space, act_space = env.observation_space, env.action_space
+    if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
+        raise ConfigError(f"control agents need flat Box spaces; got {obs_space} and {act_space}")
+    high = float(np.max(act_space.high))
+    return EnvSpec(int(obs_space.shape[0]), int(act_space.shape[0]), float(np.min(act_space.low)), high)
+
+
+def evaluating(trainer: Any) -> bool:
+    """Whether the run evaluates at all (`trainer.eval_every=0` or `eval_episodes=0` switch it off)."""
+    return int(trainer.eval_every) > 0 and int(trainer.eval_episodes) > 0
+
+
+def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> None:
+    """Refuse out-of-range values before any training starts (the ranges live in rlkit2.validation)."""
+    validation.validate_agent(agent_cfg)
+    validation.validate_trainer(trainer)
+    bs = getattr(agent_cfg, "batch_size", None)
+    if bs is not None and replay_size is not None and bs > replay_size:
+        raise ConfigError(f"agent.batch_size={bs} is larger than the dataset ({replay_size} transitions)")
+
+
+def config_diff(state: dict[str, Any], cfg: Any, error: Exception) -> str:
+    """`agent.<key>: checkpoint X, now Y` for each agent option that changed since `state` was written
+    (falls back to the first line of `error` when the checkpoint holds no config)."""
+    saved = (state.get("config") or {}).get("agent")
+    now = OmegaConf.to_container(cfg.agent, resolve=True) if isinstance(cfg.agent, DictConfig) else None
+    if isinstance(saved, dict) and isinstance(now, dict):
+        diff = [f"agent.{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+                for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+        if diff:
+            return "; ".join(diff)
+    return str(error).strip().splitlines()[0]
+
+
+def truncate_metrics(logger: Logger, step: int) -> None:
+    """Drop the metrics.jsonl rows logged after `step` (a resume from `step` logs them again)."""
+    for lg in getattr(logger, "loggers", [logger]):
+        if isinstance(lg, JsonlLogger):
+            lg.truncate_after(step)
+
+
+def resolve_resume(resume: str, run_dir: Path) -> Path | None:
+    """`resume` -> the checkpoint directory or file to resume from (None: start fresh)."""
+    r = str(resume or "").strip()
+    if not resuming(r):
+        return None  # an earlier run's files were set aside at start (rlkit2.rundir)
+    if r.lower() in ("true", "auto", "1"):
+        return run_dir / "checkpoints"
+    p = Path(r)
+    if p.is_file():
+        return p
+    if (p / "checkpoints").is_dir():
+        return p / "checkpoints"
+    if p.is_dir():
+        return p
+    raise ConfigError(f"resume='{resume}': no such run dir or checkpoint")
+
+
+def crossed(prev: int, now: int, every: int) -> bool:
+    """Whether a step counter moving from `prev` to `now` passed a multiple of `every` (0: never)."""
+    return every > 0 and now // every != prev // every

@@ -1,0 +1,129 @@
+"""Family "lm" (ppo_lm, warp, jbond) as a phase of the one run loop: `step` counts RL iterations.
+
+    rlkit2-train experiment=rlhf_toy
+    rlkit2-train agent=ppo_lm env=text_synthetic reward=entailment reward.model=/path/to/nli
+
+The text env with its reward and the agent's learner are built here; each `advance()` is one RL iteration
+(`learner.step()`: rollouts, rewards, updates). Evaluation: `rlkit2.core.evaluate` with the greedy actor
+(`eval/return`, `eval/success_rate`) plus the batched task metrics (`eval/true_consistency`, `eval/kl`, ...).
+Under torchrun each rank rolls out its own prompts (its env stream is rank-local state); gradients are
+averaged in `optimizer_step`. The policy is saved as a plain Hugging Face folder (`<run_dir>/policy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rlkit2 import distributed
+from rlkit2.core import evaluate
+from rlkit2.lm.generation import LMActor, response_logprobs
+from rlkit2.logging import Logger
+from rlkit2.registry import get_agent, register_runner
+from rlkit2.run.common import crossed, validate_common
+from rlkit2.run.loop import Advance, RunLoop
+from rlkit2.seeding import seed_everything
+
+
+@torch.no_grad()
+def score_policy(learner: Any, env: Any, documents: list[str], greedy: bool = False
+                 ) -> dict[str, float]:
+    """Reward, task metrics (exact checker), KL to the reference and length on fixed documents."""
+    c = learner.config
+    actor = LMActor(learner.policy, learner.tokenizer, c.generation, greedy=greedy)
+    out: dict[str, list[float]] = {}
+    texts_all: list[str] = []
+    for i in range(0, len(documents), 64):
+        docs = documents[i : i + 64]
+        ro = actor.rollout([env.format_prompt(d) for d in docs])
+        texts_all += ro.texts
+        sup = actor.suppress_ids
+        lp = response_logprobs(learner.policy.lm, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
+                               c.generation.temperature, suppress_ids=sup)["logprobs"]
+        rp = response_logprobs(learner.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask,
+                               c.generation.temperature, suppress_ids=sup)["logprobs"]
+        out.setdefault("kl", []).extend(((lp - rp) * ro.response_mask).sum(1).tolist())
+        out.setdefault("reward", []).extend(env.score(docs, ro.texts).tolist())
+        out.setdefault("tokens", []).extend(ro.response_mask.sum(1).tolist())
+    res = {k: sum(v) / max(len(v), 1) for k, v in out.items()}
+    res.update(env.metrics(documents, texts_all))
+    return res
+
+
+
+
+class LMPhase:
+    def __init__(self, cfg: DictConfig):
+        from rlkit2.config import to_config
+        from rlkit2.envs.text import make_text_env
+
+        self.cfg, self.trainer = cfg, cfg.trainer
+        self.seed = int(cfg.seed)
+        if self.trainer.distributed:
+            distributed.init_from_env(str(self.trainer.device))
+        self.rank = distributed.rank()
+        seed_everything(self.seed + 1000 * self.rank)
+        entry = get_agent(str(cfg.agent.name))  # ppo_lm, warp, jbond: each brings its config and builder
+        self.agent_cfg = to_config(cfg.agent, entry.config_cls)
+        validate_common(self.agent_cfg, self.trainer, None)
+        if self.trainer.device != "cpu":
+            self.agent_cfg.model.device = self.trainer.device
+        env_cfg = cfg.env
+        if cfg.get("reward") is not None:  # the top-level `reward=` group wins over env.reward
+            env_cfg = OmegaConf.merge(cfg.env, {"reward": cfg.reward})
+        self.env = make_text_env(env_cfg, self.seed + 1000 * self.rank)
+        self.eval_env = make_text_env(env_cfg, self.seed, reward_fn=self.env.reward_fn, evaluation=True)
+        self.learner = entry.builder(self.agent_cfg, self.env, seed=self.seed).learner
+        if distributed.is_active():  # every rank starts from rank 0's parameters
+            self.learner.policy.load_state_dict(distributed.broadcast_state(self.learner.policy.state_dict()))
+            self.learner.reference.load_state_dict(distributed.broadcast_state(self.learner.reference.state_dict()))
+        self.eval_docs = self.eval_env.sample_documents(max(int(self.trainer.eval_episodes), 1))
+        self.label, self.unit = str(cfg.agent.name), "RL iterations"
+        self.step, self.total = 0, int(self.trainer.total_steps)
+
+    def advance(self, update: Callable[[], None]) -> Advance:
+        update()
+        self.step += 1
+        extra: dict[str, float] = {}
+        if crossed(self.step - 1, self.step, int(self.trainer.log_every)):  # the task's metrics on this rollout
+            batch = self.learner.replay.all()
+            extra = {f"rollout/{k}": v for k, v in self.env.metrics(batch.documents, batch.responses).items()}
+        return Advance(self.step - 1, extra=extra)
+
+    def evaluate(self) -> dict[str, float]:
+        greedy = LMActor(self.learner.policy, self.learner.tokenizer, self.agent_cfg.generation, greedy=True)
+        m = evaluate(self.eval_env, greedy, min(int(self.trainer.eval_episodes), 16), seed=self.seed + 10_000)
+        m.update({f"eval/{k}": v for k, v in score_policy(self.learner, self.eval_env, self.eval_docs).items()})
+        return m
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def local_state_dict(self) -> dict[str, Any]:
+        return {"env": self.env.state_dict() if hasattr(self.env, "state_dict") else None}  # this rank's prompts
+
+    def load_local_state_dict(self, local: dict[str, Any]) -> None:
+        if local.get("env") is not None and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(local["env"])
+
+    def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
+        from rlkit2.api import save_language_policy
+
+        save_language_policy(self.learner, run_dir / "policy")  # a plain HF folder: AutoModelForCausalLM loads it
+        return final
+
+
+def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:
+    """Runner for family "lm"."""
+    phase = LMPhase(cfg)
+    return RunLoop(cfg, run_dir, logger, phase, phase.learner).run()
+
+
+register_runner("lm", run)
