@@ -15,10 +15,13 @@ class TorchPolicyActor(BaseActor):
 
     `noise_std > 0` adds clipped Gaussian exploration noise (TD3's behaviour policy); the
     noise comes from a NumPy generator owned by the actor so it is seedable and checkpointable.
+    `device`: where the policy's parameters live (its learner's device); observations are moved there and
+    actions come back as NumPy arrays on the CPU.
     """
 
     def __init__(self, policy_fn: Callable[[torch.Tensor], torch.Tensor], *, action_low: float = -1.0,
-                 action_high: float = 1.0, noise_std: float = 0.0, seed: int = 0, device: str = "cpu"):
+                 action_high: float = 1.0, noise_std: float = 0.0, seed: int = 0,
+                 device: str | torch.device = "cpu"):
         self.policy_fn = policy_fn
         self.low, self.high = action_low, action_high
         self.noise_std = noise_std

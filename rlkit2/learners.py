@@ -26,10 +26,30 @@ def make_adam(params: Iterable[Any], lr: float, **kwargs: Any) -> torch.optim.Ad
         return torch.optim.Adam(params, lr=lr, foreach=True, **kwargs)
 
 
+def learner_device(replay: Any) -> torch.device:
+    """The device a learner runs on: its replay's (`TransitionReplay(device=...)`, which the runners build from
+    `trainer.device`); the CPU without a replay. One place decides: the replay's storage stays in host memory and
+    its batches arrive on this device, where the learner's modules and optimiser state live."""
+    return torch.device(getattr(replay, "device", None) or "cpu")
+
+
+def draw_on(device: torch.device, sample: torch.Tensor) -> torch.Tensor:
+    """A sample drawn on the CPU (from a CPU `torch.Generator`) moved to `device`. Learners keep their Generators
+    on the CPU, so the random streams (and a checkpoint's Generator states) are the same on every device and the
+    CPU path is unchanged."""
+    return sample.to(device, non_blocking=True)  # no copy when `device` is the CPU
+
+
 class TorchLearner(Learner):
-    """Base for learners built from named torch modules and optimisers."""
+    """Base for learners built from named torch modules and optimisers.
+
+    `device`: where the modules, optimiser state and batches live (`learner_device(replay)`); a learner moves its
+    modules there (`place`) before it creates their optimisers. Saved state loads onto it from any device:
+    `load_state_dict` copies into the device's parameters, the optimisers cast their state to their parameters'
+    device, and Generator states (CPU Generators) are read as CPU byte tensors."""
 
     def __init__(self) -> None:
+        self.device = torch.device("cpu")
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
@@ -37,6 +57,11 @@ class TorchLearner(Learner):
         # a resume continues the same random streams
         self.generators: dict[str, torch.Generator] = {}
         self.num_steps = 0
+
+    def place(self, *modules: nn.Module) -> None:
+        """Move `modules` to this learner's device (before their optimisers are created; no copy on the CPU)."""
+        for m in modules:
+            m.to(self.device)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +82,7 @@ class TorchLearner(Learner):
         self.num_steps = int(state["num_steps"])
         for k, g in self.generators.items():
             if k in state:
-                g.set_state(state[k])
+                g.set_state(torch.as_tensor(state[k]).cpu())  # Generator.set_state takes a CPU ByteTensor
 
 
 def replay_generator(replay: Any) -> dict[str, torch.Generator]:

@@ -148,7 +148,9 @@ class TanhGaussianPolicy(nn.Module):
         if deterministic:
             u = mu
         else:
-            noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            # a given Generator draws on its own device (learners keep theirs on the CPU), then moves to mu's
+            noise = torch.randn(mu.shape, generator=generator, device=generator.device if generator is not None
+                                else mu.device, dtype=mu.dtype).to(mu.device)
             u = mu + std * noise
         logp = _normal_log_prob(u, mu, log_std) - _tanh_log_det(u)
         return self.max_action * torch.tanh(u), logp, self.max_action * torch.tanh(mu)

@@ -42,7 +42,7 @@ def save_policy(agent: Agent, path: str | os.PathLike[str], *, env: Any = None, 
     return ckpt.save(state, path)
 
 
-def placeholder_replay(spec: EnvSpec) -> Any:
+def placeholder_replay(spec: EnvSpec, device: Any = "cpu") -> Any:
     """Two distinct transitions: enough for builders that read dataset statistics (normaliser, IQL's
     reward scale); the saved learner state then overwrites every statistic the policy uses."""
     from rlkit2.replay import TransitionReplay
@@ -51,19 +51,20 @@ def placeholder_replay(spec: EnvSpec) -> Any:
     act = np.zeros((2, spec.act_dim), np.float32)
     arrays = {"observations": obs, "actions": act, "rewards": np.array([0.0, 1.0], np.float32),
               "next_observations": obs, "terminals": np.ones(2, np.float32), "next_actions": act}
-    return TransitionReplay.from_arrays(arrays)
+    return TransitionReplay.from_arrays(arrays, device=device)
 
 
 def rebuild_agent(name: str, agent_config: Any, spec: EnvSpec, learner_state: Any, seed: int = 0,
-                  where: str = "") -> Agent:
-    """An agent rebuilt from saved weights and config through the registry (no unpickling)."""
+                  where: str = "", device: Any = "cpu") -> Agent:
+    """An agent rebuilt from saved weights and config through the registry (no unpickling), on `device` (the
+    CPU unless asked: the saved tensors, read on the CPU, are copied into the device's parameters)."""
     from rlkit2.api import agent_config as to_config
 
     entry = get_agent(name)
     if entry.family == "lm":
         raise CheckpointError(f"{where}: agent '{name}' is a language agent; its policy is a Hugging Face folder "
                               "(rlkit2.load_language_policy)")
-    agent = build_agent(name, to_config(name, agent_config), spec, placeholder_replay(spec), seed)
+    agent = build_agent(name, to_config(name, agent_config), spec, placeholder_replay(spec, device), seed)
     try:
         agent.learner.load_state_dict(learner_state)
     except (RuntimeError, KeyError, ValueError) as e:
@@ -72,8 +73,10 @@ def rebuild_agent(name: str, agent_config: Any, spec: EnvSpec, learner_state: An
     return agent
 
 
-def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust: bool = False) -> Any:
-    """The policy saved in a run dir (`<run_dir>/policy.pt`) or a policy file: `policy(obs) -> action`.
+def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust: bool = False,
+                device: Any = "cpu") -> Any:
+    """The policy saved in a run dir (`<run_dir>/policy.pt`) or a policy file: `policy(obs) -> action`, run on
+    `device` (the CPU by default, whatever device trained it; actions come back as NumPy arrays).
 
     `trust=True` also loads the older pickled format (it runs code stored in the file: only your own files).
     """
@@ -96,7 +99,7 @@ def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust:
         name = str(state["agent"])
     except (TypeError, KeyError) as e:
         raise CheckpointError(f"{p}: malformed policy file ({e})") from None
-    agent = rebuild_agent(name, state["agent_config"], spec, state["learner"], where=str(p))
+    agent = rebuild_agent(name, state["agent_config"], spec, state["learner"], where=str(p), device=device)
     policy: Actor = agent.policy
     info = {"agent": name, "env": state.get("env"), "spec": state["spec"], **dict(state.get("info") or {})}
     return (policy, info) if with_info else policy

@@ -36,9 +36,9 @@ class Batch:
     # a SARSA target cannot bootstrap there.
     next_action_valid: torch.Tensor | None = None
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        moved = {k: (v.to(device) if v is not None else None) for k, v in moved.items()}
+        moved = {k: (v.to(device, non_blocking=non_blocking) if v is not None else None) for k, v in moved.items()}
         return Batch(**moved)
 
 
@@ -126,7 +126,8 @@ class TransitionReplay:
         self._size = min(self._size + n, self.capacity)
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]], *, seed: int = 0, device: str = "cpu") -> TransitionReplay:
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]], *, seed: int = 0,
+                    device: str | torch.device = "cpu") -> TransitionReplay:
         """A replay holding exactly a fixed dataset (offline RL, demonstrations)."""
         for k in FIELDS:
             if k not in arrays:
@@ -153,9 +154,17 @@ class TransitionReplay:
         return self.gather(idx)
 
     def gather(self, idx: torch.Tensor) -> Batch:
-        fields: dict[str, Any] = {k: v.index_select(0, idx) for k, v in self._torch.items()}
-        batch = Batch(**fields)
-        return batch if self.device.type == "cpu" else batch.to(self.device)
+        """The rows `idx` as a Batch on `self.device`. Storage stays in host memory; for a CUDA device the gathered
+        rows are pinned and copied without blocking (the caching host allocator keeps each pinned block until its
+        copy is done), other devices get a plain copy."""
+        if self.device.type == "cpu":
+            return Batch(**{k: v.index_select(0, idx) for k, v in self._torch.items()})
+        if self.device.type == "cuda":
+            fields: dict[str, Any] = {k: v.index_select(0, idx).pin_memory().to(self.device, non_blocking=True)
+                                      for k, v in self._torch.items()}
+        else:
+            fields = {k: v.index_select(0, idx).to(self.device) for k, v in self._torch.items()}
+        return Batch(**fields)
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The stored transitions in insertion order (oldest first); views where possible."""
@@ -180,4 +189,4 @@ class TransitionReplay:
                 raise DataError(f"replay checkpoint has unknown field '{k}'")
             self._np[k][:size] = v
         self._size, self._cursor = size, int(state["cursor"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(torch.as_tensor(state["generator"]).cpu())

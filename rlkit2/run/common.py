@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import validation
@@ -15,6 +16,36 @@ from rlkit2.registry import EnvSpec
 from rlkit2.rundir import resuming
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from training episodes
+
+
+def resolve_device(trainer: Any) -> torch.device:
+    """`trainer.device` (cpu, cuda, cuda:N, mps) as the torch device a control or imitation run trains on.
+
+    A device this machine lacks is a ConfigError naming what is missing (the agents themselves run on any of
+    them). Under torchrun (`trainer.distributed`) a bare `cuda` means this rank's GPU, `cuda:$LOCAL_RANK`."""
+    name = str(getattr(trainer, "device", "cpu") or "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"trainer.device={name}: not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.device={name}: no CUDA device is available on this machine "
+                              "(torch.cuda.is_available() is false); use trainer.device=cpu here")
+        if bool(getattr(trainer, "distributed", False)) and device.index is None:
+            import os
+
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"trainer.device={name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        torch.cuda.set_device(device)
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"trainer.device={name}: no MPS device is available on this machine "
+                              "(torch.backends.mps.is_available() is false); use trainer.device=cpu here")
+    elif device.type != "cpu":
+        raise ConfigError(f"trainer.device={name}: control and imitation runs take cpu, cuda, cuda:N or mps")
+    return device
 
 
 def env_spec(env: Any) -> EnvSpec:

@@ -25,7 +25,7 @@ from rlkit2.logging import Logger, say
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
-from rlkit2.run.common import EVAL_SEED_OFFSET, env_spec, validate_common
+from rlkit2.run.common import EVAL_SEED_OFFSET, env_spec, resolve_device, validate_common
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
 
@@ -38,6 +38,9 @@ class ControlSetup:
         entry = get_agent(cfg.agent.name)
         self.agent_cfg = to_config(cfg.agent, entry.config_cls)
         self.seed = int(cfg.seed)
+        # networks, optimiser state and replay batches live on this device (the replay carries it to the
+        # builder); the replay's storage stays in host memory
+        self.device = resolve_device(tr)
         if tr.distributed:
             distributed.init_from_env(tr.device)
         self.rank = distributed.rank()
@@ -56,14 +59,10 @@ class ControlSetup:
 
             capacity = min(int(getattr(self.agent_cfg, "replay_capacity", 1_000_000)), int(tr.total_steps))
             validation.check_online_memory(self.agent_cfg, self.spec.obs_dim, self.spec.act_dim, capacity)
-            self.replay = TransitionReplay(capacity, self.spec.obs_dim, self.spec.act_dim, seed=self.seed)
+            self.replay = TransitionReplay(capacity, self.spec.obs_dim, self.spec.act_dim, seed=self.seed,
+                                           device=self.device)
             self.score_fn = score_function(cfg.env, None)
         validate_common(self.agent_cfg, tr, len(self.replay) if self.offline else None)
-        if str(tr.device) != "cpu":
-            # Small-network control runs are CPU-bound here (Python overhead, not FLOPs); rather than
-            # silently ignoring the option, say so. The language family honours trainer.device.
-            raise ConfigError(f"trainer.device={tr.device}: control agents (online/offline RL) run on "
-                              "the CPU in this version; leave trainer.device=cpu")
         self.agent: Agent = build_agent(str(cfg.agent.name), self.agent_cfg, self.spec, self.replay, self.seed)
         if distributed.is_active():  # every rank starts from rank 0's initial parameters
             self.agent.learner.load_state_dict(distributed.broadcast_state(self.agent.learner.state_dict()))
@@ -78,7 +77,7 @@ class ControlSetup:
             raise DataError(f"dataset '{self.cfg.env.dataset or self.cfg.env.id}' has observations {obs.shape[1:]} "
                             f"and actions {act.shape[1:]}, but env '{self.cfg.env.id}' expects "
                             f"({self.spec.obs_dim},) and ({self.spec.act_dim},)")
-        replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
+        replay = TransitionReplay.from_arrays(arrays, seed=self.seed, device=self.device)
         self.dataset_metadata = dataset.metadata
         returns = dataset.episode_returns
         if self.rank == 0:  # the banner's dataset line: which file, how big, how good its behaviour is

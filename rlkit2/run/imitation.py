@@ -31,7 +31,7 @@ from rlkit2.logging import Logger, say
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
-from rlkit2.run.common import EVAL_SEED_OFFSET, env_spec, evaluating, validate_common
+from rlkit2.run.common import EVAL_SEED_OFFSET, env_spec, evaluating, resolve_device, validate_common
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
 
@@ -99,9 +99,10 @@ class ImitationPhase:
         self.cfg, self.trainer = cfg, cfg.trainer
         entry = get_agent(cfg.agent.name)
         self.agent_cfg = to_config(cfg.agent, entry.config_cls)
-        if bool(self.trainer.distributed) or str(self.trainer.device) != "cpu":  # honoured or refused, not ignored
-            raise ConfigError(f"agent '{cfg.agent.name}' (family imitation) runs in one CPU process in this version: "
-                              "leave trainer.distributed=false and trainer.device=cpu")
+        if bool(self.trainer.distributed):  # honoured or refused, not ignored
+            raise ConfigError(f"agent '{cfg.agent.name}' (family imitation) runs in one process in this version: "
+                              "leave trainer.distributed=false")
+        self.device = resolve_device(self.trainer)  # the learner's (through its replays), the planner's
         if getattr(cfg.env, "kind", None) != "robosuite":
             raise ConfigError(f"agent '{cfg.agent.name}' (family imitation) needs env.kind=robosuite, "
                               f"got '{getattr(cfg.env, 'kind', None)}'")
@@ -117,7 +118,7 @@ class ImitationPhase:
             raise DataError(f"demos {self.demo_path}: observations {arrays['observations'].shape[1:]}, actions "
                             f"{arrays['actions'].shape[1:]}; env '{cfg.env.task}' with obs_keys "
                             f"{list(cfg.env.obs_keys)} expects ({self.spec.obs_dim},), ({self.spec.act_dim},)")
-        self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed)
+        self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed, device=self.device)
         cap = int(getattr(cfg.env, "max_demos", 0) or 0)
         say(f"[rlkit2] demos {self.demo_path}: {self.num_demos} demos{f' (env.max_demos={cap})' if cap else ''}, "
             f"{len(self.replay)} transitions")
@@ -132,7 +133,7 @@ class ImitationPhase:
             if self.agent.explorer is None or not hasattr(self.agent.learner, "attach_online"):
                 raise ConfigError(f"agent '{cfg.agent.name}' sets online_env_steps but has no online fine-tuning")
             self.online_replay = TransitionReplay(self.online_steps, self.spec.obs_dim, self.spec.act_dim,
-                                                  seed=self.seed + 1)
+                                                  seed=self.seed + 1, device=self.device)
             self.agent.learner.attach_online(self.online_replay)  # type: ignore[attr-defined]
             self.online_env = make_env(cfg.env, self.seed + ONLINE_SEED_OFFSET)
         self.label = f"{cfg.agent.name} {cfg.env.task}"

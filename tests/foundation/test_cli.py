@@ -50,6 +50,7 @@ def test_same_seed_same_numbers(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device (control agents use it)")
 def test_unsupported_device_is_refused_not_ignored(tmp_path):
     cfg = compose_config([*TINY_TD3, "trainer.device=cuda", "trainer.total_steps=300"])
     with pytest.raises(ConfigError, match="trainer.device=cuda"):

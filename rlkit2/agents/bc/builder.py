@@ -13,5 +13,6 @@ from rlkit2.core import Agent, EnvSpec
 
 def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
     learner = BCLearner(to_config(config, BCConfig), spec, replay)
-    policy = TorchPolicyActor(learner.policy, action_low=spec.action_low, action_high=spec.action_high)
+    policy = TorchPolicyActor(learner.policy, action_low=spec.action_low, action_high=spec.action_high,
+                              device=learner.device)
     return Agent(learner, policy, None)

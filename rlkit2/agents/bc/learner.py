@@ -11,7 +11,7 @@ import torch.nn as nn
 from rlkit2.agents.bc import losses
 from rlkit2.agents.bc.config import BCConfig
 from rlkit2.core import ConfigError, EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step
 from rlkit2.networks import DeterministicPolicy, Normalizer, mlp
 
 
@@ -37,7 +37,7 @@ class GaussianHead(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         mean, log_std = self.dist(x)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)  # drawn on the CPU
         return (mean + log_std.exp() * noise).clamp(-self.max_action, self.max_action), mean
 
     def log_prob(self, x: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -66,6 +66,11 @@ class BCPolicy(nn.Module):
         else:
             self.net = DeterministicPolicy(in_dim, spec.act_dim, config.hidden, spec.action_high)
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(device) also moves obs_dims (not a buffer)
+        if self.obs_dims is not None:
+            self.obs_dims = fn(self.obs_dims)
+        return super()._apply(fn, recurse)
+
     def select(self, obs: torch.Tensor) -> torch.Tensor:
         """The observation dims the policy sees."""
         return obs if self.obs_dims is None else obs.index_select(-1, self.obs_dims)
@@ -92,6 +97,8 @@ class BCLearner(TorchLearner):
         self.policy = BCPolicy(config, spec)
         if config.normalize_obs and len(replay):
             self.policy.normalizer.fit(self.policy.select(torch.as_tensor(replay.arrays()["observations"])))
+        self.device = learner_device(replay)
+        self.place(self.policy)
         params = list(self.policy.net.parameters())
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) \
             if config.weight_decay > 0 else make_adam(params, config.lr)

@@ -20,7 +20,7 @@ from rlkit2.agents.sac import losses as sac_losses
 from rlkit2.agents.td3.losses import critic_loss as mse_critic_loss
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer
 from rlkit2.core import ConfigError, EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
+from rlkit2.learners import TorchLearner, draw_on, learner_device, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import QEnsemble, TanhGaussianPolicy, soft_update
 
 
@@ -40,8 +40,11 @@ class CQLLearner(TorchLearner):
         self.actor = TanhGaussianPolicy(spec.obs_dim, spec.act_dim, config.hidden, self.max_action)
         self.critic = QEnsemble(spec.obs_dim, spec.act_dim, n=2, hidden=config.hidden)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(config.init_alpha)))
-        self.log_alpha_prime = torch.nn.Parameter(torch.tensor(math.log(max(config.cql_weight, 1e-8))))
+        self.device = learner_device(replay)
+        self.place(self.normalizer, self.actor, self.critic, self.critic_target)
+        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(config.init_alpha), device=self.device))
+        self.log_alpha_prime = torch.nn.Parameter(torch.tensor(math.log(max(config.cql_weight, 1e-8)),
+                                                               device=self.device))
         self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
         self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
@@ -61,7 +64,8 @@ class CQLLearner(TorchLearner):
         """[n, B, 3k] importance-weighted Q at uniform, pi(.|s) and pi(.|s') actions (all evaluated at s)."""
         B, k = obs.shape[0], self.config.num_sampled_actions
         obs_k, next_k = obs.repeat_interleave(k, 0), next_obs.repeat_interleave(k, 0)
-        uniform = (torch.rand(B * k, self.act_dim, generator=self.generator) * 2 - 1) * self.max_action
+        uniform = (draw_on(self.device, torch.rand(B * k, self.act_dim, generator=self.generator)) * 2 - 1) \
+            * self.max_action
         with torch.no_grad():  # the penalty trains the critic only; the actor's own loss moves the actor
             a_pi, logp_pi, _ = self.actor(obs_k, generator=self.generator)
             a_next, logp_next, _ = self.actor(next_k, generator=self.generator)
@@ -80,7 +84,7 @@ class CQLLearner(TorchLearner):
         with torch.no_grad():
             next_a, next_logp, _ = self.actor(next_obs, generator=self.generator)
             next_q = self.critic_target(next_obs, next_a).min(dim=0).values
-            entropy_alpha = alpha if c.backup_entropy else torch.zeros(())
+            entropy_alpha = alpha if c.backup_entropy else torch.zeros((), device=self.device)
             target = sac_losses.soft_target(b.rewards, b.terminals, next_q, next_logp, entropy_alpha, c.gamma)
         q = self.critic(obs, b.actions)
         penalty = losses.conservative_penalty(q, self._sampled_q(obs, next_obs), c.cql_temperature)

@@ -22,7 +22,7 @@ from rlkit2.agents.iql import losses
 from rlkit2.agents.iql.config import IQLConfig
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, episode_returns_from_transitions
 from rlkit2.core import ConfigError, EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
+from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import QEnsemble, VEnsemble, mlp, soft_update
 
 
@@ -62,6 +62,8 @@ class IQLLearner(TorchLearner):
         self.critic = QEnsemble(spec.obs_dim, spec.act_dim, n=2, hidden=config.hidden)
         self.value = VEnsemble(spec.obs_dim, n=1, hidden=config.hidden)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.device = learner_device(replay)
+        self.place(self.normalizer, self.actor, self.critic, self.value, self.critic_target)
         self.reward_scale = 1.0
         if config.reward_scaling == "return_range":
             arrays = {k: np.asarray(v) for k, v in replay.arrays().items()}

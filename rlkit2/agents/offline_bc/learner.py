@@ -10,7 +10,7 @@ from rlkit2.agents.offline_bc import losses
 from rlkit2.agents.offline_bc.config import OfflineBCConfig
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer
 from rlkit2.core import EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
+from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import DeterministicPolicy
 
 
@@ -21,6 +21,8 @@ class OfflineBCLearner(TorchLearner):
         torch.manual_seed(seed)  # network initialisation, as TD3+BC's
         self.normalizer = dataset_normalizer(replay, spec.obs_dim, config.normalize_obs)
         self.actor = DeterministicPolicy(spec.obs_dim, spec.act_dim, config.hidden, float(spec.action_high))
+        self.device = learner_device(replay)
+        self.place(self.normalizer, self.actor)
         self.opt = make_adam(self.actor.parameters(), config.lr)
         self.policy_module = NormalizedPolicy(self.normalizer, self.actor)
         self.modules = {"actor": self.actor, "normalizer": self.normalizer}

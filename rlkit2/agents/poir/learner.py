@@ -17,7 +17,7 @@ from rlkit2.agents.poir import losses
 from rlkit2.agents.poir.arms import ArmStats, build_arms
 from rlkit2.agents.poir.config import POIRConfig
 from rlkit2.core import ConfigError, EnvSpec
-from rlkit2.learners import TorchLearner, optimizer_step
+from rlkit2.learners import TorchLearner, draw_on, learner_device, optimizer_step
 from rlkit2.networks import EnsembleMLP, Normalizer
 from rlkit2.replay import TransitionReplay
 
@@ -50,6 +50,8 @@ class POIRLearner(TorchLearner):
         # per-dim scale of the planner's proposal noise (times a planner setting's noise_std)
         self.noise_unit = act_std if config.noise_relative else torch.ones_like(act_std)
         self.model = EnsembleMLP(config.ensemble_size, spec.obs_dim + spec.act_dim, spec.obs_dim, config.model_hidden)
+        self.device = learner_device(replay)  # the BC prior's too: same replay
+        self.place(self.model)
         self.model_opt = torch.optim.AdamW(self.model.parameters(), lr=config.model_lr,
                                            weight_decay=config.model_weight_decay)
         dims = list(config.score_dims) or list(range(spec.obs_dim))
@@ -75,6 +77,16 @@ class POIRLearner(TorchLearner):
         self.modules = {"model": self.model, "obs_norm": self.obs_norm, "bc_policy": self.bc.policy}
         self.optimizers = {"model": self.model_opt, "bc": self.bc.opt}
         self.online_phase = False
+        self._to_device()  # the dataset statistics above were computed on the CPU
+
+    def _to_device(self) -> None:
+        """The learner's tensors (normaliser, scales, reference sets) onto its device."""
+        d = self.device  # .to() is a no-op for tensors already there
+        self.obs_norm.to(d)
+        self.delta_std = torch.nn.Parameter(self.delta_std.data.to(d), requires_grad=False)
+        for name in ("noise_unit", "score_dims", "reference", "demo_reference", "demo_actions", "binary_dims",
+                     "success_obs", "success_act", "progress"):
+            setattr(self, name, getattr(self, name).to(d))
 
     # ------------------------------------------------------------------ pieces the planner uses
     def prior(self, obs: torch.Tensor) -> torch.Tensor:
@@ -134,14 +146,14 @@ class POIRLearner(TorchLearner):
         if not success:
             return metrics
         c, keep = self.config, -int(self.config.max_reference)
-        obs = torch.as_tensor(observations, dtype=torch.float32)
+        obs = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
         feats = self._features(obs)
         if c.score_add_successful:
             self.reference = torch.cat([self.reference, feats])[keep:]
-            self.progress = torch.cat([self.progress, torch.linspace(0.0, 1.0, len(feats))])[keep:]
+            self.progress = torch.cat([self.progress, torch.linspace(0.0, 1.0, len(feats), device=self.device)])[keep:]
         if actions is None:
             return metrics
-        act = torch.as_tensor(actions, dtype=torch.float32)
+        act = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
         if len(act) != len(obs) - 1:
             raise ValueError(f"end_episode: {len(act)} actions for {len(obs)} observations (expected one fewer)")
         if c.snap_binary_actions:
@@ -163,7 +175,7 @@ class POIRLearner(TorchLearner):
             o = self.online.sample(n_online)
             obs, act, nxt = torch.cat([obs, o.observations]), torch.cat([act, o.actions]), \
                 torch.cat([nxt, o.next_observations])
-            perm = torch.randperm(n, generator=self.generator)
+            perm = draw_on(self.device, torch.randperm(n, generator=self.generator))
             obs, act, nxt = obs[perm], act[perm], nxt[perm]
         shape = (c.ensemble_size, c.batch_size, -1)
         return obs.reshape(shape), act.reshape(shape), nxt.reshape(shape)
@@ -181,7 +193,7 @@ class POIRLearner(TorchLearner):
         n = int(self.config.prior.batch_size)
         n_succ = int(n * self.config.prior_online_fraction)
         b = self.replay.sample(n - n_succ)
-        idx = torch.randint(len(self.success_obs), (n_succ,), generator=self.generator)
+        idx = draw_on(self.device, torch.randint(len(self.success_obs), (n_succ,), generator=self.generator))
         obs = torch.cat([b.observations, self.success_obs[idx]])
         act = torch.cat([b.actions, self.success_act[idx]])
         loss = self.bc.loss(obs, act)
@@ -231,3 +243,4 @@ class POIRLearner(TorchLearner):
         if "arm_stats" in state:  # absent in checkpoints from before the planner arms
             self.arm_stats.load_state_dict(state["arm_stats"])
             self.active_arm = int(state["active_arm"])
+        self._to_device()  # the tensors above were read on the CPU (rlkit2.checkpoint.load)

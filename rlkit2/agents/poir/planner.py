@@ -12,6 +12,7 @@ import torch
 from rlkit2.agents.poir import losses
 from rlkit2.agents.poir.arms import PlannerSettings
 from rlkit2.core import BaseActor
+from rlkit2.learners import draw_on
 
 
 class MPPIPlanner:
@@ -34,12 +35,14 @@ class MPPIPlanner:
         st = settings or lr.arms[0]
         K, H = st.num_samples, st.horizon
         s = obs.reshape(1, -1).expand(K, -1)
-        noise = torch.randn((H, K, lr.act_dim), generator=self.generator) * (st.noise_std * lr.noise_unit)
+        # drawn on the CPU (the planner's Generator), then on the learner's device
+        noise = draw_on(lr.device, torch.randn((H, K, lr.act_dim), generator=self.generator)) \
+            * (st.noise_std * lr.noise_unit)
         noise[:, 0] = 0.0
         n_exp = min(int(round(st.expert_proposals * (K - 1))), K - 1)
         if n_exp:
             noise[:, 1] = 0.0
-        total = torch.zeros(K)
+        total = torch.zeros(K, device=lr.device)
         first = None
         discount = 1.0
         for t in range(H):
@@ -91,14 +94,14 @@ class POIRActor(BaseActor):
     @torch.no_grad()
     def act(self, observation: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32).reshape(1, -1)
+        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=self.learner.device).reshape(1, -1)
         settings = self.learner.arms[self.current_arm()]
         if not settings.plan or self.learner.in_distribution(obs):
             action = self.learner.prior(obs)[0]
         else:
             action = self.planner.plan(obs[0], settings)
             self._planned += 1
-        out = action.clamp(-1.0, 1.0).numpy().astype(np.float32)
+        out = action.clamp(-1.0, 1.0).cpu().numpy().astype(np.float32)
         self._times.append(time.perf_counter() - start)
         return out
 
@@ -106,6 +109,6 @@ class POIRActor(BaseActor):
         return {"generator": self.planner.generator.get_state(), "arm_rng": self.arm_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.planner.generator.set_state(state["generator"])
+        self.planner.generator.set_state(torch.as_tensor(state["generator"]).cpu())
         if "arm_rng" in state:
             self.arm_rng.bit_generator.state = state["arm_rng"]

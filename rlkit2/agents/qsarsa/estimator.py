@@ -22,7 +22,7 @@ from rlkit2 import checkpoint
 from rlkit2.agents.qsarsa import losses
 from rlkit2.agents.td3_bc.common import dataset_normalizer
 from rlkit2.core import DataError
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
+from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import Normalizer, QEnsemble, soft_update
 
 
@@ -48,6 +48,8 @@ class QSarsaLearner(TorchLearner):
             torch.manual_seed(seed + 7919)  # its own init stream: adding Q_sarsa leaves the other nets' init alone
             self.q_net = QEnsemble(obs_dim, act_dim, n=n, hidden=hidden)
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.device = learner_device(replay)
+        self.place(self.normalizer, self.q_net, self.q_target)
         self.params = list(self.q_net.parameters())
         self.opt = make_adam(self.params, lr)
         self.modules = {"q_sarsa": self.q_net, "q_sarsa_target": self.q_target, "normalizer": self.normalizer}

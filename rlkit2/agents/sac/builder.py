@@ -13,7 +13,8 @@ from rlkit2.core import Agent, EnvSpec
 
 def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
     learner = SACLearner(to_config(config, SACConfig), spec, replay)
-    policy = TorchPolicyActor(learner.actor.mode, action_low=spec.action_low, action_high=spec.action_high)
+    policy = TorchPolicyActor(learner.actor.mode, action_low=spec.action_low, action_high=spec.action_high,
+                              device=learner.device)
     explorer = TorchPolicyActor(lambda obs: learner.actor(obs)[0], action_low=spec.action_low,
-                                action_high=spec.action_high)
+                                action_high=spec.action_high, device=learner.device)
     return Agent(learner, policy, explorer)

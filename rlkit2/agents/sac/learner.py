@@ -12,7 +12,7 @@ from rlkit2.agents.sac import losses
 from rlkit2.agents.sac.config import SACConfig
 from rlkit2.agents.td3.losses import critic_loss as mse_critic_loss
 from rlkit2.core import EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step
 from rlkit2.networks import QEnsemble, TanhGaussianPolicy, soft_update
 
 
@@ -23,7 +23,9 @@ class SACLearner(TorchLearner):
         self.actor = TanhGaussianPolicy(spec.obs_dim, spec.act_dim, config.hidden, float(spec.action_high))
         self.critic = QEnsemble(spec.obs_dim, spec.act_dim, n=2, hidden=config.hidden)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(config.init_alpha)))
+        self.device = learner_device(replay)
+        self.place(self.actor, self.critic, self.critic_target)
+        self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(config.init_alpha), device=self.device))
         self.target_entropy = -float(spec.act_dim) if config.target_entropy is None else config.target_entropy
         self._actor_params = list(self.actor.parameters())
         self.actor_opt = make_adam(self._actor_params, config.actor_lr)

@@ -14,7 +14,8 @@ from rlkit2.core import Agent, EnvSpec
 def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
     config = to_config(config, TD3Config)
     learner = TD3Learner(config, spec, replay)
-    policy = TorchPolicyActor(learner.actor, action_low=spec.action_low, action_high=spec.action_high)
+    policy = TorchPolicyActor(learner.actor, action_low=spec.action_low, action_high=spec.action_high,
+                              device=learner.device)
     explorer = TorchPolicyActor(learner.actor, action_low=spec.action_low, action_high=spec.action_high,
-                                noise_std=config.exploration_noise, seed=seed)
+                                noise_std=config.exploration_noise, seed=seed, device=learner.device)
     return Agent(learner, policy, explorer)

@@ -10,7 +10,7 @@ import torch
 from rlkit2.agents.td3 import losses
 from rlkit2.agents.td3.config import TD3Config
 from rlkit2.core import EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step
+from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step
 from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
 
 
@@ -23,12 +23,14 @@ class TD3Learner(TorchLearner):
         self.critic = QEnsemble(spec.obs_dim, spec.act_dim, n=2, hidden=config.hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.device = learner_device(replay)
+        self.place(self.actor, self.critic, self.actor_target, self.critic_target)
         self.actor_opt = make_adam(self.actor.parameters(), config.actor_lr)
         self.critic_opt = make_adam(self.critic.parameters(), config.critic_lr)
         self.modules = {"actor": self.actor, "critic": self.critic,
                         "actor_target": self.actor_target, "critic_target": self.critic_target}
         self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
-        self._last_actor_loss = torch.zeros(())
+        self._last_actor_loss = torch.zeros((), device=self.device)
 
     def step(self) -> dict[str, Any]:
         c = self.config

@@ -26,14 +26,15 @@ from rlkit2.networks import Normalizer, QEnsemble
 
 def offline_agent_builder(learner_cls: type, config_cls: type) -> Callable[..., Agent]:
     """`make_agent(config, spec, replay, seed)` for an offline learner: config converted to `config_cls`
-    (`rlkit2.config.to_config`), the evaluation actor runs `learner.policy_module` (normaliser inside), no
-    exploration actor."""
+    (`rlkit2.config.to_config`), the evaluation actor runs `learner.policy_module` (normaliser inside) on the
+    learner's device (the replay's, `rlkit2.learners.learner_device`), no exploration actor."""
 
     def make_agent(config: Any, spec: EnvSpec, replay: Any, seed: int = 0) -> Agent:
         from rlkit2.actors import TorchPolicyActor
 
         learner = learner_cls(to_config(config, config_cls), spec, replay, seed)
-        policy = TorchPolicyActor(learner.policy_module, action_low=spec.action_low, action_high=spec.action_high)
+        policy = TorchPolicyActor(learner.policy_module, action_low=spec.action_low, action_high=spec.action_high,
+                                  device=learner.device)
         return Agent(learner, policy, None)
 
     return make_agent

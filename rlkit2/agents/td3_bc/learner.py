@@ -20,7 +20,7 @@ from rlkit2.agents.td3_bc import losses
 from rlkit2.agents.td3_bc.common import NormalizedPolicy, dataset_normalizer, member_forward
 from rlkit2.agents.td3_bc.config import TD3BCConfig
 from rlkit2.core import EnvSpec
-from rlkit2.learners import TorchLearner, make_adam, optimizer_step, replay_generator
+from rlkit2.learners import TorchLearner, draw_on, learner_device, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import DeterministicPolicy, QEnsemble, soft_update
 
 
@@ -40,6 +40,8 @@ class TD3BCLearner(TorchLearner):
         self.critic = QEnsemble(spec.obs_dim, spec.act_dim, n=self.n_critics, hidden=config.hidden)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.device = learner_device(replay)
+        self.place(self.normalizer, self.actor, self.critic, self.actor_target, self.critic_target)
         self.actor_params = list(self.actor.parameters())
         self.critic_params = list(self.critic.parameters())
         self.actor_opt = make_adam(self.actor_params, config.actor_lr)
@@ -50,13 +52,13 @@ class TD3BCLearner(TorchLearner):
         self.optimizers = {"actor": self.actor_opt, "critic": self.critic_opt}
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.generators = {"generator": self.generator, **replay_generator(replay)}
-        self._last_actor_loss = torch.zeros(())
+        self._last_actor_loss = torch.zeros((), device=self.device)
 
     # ------------------------------------------------------------------ pieces subclasses reuse
     def target_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
         c = self.config
-        noise = torch.randn(next_obs.shape[0], self.act_dim,
-                            generator=self.generator) * (c.policy_noise * self.max_action)
+        noise = draw_on(self.device, torch.randn(next_obs.shape[0], self.act_dim,
+                                                 generator=self.generator)) * (c.policy_noise * self.max_action)
         return losses.smoothed_target_action(self.actor_target(next_obs), noise,
                                              c.noise_clip * self.max_action, self.max_action)
 
@@ -104,4 +106,4 @@ class TD3BCLearner(TorchLearner):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        self._last_actor_loss = state["last_actor_loss"]
+        self._last_actor_loss = torch.as_tensor(state["last_actor_loss"]).to(self.device)
