@@ -34,7 +34,7 @@ def gym_id(env_cfg: Any) -> str:
     """The Gymnasium id behind `env_cfg.id` (dataset names resolve to their v5 environment)."""
     name = str(env_cfg.id)
     try:
-        from rlkit2.data.d4rl import resolve_env_id
+        from rlkit2.data.names import resolve_env_id
     except ImportError:  # pragma: no cover - data package always ships with rlkit2
         return name
     return resolve_env_id(name)[0]

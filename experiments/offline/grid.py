@@ -84,7 +84,7 @@ class Dataset:
 
     @property
     def family(self) -> str | None:
-        from rlkit2.data.d4rl import env_family, resolve_env_id
+        from rlkit2.data.names import env_family, resolve_env_id
 
         return env_family(resolve_env_id(self.env_id)[0])
 
@@ -133,7 +133,8 @@ def dataset_ref(spec: str) -> Dataset:
 
     A file's label is its stem; its env.id is the stem when that is a dataset name, else the Gymnasium id of
     its metadata `env_id` (a file without either is refused: the env could not be chosen)."""
-    from rlkit2.data.d4rl import generation_metadata, parse_d4rl_name, parse_generated_name
+    from rlkit2.data.d4rl import generation_metadata
+    from rlkit2.data.names import parse_d4rl_name, parse_generated_name
 
     p = Path(spec).expanduser()
     if spec.endswith((".hdf5", ".h5")) or os.sep in spec:
@@ -148,7 +149,7 @@ def dataset_ref(spec: str) -> Dataset:
                              "<env>-v5-<kind>.hdf5 or add metadata/env_id")
         return Dataset(stem, str(env_id), str(p.resolve()))
     if not (parse_generated_name(spec) or parse_d4rl_name(spec)):
-        from rlkit2.data.d4rl import dataset_name_help
+        from rlkit2.data.names import dataset_name_help
 
         raise SystemExit(f"'{spec}' is neither a dataset name nor an .hdf5 path. {dataset_name_help()}")
     return Dataset(spec, spec)
@@ -181,7 +182,7 @@ def data_dir_env(data_dir: str | None) -> Iterator[None]:
 def dataset_file(ds: Dataset, data_dir: str | None) -> Path:
     if ds.path:
         return Path(ds.path)
-    from rlkit2.data.d4rl import resolve_dataset_path
+    from rlkit2.data.names import resolve_dataset_path
 
     with data_dir_env(data_dir):
         return resolve_dataset_path(ds.env_id)

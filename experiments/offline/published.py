@@ -40,7 +40,7 @@ SCORES: dict[str, dict[str, tuple[float, float]]] = {
 
 def d4rl_counterpart(dataset: str) -> tuple[str, bool] | None:
     """A grid dataset label -> (the D4RL dataset it mirrors, whether it *is* that D4RL file's name); None if none."""
-    from rlkit2.data.d4rl import parse_d4rl_name, parse_generated_name
+    from rlkit2.data.names import parse_d4rl_name, parse_generated_name
 
     gen = parse_generated_name(dataset)
     if gen is not None:

@@ -1,7 +1,7 @@
 """Offline data: D4RL HDF5 files, Minari datasets on disk, and D4RL-style datasets generated here.
 
 Dataset names: D4RL's (`hopper-medium-v2`) name D4RL's own files only; datasets generated here have
-their own names (`hopper-v5-medium`); see `rlkit2.data.d4rl`.
+their own names (`hopper-v5-medium`); see `rlkit2.data.names`.
 
 The control trainer calls `load_offline_dataset(env_cfg)` for offline agents and
 `score_function(env_cfg, dataset.metadata)` for `rlkit2.core.evaluate`'s `score_fn`.
@@ -18,24 +18,26 @@ import numpy as np
 
 from rlkit2.core import ConfigError, DataError
 from rlkit2.data.d4rl import (
-    D4RL_ENVS,
-    D4RL_KINDS,
     GENERATION_METADATA_KEYS,
     D4RLData,
-    D4RLName,
-    GeneratedName,
-    dataset_name_help,
     episode_returns,
     generation_metadata,
     kept_rows,
+    read_d4rl,
+    to_transitions,
+    write_d4rl,
+)
+from rlkit2.data.names import (
+    D4RL_ENVS,
+    D4RL_KINDS,
+    D4RLName,
+    GeneratedName,
+    dataset_name_help,
     parse_d4rl_name,
     parse_dataset_name,
     parse_generated_name,
-    read_d4rl,
     resolve_dataset_path,
     resolve_env_id,
-    to_transitions,
-    write_d4rl,
 )
 from rlkit2.data.scores import (
     D4RL_REFERENCE,

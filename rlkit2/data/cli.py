@@ -31,7 +31,7 @@ from rlkit2.core import RLKitError
 
 def expand_names(names: list[str]) -> list[str]:
     """`<env>-v5-all` -> the five generated names of that env; other names unchanged (checked by make_dataset)."""
-    from rlkit2.data.d4rl import D4RL_KINDS, generated_name
+    from rlkit2.data.names import D4RL_KINDS, generated_name
 
     out: list[str] = []
     for name in names:
@@ -45,7 +45,9 @@ def expand_names(names: list[str]) -> list[str]:
 def _make(args: argparse.Namespace) -> int:
     import torch
 
-    from rlkit2.data.generate import GenerationConfig, extend_training, make_dataset, parse_make_name, stop_training
+    from rlkit2.data.behaviour import extend_training, stop_training
+    from rlkit2.data.genconfig import GenerationConfig
+    from rlkit2.data.generate import make_dataset, parse_make_name
 
     torch.set_num_threads(args.threads)
     for name in args.names:
@@ -128,7 +130,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _policies(args: argparse.Namespace) -> int:
-    from rlkit2.data.d4rl import D4RL_ENVS
+    from rlkit2.data.names import D4RL_ENVS
     from rlkit2.data.shipped import load_shipped_policy, policies_dir, shipped_roles
 
     root = policies_dir(args.policies_dir or None)
@@ -146,7 +148,8 @@ def _policies(args: argparse.Namespace) -> int:
 
 
 def _export_policy(args: argparse.Namespace) -> int:
-    from rlkit2.data.shipped import export_policy, policies_dir
+    from rlkit2.data.shipped import policies_dir
+    from rlkit2.data.shipped_export import export_policy
 
     returns = (args.returns[0], args.returns[1]) if args.returns else None
     path = export_policy(args.snapshot, args.env, args.role, args.out or policies_dir(), seed=args.seed,

@@ -6,7 +6,7 @@
   datasets generated here (`hopper-v5-medium`): comparable in spirit only, since those run on the v5
   envs with rlkit2's behaviour policies (their metadata says so: `reference_returns: d4rl`).
 - "v5": reference returns measured on the Gymnasium `-v5` envs: this project's uniform-random policy
-  and its own SAC expert (see generate.py). A generated file stores the ones it was made with in
+  and its own SAC expert (see rlkit2.data.behaviour). A generated file stores the ones it was made with in
   its metadata (`ref_random_return_v5`, `ref_expert_return_v5`); a Minari dataset's
   `ref_min_score`/`ref_max_score` (also measured on v5) play the same role. Logged as
   `eval/normalized_score_v5`. They tell what the simulators here give; the two sets differ because
@@ -23,7 +23,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rlkit2.data.d4rl import env_family, parse_d4rl_name, resolve_env_id
+from rlkit2.data.names import env_family, parse_d4rl_name, resolve_env_id
 
 REFERENCE_SETS: dict[str, str] = {
     "d4rl": "D4RL's reference returns (mujoco-py -v2 envs, D4RL's random and expert policies)",

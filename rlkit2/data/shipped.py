@@ -14,9 +14,11 @@ argument points elsewhere):
   `eval_episodes` (greedy evaluation, 10 episodes by default), `versions` (torch, gymnasium, mujoco, rlkit2,
   safetensors), `sha256` (of the safetensors file), `file`.
 
-`export_policy` writes both from an rlkit2 SAC snapshot or agent; `load_shipped_policy` checks the sha256, the
-card and the weights' shapes against the env, rebuilds the actor and returns the greedy policy and a seeded
-stochastic explorer (SAC's own sampling, as the behaviour policies acted when D4RL collected its data).
+`rlkit2.data.shipped_export.export_policy` writes both from an rlkit2 SAC snapshot or agent. This module finds
+and loads them: `load_shipped_policy` checks the sha256, the card and the weights' shapes against the env,
+rebuilds the actor and returns the greedy policy and a seeded stochastic explorer (SAC's own sampling, as the
+behaviour policies acted when D4RL collected its data); `ScheduledActor` replays a SAC run's collection
+schedule over its shipped snapshots (medium-replay).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from rlkit2.core import BaseActor, ConfigError, DataError
-from rlkit2.data.d4rl import D4RL_ENVS, env_family
+from rlkit2.data.names import D4RL_ENVS, env_family
 
 POLICIES_ENV = "RLKIT2_POLICIES_DIR"
 CARD_FORMAT = "rlkit2-behaviour-policy/1"
@@ -54,7 +56,7 @@ def policies_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return Path(__file__).resolve().with_name("policies")
 
 
-def _family(env: str) -> str:
+def policy_family(env: str) -> str:
     """"hopper" or "Hopper-v5" -> "hopper"."""
     fam = env if env in D4RL_ENVS else env_family(env)
     if fam is None:
@@ -77,14 +79,14 @@ def snapshot_step(role: str) -> int | None:
 
 def policy_paths(env: str, role: str, directory: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
     """(weights, card) paths of one shipped policy."""
-    base = policies_dir(directory) / _family(env)
+    base = policies_dir(directory) / policy_family(env)
     check_role(role)
     return base / f"{role}.safetensors", base / f"{role}.json"
 
 
 def shipped_roles(env: str, directory: str | os.PathLike[str] | None = None) -> list[str]:
     """Roles shipped for `env` (both files present): expert, medium, then snapshots in training order."""
-    base = policies_dir(directory) / _family(env)
+    base = policies_dir(directory) / policy_family(env)
     if not base.is_dir():
         return []
     roles = [p.stem for p in base.glob("*.safetensors") if _ROLE_RE.match(p.stem) and p.with_suffix(".json").is_file()]
@@ -97,7 +99,7 @@ def shipped_roles(env: str, directory: str | os.PathLike[str] | None = None) -> 
 
 
 @dataclasses.dataclass(frozen=True)
-class _Spaces:
+class EnvSpaces:
     gym_id: str
     obs_dim: int
     act_dim: int
@@ -105,7 +107,7 @@ class _Spaces:
     action_high: float
 
 
-def _spaces(gym_id: str) -> _Spaces:
+def env_spaces(gym_id: str) -> EnvSpaces:
     import gymnasium as gym
 
     env = gym.make(gym_id)
@@ -113,19 +115,19 @@ def _spaces(gym_id: str) -> _Spaces:
         obs, act = env.observation_space, env.action_space
         if obs.shape is None or act.shape is None or len(obs.shape) != 1 or len(act.shape) != 1:
             raise ConfigError(f"{gym_id}: shipped policies need flat Box spaces; got {obs} and {act}")
-        return _Spaces(gym_id, int(obs.shape[0]), int(act.shape[0]), float(np.min(act.low)),  # type: ignore[attr-defined]
+        return EnvSpaces(gym_id, int(obs.shape[0]), int(act.shape[0]), float(np.min(act.low)),  # type: ignore[attr-defined]
                        float(np.max(act.high)))  # type: ignore[attr-defined]
     finally:
         env.close()
 
 
-def _make_actor(spaces: _Spaces, hidden: Sequence[int]) -> Any:
+def _make_actor(spaces: EnvSpaces, hidden: Sequence[int]) -> Any:
     from rlkit2.networks import TanhGaussianPolicy
 
     return TanhGaussianPolicy(spaces.obs_dim, spaces.act_dim, list(hidden), spaces.action_high)
 
 
-def _check_fits(tensors: dict[str, Any], spaces: _Spaces, hidden: Sequence[int], source: Path) -> Any:
+def check_fits(tensors: dict[str, Any], spaces: EnvSpaces, hidden: Sequence[int], source: Path) -> Any:
     """The SAC actor for `spaces` with `hidden` widths, loaded with `tensors`; DataError naming `source` and the
     shapes when they do not fit."""
     import torch
@@ -161,7 +163,7 @@ class ShippedPolicy:
     card: dict[str, Any]
     path: Path
     actor: Any  # the TanhGaussianPolicy
-    spaces: _Spaces
+    spaces: EnvSpaces
 
     def make_explorer(self, seed: int) -> BaseActor:
         """A stochastic actor sampling with its own torch generator seeded by `seed` (same seed, same actions)."""
@@ -227,14 +229,14 @@ def load_shipped_policy(env: str, role: str, *, policies_dir: str | os.PathLike[
 
     from rlkit2.actors import TorchPolicyActor
 
-    fam = _family(env)
+    fam = policy_family(env)
     weights, card_path = policy_paths(fam, role, policies_dir)
     if not weights.is_file() or not card_path.is_file():
         have = shipped_roles(fam, policies_dir)
         raise DataError(f"no shipped policy '{role}' for {fam}: {weights} / {card_path.name} missing "
                         f"(shipped for {fam}: {', '.join(have) or 'none'})")
     card = read_card(card_path)
-    spaces = _spaces(D4RL_ENVS[fam])
+    spaces = env_spaces(D4RL_ENVS[fam])
     if card["env_id"] != spaces.gym_id or card["env"] != fam:
         raise DataError(f"{card_path}: the card is for {card['env_id']} ({card['env']}), but it is shipped as "
                         f"{fam}'s policy ({spaces.gym_id})")
@@ -252,124 +254,11 @@ def load_shipped_policy(env: str, role: str, *, policies_dir: str | os.PathLike[
     if (card["obs_dim"], card["act_dim"]) != (spaces.obs_dim, spaces.act_dim):
         raise DataError(f"{card_path}: the card's observation/action sizes ({card['obs_dim']}, {card['act_dim']}) "
                         f"are not {spaces.gym_id}'s ({spaces.obs_dim}, {spaces.act_dim})")
-    actor = _check_fits(tensors, spaces, card["hidden"], weights)
+    actor = check_fits(tensors, spaces, card["hidden"], weights)
     policy = TorchPolicyActor(actor.mode, action_low=spaces.action_low, action_high=spaces.action_high)
     loaded = ShippedPolicy(policy, policy, card, weights, actor, spaces)
     loaded.explorer = loaded.make_explorer(seed)
     return loaded
-
-
-# --------------------------------------------------------------------------- exporting
-
-
-def _versions() -> dict[str, str]:
-    import gymnasium as gym
-    import mujoco
-    import safetensors
-    import torch
-
-    import rlkit2
-
-    return {"torch": torch.__version__, "gymnasium": gym.__version__, "mujoco": mujoco.__version__,
-            "rlkit2": rlkit2.__version__, "safetensors": safetensors.__version__}
-
-
-def _actor_of(source: Any) -> tuple[Any, list[int], int | None]:
-    """(TanhGaussianPolicy, hidden widths, env steps or None) of a snapshot path, an Agent or a SAC learner."""
-    from rlkit2.networks import TanhGaussianPolicy
-
-    steps: int | None = None
-    if isinstance(source, str | os.PathLike):
-        from rlkit2 import checkpoint as ckpt
-
-        state = ckpt.load(source)
-        if state.get("agent") != "sac":
-            raise DataError(f"{source}: a behaviour-policy snapshot of agent '{state.get('agent')}'; only SAC's "
-                            "actor is exported")
-        steps = int(state["step"]) if "step" in state else None
-        hidden = [int(h) for h in state["agent_config"].get("hidden", [256, 256])]
-        if "learner" in state:  # rlkit2.data.generate snapshots: the whole learner
-            from rlkit2.data.generate import load_snapshot_agent
-
-            actor = load_snapshot_agent(source).learner.actor
-        elif "actor" in state:  # carried snapshots (actor weights only)
-            from rlkit2.registry import EnvSpec
-
-            spec = EnvSpec(**state["spec"])
-            actor = TanhGaussianPolicy(spec.obs_dim, spec.act_dim, hidden, float(spec.action_high))
-            actor.load_state_dict(state["actor"])
-        else:
-            raise DataError(f"{source}: a snapshot needs 'learner' or 'actor' weights; has {sorted(state)}")
-        return actor, hidden, steps
-    learner = getattr(source, "learner", source)
-    actor = getattr(learner, "actor", None)
-    config = getattr(learner, "config", None)
-    if not isinstance(actor, TanhGaussianPolicy) or config is None or getattr(config, "name", "sac") != "sac":
-        raise ConfigError(f"export_policy: expected a snapshot path, an rlkit2 SAC agent or SAC learner; got "
-                          f"{type(source).__name__}")
-    return actor, [int(h) for h in config.hidden], steps
-
-
-def export_policy(source: Any, env: str, role: str, out_dir: str | os.PathLike[str], *, seed: int,
-                  returns: tuple[float, float] | None = None, env_steps: int | None = None,
-                  learning_starts: int | None = None, eval_episodes: int = EVAL_EPISODES,
-                  eval_seed: int = 50_000, extra: dict[str, Any] | None = None) -> Path:
-    """Write the actor of an rlkit2 SAC agent as `<out_dir>/<env>/<role>.safetensors` plus its card.
-
-    `source`: a snapshot (`rlkit2.data.generate` policy snapshot path: a checkpoint with `agent`,
-    `agent_config`, `spec`, `learner` - or a carried one with `actor`), an `rlkit2.registry.Agent` of agent
-    "sac" (e.g. `rlkit2.make("sac", env)`), or a `SACLearner`. `seed`: the training run's seed.
-    `env_steps`: env steps trained (default: the snapshot's step; required for an agent). `returns`: (mean,
-    std) of the greedy policy over `eval_episodes` episodes; measured here when not given.
-    `learning_starts`: the run's random warm-up steps (medium-replay replays it). Returns the weights path.
-    """
-    import torch
-    from safetensors.torch import save as save_safetensors
-
-    from rlkit2 import checkpoint as ckpt
-
-    fam = _family(env)
-    check_role(role)
-    actor, hidden, steps = _actor_of(source)
-    steps = env_steps if env_steps is not None else steps
-    if steps is None:
-        raise ConfigError("export_policy: pass env_steps (the env steps this policy was trained for)")
-    if snapshot_step(role) is not None and snapshot_step(role) != steps:
-        raise ConfigError(f"export_policy: role '{role}' but env_steps={steps}")
-    spaces = _spaces(D4RL_ENVS[fam])
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in actor.state_dict().items()}
-    fitted = _check_fits(tensors, spaces, hidden, Path(f"<{type(source).__name__} for {role}>"))
-    if returns is None:
-        returns = _greedy_returns(fitted, spaces, eval_episodes, eval_seed)
-    mean, std = (float(r) for r in returns)
-    blob = save_safetensors(tensors, metadata={"format": CARD_FORMAT, "env_id": spaces.gym_id, "role": role})
-    weights, card_path = policy_paths(fam, role, out_dir)
-    card: dict[str, Any] = {
-        "format": CARD_FORMAT, "env": fam, "env_id": spaces.gym_id, "role": role, "algorithm": "sac",
-        "hidden": hidden, "obs_dim": spaces.obs_dim, "act_dim": spaces.act_dim, "env_steps": int(steps),
-        "seed": int(seed), "learning_starts": None if learning_starts is None else int(learning_starts),
-        "return_mean": mean, "return_std": std, "eval_episodes": int(eval_episodes),
-        "versions": _versions(), "sha256": hashlib.sha256(blob).hexdigest(), "file": weights.name,
-        **(extra or {}),
-    }
-    ckpt.atomic_write_bytes(weights, blob)
-    ckpt.atomic_write_bytes(card_path, (json.dumps(card, indent=1) + "\n").encode())
-    return weights
-
-
-def _greedy_returns(actor: Any, spaces: _Spaces, episodes: int, seed: int) -> tuple[float, float]:
-    from rlkit2.actors import TorchPolicyActor
-    from rlkit2.core import evaluate
-    from rlkit2.envs.gym_mujoco import GymEnvConfig
-    from rlkit2.registry import make_env
-
-    env = make_env(GymEnvConfig(id=spaces.gym_id, max_episode_steps=1000), seed)
-    try:
-        ev = evaluate(env, TorchPolicyActor(actor.mode, action_low=spaces.action_low, action_high=spaces.action_high),
-                      episodes, seed=seed)
-    finally:
-        env.close()
-    return ev["eval/return"], ev["eval/return_std"]
 
 
 # --------------------------------------------------------------------------- medium-replay schedule

@@ -10,9 +10,9 @@ import pytest
 
 from rlkit2.core import ConfigError, DataError
 from rlkit2.data import read_d4rl, resolve_env_id, to_transitions, write_d4rl
-from rlkit2.data.d4rl import (
+from rlkit2.data.d4rl import episode_returns
+from rlkit2.data.names import (
     dataset_candidates,
-    episode_returns,
     parse_d4rl_name,
     parse_dataset_name,
     parse_generated_name,

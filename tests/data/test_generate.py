@@ -8,15 +8,11 @@ import pytest
 from rlkit2 import checkpoint as ckpt
 from rlkit2.core import ConfigError, DataError
 from rlkit2.data import load_offline_dataset, read_d4rl
+from rlkit2.data.behaviour import replay_rows
 from rlkit2.data.cli import main as cli_main
-from rlkit2.data.generate import (
-    GenerationConfig,
-    _random_actor_factory,
-    collect,
-    make_all,
-    make_dataset,
-    replay_rows,
-)
+from rlkit2.data.collect import collect, random_actor_factory
+from rlkit2.data.genconfig import GenerationConfig
+from rlkit2.data.generate import make_all, make_dataset
 
 
 def _cfg(tmp_path, **kw):
@@ -37,7 +33,7 @@ def test_config_validation():
 
 def test_random_collection_is_well_formed_and_resumes_exactly(tmp_path):
     cfg = _cfg(tmp_path / "a")
-    rows = collect(cfg, "random", _random_actor_factory(cfg), 300)
+    rows = collect(cfg, "random", random_actor_factory(cfg), 300)
     assert len(rows["rewards"]) == 300
     ends = rows["terminals"] | rows["timeouts"]
     assert ends[-1] and not (rows["terminals"] & rows["timeouts"]).any()
@@ -52,7 +48,7 @@ def test_random_collection_is_well_formed_and_resumes_exactly(tmp_path):
     chunks = sorted((cfg.work_dir / "collect" / "random").glob("chunk_*.npz"))
     assert len(chunks) >= 3
     chunks[-1].unlink()
-    again = collect(cfg, "random", _random_actor_factory(cfg), 300)
+    again = collect(cfg, "random", random_actor_factory(cfg), 300)
     for k in rows:
         np.testing.assert_array_equal(again[k], rows[k])
 
@@ -181,7 +177,7 @@ def test_whole_pipeline_tiny(tmp_path):
     for d in files.values():
         assert d.metadata["ref_expert_return_v5"] == files["expert"].metadata["policy_return"]
     # snapshots are reusable policies
-    from rlkit2.data.generate import load_snapshot_agent
+    from rlkit2.data.behaviour import load_snapshot_agent
 
     agent = load_snapshot_agent(files["expert"].metadata["policy_checkpoint"])
     assert agent.policy.act(np.zeros(11, np.float32)).shape == (3,)
@@ -190,13 +186,12 @@ def test_whole_pipeline_tiny(tmp_path):
     # a longer budget starts from this run (resuming its trainer checkpoint) instead of from scratch
     import dataclasses
 
-    from rlkit2.data.generate import extend_training, train_behaviour_policies
+    from rlkit2.data.behaviour import extend_training, train_behaviour_policies
 
     longer = dataclasses.replace(cfg, train_steps=2000)
     extend_training(longer, 1500)
     snaps = train_behaviour_policies(longer)
     assert [s["step"] for s in snaps] == [500, 1000, 1500, 2000]
-    from rlkit2.data.generate import replay_rows
 
     rows = replay_rows(longer, 2000)
     assert len(rows["rewards"]) == 2000
@@ -204,7 +199,7 @@ def test_whole_pipeline_tiny(tmp_path):
 
 
 def test_stop_training_uses_the_snapshots_so_far(tmp_path):
-    from rlkit2.data.generate import _snapshot_path, stop_training, train_behaviour_policies, training_info
+    from rlkit2.data.behaviour import _snapshot_path, stop_training, train_behaviour_policies, training_info
 
     cfg = _cfg(tmp_path)
     with pytest.raises(DataError, match="no policy snapshots"):
@@ -219,7 +214,7 @@ def test_stop_training_uses_the_snapshots_so_far(tmp_path):
 
 
 def test_extend_training_moves_the_full_ring_cursor(tmp_path):
-    from rlkit2.data.generate import _snapshot_path, extend_training
+    from rlkit2.data.behaviour import _snapshot_path, extend_training
 
     short = _cfg(tmp_path, train_steps=1000)
     ckpt.save({"step": 500, "eval_return": 1.0}, _snapshot_path(short, 500))

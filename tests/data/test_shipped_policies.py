@@ -14,14 +14,15 @@ from rlkit2 import checkpoint as ckpt
 from rlkit2.core import DataError
 from rlkit2.data import load_offline_dataset, read_d4rl
 from rlkit2.data.cli import main as cli_main
-from rlkit2.data.generate import GenerationConfig, make_dataset
+from rlkit2.data.genconfig import GenerationConfig
+from rlkit2.data.generate import make_dataset
 from rlkit2.data.shipped import (
-    export_policy,
     load_shipped_policy,
     policies_dir,
     replay_schedule_index,
     shipped_roles,
 )
+from rlkit2.data.shipped_export import export_policy
 
 
 def tiny_sac(gym_id: str = "Hopper-v5", seed: int = 0):
@@ -69,7 +70,7 @@ def test_export_then_load_acts_the_same(tmp_path):
 
 
 def test_export_from_generation_snapshots(tmp_path):
-    """The snapshot format of rlkit2.data.generate (whole learner) and carried snapshots (actor only)."""
+    """The snapshot format of rlkit2.data.behaviour (whole learner) and carried snapshots (actor only)."""
     import dataclasses
 
     agent = tiny_sac(seed=4)

@@ -2,7 +2,7 @@
 
 Training the behaviour policies takes ~5 core-hours per environment here, longer than one sitting, and a
 sitting's disk does not survive it. `pack` writes what the next sitting needs into a small committed folder;
-`unpack` puts it back into the work dir that `rlkit2.data.generate.train_behaviour_policies` resumes from.
+`unpack` puts it back into the work dir that `rlkit2.data.behaviour.train_behaviour_policies` resumes from.
 
 What is kept, and what is not (so a carried run is a continuation, not a bit-exact resume):
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rlkit2 import checkpoint as ckpt
-from rlkit2.data.generate import GenerationConfig
+from rlkit2.data.genconfig import GenerationConfig
 
 HERE = Path(__file__).resolve().parent
 KEEP_ALL_UNTIL, KEEP_EVERY = 150_000, 50_000
@@ -140,7 +140,7 @@ def train(env: str, data_dir: str) -> None:
     """Run (resume) the behaviour-policy SAC run on one torch thread (background jobs share 2 cores)."""
     import torch
 
-    from rlkit2.data.generate import train_behaviour_policies
+    from rlkit2.data.behaviour import train_behaviour_policies
 
     torch.set_num_threads(1)
     train_behaviour_policies(gen_config(env, data_dir))
