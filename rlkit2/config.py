@@ -37,6 +37,8 @@ class TrainerConfig(ValidatedConfig):
     learning_starts: int = 5_000  # online: random-action steps before updates begin
     updates_per_step: int = 1  # online: learner updates per env step
     nan_policy: str = "stop"  # "stop": save last good checkpoint and raise; "skip": drop the update
+    # cpu, cuda, cuda:N or mps: where the learner's networks, optimiser state and replay batches live (every
+    # family); a device this machine lacks is a ConfigError. Replay storage and envs stay on the host.
     device: str = "cpu"
     # "auto": the physical cores divided among the jobs that run at once (a joblib sweep's n_jobs, torchrun's
     # local world size), so parallel jobs never oversubscribe the CPU; or a number of torch threads

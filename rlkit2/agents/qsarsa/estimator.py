@@ -101,7 +101,7 @@ class QSarsaLearner(TorchLearner):
         modules = self._read(path)["learner"]["modules"]
         saved = modules["normalizer"]
         for key, now in self.normalizer.state_dict().items():
-            if key in saved and not torch.allclose(saved[key].to(now.dtype), now, atol=atol):
+            if key in saved and not torch.allclose(saved[key].to(now.device, now.dtype), now, atol=atol):
                 raise DataError(f"{path}: the pretrained Q_sarsa was trained with another observation "
                                 f"normalisation ('{key}' differs), i.e. on another dataset; pretrain it on this one")
         self.q_net.load_state_dict(modules["q_sarsa"])
