@@ -77,9 +77,20 @@ def broadcast_state(state: Any) -> Any:
     """Rank 0's object (e.g. a learner's initial state dict) on every rank."""
     if not is_active():
         return state
-    box = [state if is_main() else None]
+    box = [_on_cpu(state) if is_main() else None]  # pickled tensors unpickle on their saved device: send CPU ones
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def _on_cpu(obj: Any) -> Any:
+    """`obj` with every tensor in its dicts, lists and tuples on the CPU (no copy for CPU tensors)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):  # plain ones (a namedtuple is passed as it is)
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def gather_objects(obj: Any) -> list[Any]:
