@@ -69,14 +69,15 @@ def pack(env: str, data_dir: str, replay_rows: int) -> Path:
     np.savez_compressed(tmp / "replay.npz", **low)
     local["replay"] = {"size": keep, "cursor": keep, "generator": rep["generator"], "arrays": {}}
     ckpt.save(state, tmp / "trainer.pt")
-    snaps = []
+    snaps, kept = [], {}
     for step, snap in ckpt.list_checkpoints(cfg.work_dir / "policies"):
         s = ckpt.load(snap, trust=True)
         snaps.append({"step": step, "eval_return": float(s["eval_return"])})
         if _kept_snapshot(step):
-            ckpt.save({"step": step, "eval_return": s["eval_return"], "agent": s["agent"],
-                       "agent_config": s["agent_config"], "spec": s["spec"], "env_id": s["env_id"],
-                       "actor": s["learner"]["modules"]["actor"]}, tmp / "snapshots" / f"step_{step:09d}.pt")
+            kept[f"step_{step:09d}"] = {"step": step, "eval_return": s["eval_return"], "agent": s["agent"],
+                                       "agent_config": s["agent_config"], "spec": s["spec"], "env_id": s["env_id"],
+                                       "actor": s["learner"]["modules"]["actor"]}
+    ckpt.save({"snapshots": kept}, tmp / "snapshots.pt")  # one file: the repository keeps few, small files
     metrics = cfg.work_dir / "sac" / "metrics.jsonl"
     if metrics.is_file():
         with open(metrics, "rb") as f, gzip.open(tmp / "metrics.jsonl.gz", "wb") as g:
@@ -105,13 +106,12 @@ def unpack(env: str, data_dir: str) -> Path:
         arrays = {k: z[k].astype(np.float32) for k in z.files}
     state["ranks"][0]["replay"]["arrays"] = arrays
     ckpt.save(state, ckpt.checkpoint_path(cfg.work_dir / "sac" / "checkpoints", int(state["step"])))
-    for _, snap in ckpt.list_checkpoints(src / "snapshots"):
-        s = ckpt.load(snap)
+    for name, s in ckpt.load(src / "snapshots.pt")["snapshots"].items():
         agent = build_agent("sac", SACConfig(**s["agent_config"]), EnvSpec(**s["spec"]), None, 0)
         agent.learner.modules["actor"].load_state_dict(s["actor"])  # type: ignore[attr-defined]
         ckpt.save({"step": s["step"], "eval_return": s["eval_return"], "agent": s["agent"],
                    "agent_config": s["agent_config"], "spec": s["spec"], "env_id": s["env_id"],
-                   "learner": agent.learner.state_dict()}, cfg.work_dir / "policies" / snap.name)
+                   "learner": agent.learner.state_dict()}, cfg.work_dir / "policies" / f"{name}.pt")
     if (src / "metrics.jsonl.gz").is_file():
         with gzip.open(src / "metrics.jsonl.gz", "rb") as g, open(cfg.work_dir / "sac" / "metrics.jsonl", "wb") as f:
             shutil.copyfileobj(g, f)
