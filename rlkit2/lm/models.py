@@ -41,6 +41,7 @@ class LMConfig:
     max_position_embeddings: int = 512
     sliding_window: int = 32  # Gemma 2 local layers; small so the interleaving matters on tiny inputs
     dtype: str = "float32"
+    dropout: float = 0.0  # the tiny model's attention dropout (ppo_lm turns dropout off: agent.disable_dropout)
     device: str = "cpu"
     tokenizer: str = ""  # path/name of a tokenizer; "" = the task's (word-level) tokenizer or the model's own
 
@@ -97,7 +98,7 @@ def tiny_config(cfg: LMConfig, vocab_size: int, pad_id: int = 0, eos_id: int = 1
         vocab_size=vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
         max_position_embeddings=cfg.max_position_embeddings, pad_token_id=pad_id, eos_token_id=eos_id,
-        bos_token_id=bos_id, tie_word_embeddings=True)
+        bos_token_id=bos_id, tie_word_embeddings=True, attention_dropout=cfg.dropout)
     if cfg.arch == "gemma":
         return GemmaConfig(**common, num_key_value_heads=cfg.num_kv_heads, head_dim=head_dim)
     if cfg.arch == "gemma2":
@@ -191,6 +192,27 @@ def lm_forward(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, h
     # hidden: only the last layer's hidden state (the value head's input) is recorded, not every layer's
     return lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
               output_hidden_states=[-1] if hidden else False, use_cache=False, logits_to_keep=logits_to_keep)
+
+
+_DROPOUT_ATTRS = ("attention_dropout", "dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout",
+                  "hidden_dropout_prob", "attention_probs_dropout_prob", "summary_first_dropout")
+
+
+def disable_dropout(model: nn.Module) -> nn.Module:
+    """Dropout off for good: every `nn.Dropout` gets p=0 and every float dropout rate an HF module or config reads
+    at call time (`attention_dropout` of the eager attention, GPT-2's `*_pdrop`) is set to 0, so the model computes
+    the same function in train and eval mode (PPO's first on-policy ratio is exactly 1)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.p = 0.0
+        for attr in _DROPOUT_ATTRS:
+            if isinstance(getattr(m, attr, None), float) and not isinstance(getattr(m, attr), bool):
+                setattr(m, attr, 0.0)
+        cfg = getattr(m, "config", None)
+        for attr in _DROPOUT_ATTRS:
+            if cfg is not None and isinstance(getattr(cfg, attr, None), float):
+                setattr(cfg, attr, 0.0)
+    return model
 
 
 def freeze(model: nn.Module) -> nn.Module:

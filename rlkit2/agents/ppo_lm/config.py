@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.core import ConfigError
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig
 from rlkit2.validation import Fields, ValidatedConfig
@@ -14,6 +15,7 @@ def check_lm(f: Fields) -> None:
     m = f.sub("model")
     m.count("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_position_embeddings",
             "sliding_window")
+    m.probability("dropout", label="a dropout rate must")
     g = f.sub("generation")
     g.count("max_new_tokens", "max_prompt_tokens")
     g.count("top_k", "min_new_tokens", minimum=0, what="0: off")
@@ -54,6 +56,14 @@ class PpoLmConfig(ValidatedConfig):
     whiten_advantages: bool = True
     score_clip: float = 0.0  # > 0: clip sequence scores to [-c, c]
     missing_eos_penalty: float = 0.0  # subtracted from the score of a response that never emits EOS
+    # dropout off in policy, reference and value head during rollouts and updates (the first on-policy ratio is 1)
+    disable_dropout: bool = True
+    # "auto": fp32 master weights when model.dtype is bf16/fp16 (the optimiser steps an fp32 copy, the half-precision
+    # model is refreshed from it), the model's own weights otherwise; "fp32_master": always; "model": step the
+    # model's weights in their dtype (bf16 Adam steps round away most small updates)
+    precision: str = "auto"
+    grad_accum_steps: int = 1  # each minibatch runs as this many micro-batches whose gradients add up to its own
+    lr_warmup_steps: int = 0  # optimiser steps of linear LR warm-up from lr/lr_warmup_steps to lr (0: constant lr)
 
     @classmethod
     def check(cls, f: Fields) -> None:
@@ -67,3 +77,11 @@ class PpoLmConfig(ValidatedConfig):
         f.discount("gamma")
         f.probability("lam", label="the GAE lambda must")
         f.choice("kl_estimator", ("k1", "k2", "k3"))
+        f.choice("precision", ("auto", "fp32_master", "model"))
+        f.count("grad_accum_steps")
+        f.budget("lr_warmup_steps")
+        if f.has("grad_accum_steps") and f.has("minibatch_size"):
+            acc, mb = f.get("grad_accum_steps"), f.get("minibatch_size")
+            if isinstance(acc, int) and isinstance(mb, int) and acc > mb:
+                raise ConfigError(f"{f.name('grad_accum_steps')}={acc} is larger than {f.name('minibatch_size')}={mb}"
+                                  "; a micro-batch needs at least one sequence")

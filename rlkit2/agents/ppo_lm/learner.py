@@ -19,12 +19,22 @@ from typing import Any
 
 import torch
 
+from rlkit2 import distributed
 from rlkit2.agents.ppo_lm import losses as L
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.core import ConfigError, Learner, NumericalError
-from rlkit2.learners import optimizer_step
 from rlkit2.lm.generation import LMActor, response_logprobs
+from rlkit2.lm.models import disable_dropout
 from rlkit2.lm.replay import SequenceReplay
+
+
+def uses_master_weights(precision: str, params: list[torch.Tensor]) -> bool:
+    """`agent.precision`: fp32 master weights when asked, or ("auto") when any trained weight is bf16/fp16."""
+    if precision not in ("auto", "fp32_master", "model"):
+        raise ConfigError(f"agent.precision='{precision}'; expected auto, fp32_master or model")
+    if precision == "auto":
+        return any(p.dtype in (torch.bfloat16, torch.float16) for p in params)
+    return precision == "fp32_master"
 
 
 class PolicyGradientLearner(Learner):
@@ -43,10 +53,23 @@ class PolicyGradientLearner(Learner):
         self.reward_fn = reward_fn or env.score
         self.replay = replay or SequenceReplay(seed=seed)
         self.actor = LMActor(policy, tokenizer, config.generation)
+        if config.disable_dropout:
+            disable_dropout(policy)
+            disable_dropout(reference)
+            policy.eval()  # and kept there: updates see the function the rollout sampled from
         params = [p for p in policy.parameters() if p.requires_grad]
+        self.model_params = params
+        self.master_params: list[torch.Tensor] | None = None
+        if uses_master_weights(config.precision, params):
+            # the optimiser steps fp32 copies; the half-precision model is refreshed from them after each step
+            self.master_params = [torch.nn.Parameter(p.detach().float().clone()) for p in params]
+            params = self.master_params
         # the fused kernel (one op for all parameters; TRL's default optimiser is fused AdamW too) where available
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
         self.optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, fused=fused or None)
+        warm = config.lr_warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
         self.kl_ctl: L.FixedKLController = (
             L.AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon) if config.adaptive_kl
             else L.FixedKLController(config.kl_coef))
@@ -80,7 +103,8 @@ class PolicyGradientLearner(Learner):
                                     kv_decoder=c.generation.kv_decoder)
         ref = response_logprobs(self.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp,
                                 suppress_ids=self.actor.suppress_ids, kv_decoder=c.generation.kv_decoder)
-        self.policy.train()
+        if not c.disable_dropout:
+            self.policy.train()
         scores = self.reward_fn(docs_k, ro.texts).float().to(ro.response_ids.device)
         t_score = time.perf_counter()
         raw_scores = scores.clone()
@@ -127,7 +151,11 @@ class PolicyGradientLearner(Learner):
                 "train/reward": (b.scores - beta * seq_kl).mean(), "train/response_len": mask.sum(1).mean()}
 
     # ------------------------------------------------------------------ update
-    def update_minibatch(self, mb: Any) -> dict[str, torch.Tensor]:
+    def minibatch_loss(self, mb: Any, weight: float | torch.Tensor = 1.0, seq_weight: float | torch.Tensor = 1.0
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The minibatch loss of (a micro-batch of) `mb`; token means are scaled by `weight` (this micro-batch's
+        share of the minibatch's response tokens) and sequence means by `seq_weight` (its share of sequences), so
+        the micro-batch losses add up to the whole minibatch's loss."""
         c = self.config
         out = response_logprobs(self.policy, mb.query_ids, mb.query_mask, mb.response_ids, mb.response_mask,
                                 c.generation.temperature, with_values=c.algo == "ppo",
@@ -138,22 +166,76 @@ class PolicyGradientLearner(Learner):
         if c.algo == "ppo":
             pg, st = L.ppo_policy_loss(out["logprobs"], mb.logprobs, mb.advantages, mask, c.clip_range)
             vl, vst = L.clipped_value_loss(out["values"], mb.values, mb.returns, mask, c.clip_range_value)
+            pg, vl = pg * weight, vl * weight
             loss = pg + c.vf_coef * vl
             metrics["train/value_loss"] = vl.detach()
-            metrics.update({f"train/{k}": v for k, v in vst.items()})
+            metrics.update({f"train/{k}": v * weight for k, v in vst.items()})
         else:
-            pg, st = L.sequence_pg_loss(out["logprobs"], mb.logprobs, mb.advantages, mask,
-                                        c.clip_range if c.ppo_epochs > 1 or c.algo == "rloo" else None)
+            clip = c.clip_range if c.ppo_epochs > 1 or c.algo == "rloo" else None
+            pg, st = L.sequence_pg_loss(out["logprobs"], mb.logprobs, mb.advantages, mask, clip)
+            pg = pg * (weight if clip is not None else seq_weight)
             loss = pg
         if c.entropy_coef > 0:
-            ent = L.masked_mean(out["entropy"], mask)
+            ent = L.masked_mean(out["entropy"], mask) * weight
             loss = loss - c.entropy_coef * ent
             metrics["train/entropy"] = ent.detach()
-        # The shared step: backward, gradient all-reduce when data-parallel, clipping, update.
-        gn = optimizer_step(self.optimizer, loss, self.optimizer.param_groups[0]["params"], c.max_grad_norm)
-        metrics.update({"train/policy_loss": pg.detach(), "train/loss": loss.detach(), "train/grad_norm": gn.detach()})
-        metrics.update({f"train/{k}": v for k, v in st.items()})
+        metrics.update({"train/policy_loss": pg.detach(), "train/loss": loss.detach()})
+        metrics.update({f"train/{k}": v * weight for k, v in st.items()})
+        return loss, metrics
+
+    def update_minibatch(self, mb: Any) -> dict[str, torch.Tensor]:
+        """One optimiser step on minibatch `mb`, as `grad_accum_steps` micro-batches (same update, less memory)."""
+        c = self.config
+        n = mb.response_ids.shape[0]
+        parts = min(c.grad_accum_steps, n)
+        bounds = [round(i * n / parts) for i in range(parts + 1)]
+        tokens = mb.response_mask.sum().clamp_min(1.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        for p in self.model_params:
+            p.grad = None
+        metrics: dict[str, torch.Tensor] = {}
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            micro = mb if parts == 1 else mb.index(torch.arange(lo, hi))
+            w = micro.response_mask.sum().clamp_min(1.0) / tokens if parts > 1 else 1.0
+            loss, m = self.minibatch_loss(micro, w, (hi - lo) / n)
+            loss.backward()
+            for k, v in m.items():
+                metrics[k] = metrics.get(k, 0) + v
+        metrics["train/lr"] = torch.tensor(self.optimizer.param_groups[0]["lr"])  # the rate this step uses
+        metrics["train/grad_norm"] = self.apply_gradients().detach()
         return metrics
+
+    @torch.no_grad()
+    def sync_master(self) -> None:
+        """After weights were loaded into the policy from outside (WARP's resets and merges): the fp32 master
+        copies them (a no-op without master weights)."""
+        if self.master_params is None:
+            return
+        for mp, p in zip(self.master_params, self.model_params, strict=True):
+            mp.copy_(p)
+
+    @torch.no_grad()
+    def _to_master(self) -> None:
+        assert self.master_params is not None
+        for mp, p in zip(self.master_params, self.model_params, strict=True):
+            mp.grad = None if p.grad is None else p.grad.float()
+            p.grad = None
+
+    def apply_gradients(self) -> torch.Tensor:
+        """(fp32 master grads) -> all-reduce -> clip -> step -> LR schedule -> (refresh the model from the master)."""
+        if self.master_params is not None:
+            self._to_master()
+        params = self.optimizer.param_groups[0]["params"]
+        if distributed.is_active():
+            distributed.average_gradients(params)
+        gn = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.master_params is not None:
+            with torch.no_grad():
+                for mp, p in zip(self.master_params, self.model_params, strict=True):
+                    p.copy_(mp)
+        return gn
 
     def learn(self) -> dict[str, torch.Tensor]:
         c = self.config
@@ -185,6 +267,8 @@ class PolicyGradientLearner(Learner):
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "master": None if self.master_params is None else [p.detach().clone() for p in self.master_params],
                 "kl_ctl": self.kl_ctl.state_dict(), "steps": self.steps, "replay": self.replay.state_dict(),
                 "reference": self.reference.state_dict(),
                 "env": self.env.state_dict() if hasattr(self.env, "state_dict") else None}
@@ -192,6 +276,14 @@ class PolicyGradientLearner(Learner):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.master_params is not None:
+            with torch.no_grad():
+                # the fp32 master (an older checkpoint without one: the loaded model's weights, upcast)
+                saved = state.get("master") or [p.float() for p in self.model_params]
+                for mp, v in zip(self.master_params, saved, strict=True):
+                    mp.copy_(v)
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.steps = int(state["steps"])
         self.replay.load_state_dict(state["replay"])

@@ -86,6 +86,7 @@ class WarpLearner(Learner):
 
     def _start_run(self) -> None:
         self.lm.load_state_dict(self.init_sd)
+        self.inner.sync_master()  # bf16/fp16 policies: the fp32 master follows the loaded weights
         self.anchor.load_state_dict(self.init_sd)
         if self.config.reset_optimizer:
             self.inner.optimizer.state.clear()
@@ -98,6 +99,7 @@ class WarpLearner(Learner):
         self.last_iteration = {"init": self.init_sd, "runs": runs, "slerp": merged, "liti": nxt}
         self.init_sd = _clone(nxt)
         self.lm.load_state_dict(self.init_sd)
+        self.inner.sync_master()
         return nxt
 
     def step(self) -> dict[str, Any]:
