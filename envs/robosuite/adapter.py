@@ -146,13 +146,17 @@ class RobosuiteEnv(gym.Env):
         return np.asarray(self._env.sim.get_state().flatten())
 
     def env_args(self) -> dict[str, Any]:
-        """robomimic's `env_args` attribute for datasets collected in this env."""
+        """robomimic's `env_args` attribute for datasets collected in this env: `robosuite.make(env_name,
+        **env_kwargs)` rebuilds it (what robomimic's tools do), so the controller goes in as robosuite's own
+        `controller_configs`, not as rlkit2's controller name."""
         return {
             "env_name": str(self.cfg.task),
             "type": 1,  # robomimic EnvType.ROBOSUITE_TYPE
             "env_kwargs": {
                 "robots": [str(self.cfg.robot)],
-                "controller": str(self.cfg.controller),
+                "controller_configs": _controller_config(str(self.cfg.robot), str(self.cfg.controller)),
+                "ignore_done": True,
+                "horizon": int(self.cfg.horizon),
                 "control_freq": int(self.cfg.control_freq),
                 "reward_shaping": bool(self.cfg.reward_shaping),
                 "has_renderer": False,

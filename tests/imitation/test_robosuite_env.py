@@ -145,3 +145,18 @@ def test_pick_place_can_adapter():
     env = make_robosuite_env(RobosuiteEnvConfig(task="PickPlaceCan", horizon=20), seed=0)
     check_env(env, skip_render_check=True)
     assert env.obs_slices["object"].stop - env.obs_slices["object"].start == 14
+
+
+def test_env_args_rebuild_the_env_with_robosuite_make(lift):
+    """robomimic's tools call robosuite.make(env_name, **env_kwargs) on a file's env_args; before, env_kwargs
+    held rlkit2's "controller": "OSC_POSE" and that call failed."""
+    import json
+
+    import robosuite
+
+    args = json.loads(json.dumps(lift.unwrapped.env_args()))  # what a demo file stores
+    env = robosuite.make(args["env_name"], **args["env_kwargs"])
+    try:
+        assert env.action_dim == lift.action_space.shape[0]
+    finally:
+        env.close()
