@@ -37,11 +37,12 @@ def apply_init_shift(env: Any, shift: ShiftConfig) -> None:
         w = float(shift.init) * float(shift.object_init_scale)
         s.x_range = [x0 - w + dx, x1 + w + dx]
         s.y_range = [y0 - w + dy, y1 + w + dy]
+    noise = {"magnitude": NOMINAL_ROBOT_NOISE + float(shift.init) * float(shift.robot_init_scale), "type": "gaussian"}
     for robot in env.robots:
-        robot.initialization_noise = {
-            "magnitude": NOMINAL_ROBOT_NOISE + float(shift.init) * float(shift.robot_init_scale),
-            "type": "gaussian",
-        }
+        robot.initialization_noise = dict(noise)
+    # a hard reset rebuilds the robots from these configs: without this the robot-start shift was lost
+    for config in getattr(env, "robot_configs", []):
+        config["initialization_noise"] = dict(noise)
 
 
 def _object_ids(env: Any) -> tuple[list[int], list[int]]:
