@@ -38,6 +38,8 @@ class GenerationConfig:
     # models it reproduces exactly (the loop's steps; in ppo_lm also the reference and policy forwards); the
     # transformers modules otherwise or when False
     kv_decoder: bool = True
+    # token ids that end a response (any of them); empty: the tokenizer's eos_token_id
+    eos_token_ids: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -134,7 +136,8 @@ def use_kv_decoder(lm: Any, config: GenerationConfig) -> bool:
     return config.kv_decoder and unsupported_reason(lm) is None
 
 
-def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig, eos_id: int,
+def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig,
+                eos_id: int | Sequence[int],
                 pad_id: int, greedy: bool = False, value_head: Any = None, suppress_ids: Sequence[int] = ()
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Batched sampling with the KV cache that also records log-probs (and values) of the sampled tokens.
@@ -151,7 +154,8 @@ def decode_loop(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, conf
     return ids.clone(), lps.clone(), (vals.clone() if vals is not None else None)
 
 
-def _decode(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig, eos_id: int,
+def _decode(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: GenerationConfig,
+            eos_id: int | Sequence[int],
             pad_id: int, greedy: bool, value_head: Any, suppress_ids: Sequence[int]
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     B, Lq = query_ids.shape
@@ -171,7 +175,7 @@ def _decode(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: 
     vals = torch.zeros(B, T, device=dev) if want_h else None
     suppress = torch.tensor(sorted(suppress_ids), dtype=torch.long, device=dev) if suppress_ids else None
     pad = torch.full((B,), pad_id, dtype=torch.long, device=dev)
-    eos = torch.tensor([eos_id], dtype=torch.long, device=dev)
+    eos = torch.tensor(_ids(eos_id), dtype=torch.long, device=dev)  # a response stops at any of them
     n = T
     for t in range(T):
         logits = logits.float()
@@ -191,7 +195,7 @@ def _decode(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: 
         lps[:, t] = logp.gather(-1, tok[:, None]).squeeze(-1).masked_fill(done, 0.0)
         if vals is not None:
             vals[:, t] = value_head(hidden).squeeze(-1).float().masked_fill(done, 0.0)
-        is_eos = tok == eos_id
+        is_eos = torch.isin(tok, eos)
         mask[:, Lq + t] = (~done | is_eos).long()
         done = done | is_eos
         if t + 1 == T or bool(done.all()):
@@ -202,12 +206,17 @@ def _decode(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, config: 
     return toks[:, :n], lps[:, :n], (vals[:, :n] if vals is not None else None)
 
 
-def response_mask_from_ids(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
-    """1 up to and including the first EOS (the stop is an action the policy is credited for)."""
-    is_eos = response_ids == eos_id
+def _ids(eos_id: int | Sequence[int]) -> list[int]:
+    return [int(eos_id)] if isinstance(eos_id, int) else [int(i) for i in eos_id]
+
+
+def response_mask_from_ids(response_ids: torch.Tensor, eos_id: int | Sequence[int], pad_id: int) -> torch.Tensor:
+    """1 up to and including the first EOS, any of `eos_id` (the stop is an action the policy is credited for)."""
+    eos = _ids(eos_id)
+    is_eos = torch.isin(response_ids, torch.tensor(eos, dtype=response_ids.dtype, device=response_ids.device))
     after_eos = (is_eos.long().cumsum(1) - is_eos.long()) > 0
     mask = ~after_eos
-    if pad_id != eos_id:
+    if pad_id not in eos:
         mask &= response_ids != pad_id
     return mask.float()
 
@@ -294,10 +303,10 @@ class LMActor(BaseActor):
             lm = self.lm
             was_training = lm.training
             lm.eval()
-            resp, lp, vals = decode_loop(lm, q, qm, c, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
+            resp, lp, vals = decode_loop(lm, q, qm, c, self.eos_ids, self.tokenizer.pad_token_id,
                                          self.greedy, getattr(self.model, "value_head", None), self.suppress_ids)
             lm.train(was_training)
-            rmask = response_mask_from_ids(resp, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
+            rmask = response_mask_from_ids(resp, self.eos_ids, self.tokenizer.pad_token_id)
             texts = self.tokenizer.batch_decode(resp, skip_special_tokens=True)
             return Rollout(q, qm, resp, rmask, [t.strip() for t in texts], lp * rmask,
                            None if vals is None else vals * rmask)
@@ -310,23 +319,28 @@ class LMActor(BaseActor):
         was_training = lm.training
         lm.eval()
         out = lm.generate(input_ids=q, attention_mask=qm, max_new_tokens=c.max_new_tokens,
-                          pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                          pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos_ids,
                           use_cache=True, **kw)
         lm.train(was_training)
         resp = out[:, q.shape[1] :]
         if resp.shape[1] == 0:  # nothing generated: one EOS so every row has a token
-            resp = torch.full((q.shape[0], 1), self.tokenizer.eos_token_id, device=q.device)
-        rmask = response_mask_from_ids(resp, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
+            resp = torch.full((q.shape[0], 1), self.eos_ids[0], device=q.device)
+        rmask = response_mask_from_ids(resp, self.eos_ids, self.tokenizer.pad_token_id)
         resp = torch.where(rmask.bool(), resp, torch.full_like(resp, self.tokenizer.pad_token_id))
         texts = self.tokenizer.batch_decode(resp, skip_special_tokens=True)
         return Rollout(q, qm, resp, rmask, [t.strip() for t in texts])
 
     @property
+    def eos_ids(self) -> list[int]:
+        """The ids that end a response: `generation.eos_token_ids`, else the tokenizer's eos id."""
+        return [int(i) for i in self.config.eos_token_ids] or [int(self.tokenizer.eos_token_id)]
+
+    @property
     def suppress_ids(self) -> list[int]:
         """pad and bos are never generated (a sampled pad would be masked out of the sequence afterwards)."""
         tok = self.tokenizer
-        eos = tok.eos_token_id
-        return sorted({i for i in (tok.pad_token_id, tok.bos_token_id) if i is not None and i != eos})
+        eos = self.eos_ids
+        return sorted({i for i in (tok.pad_token_id, tok.bos_token_id) if i is not None and i not in eos})
 
     def use_loop(self) -> bool:
         backend = self.config.backend

@@ -141,3 +141,27 @@ def test_new_options_are_validated():
         PpoLmConfig(lr_warmup_steps=-1)
     with pytest.raises(ConfigError, match="agent.model.dropout"):
         PpoLmConfig(model=LMConfig(dropout=1.5))
+
+
+@pytest.mark.parametrize("backend", ["loop", "hf"])
+def test_generation_stops_at_any_of_two_eos_ids(word_tokenizer, backend):
+    from rlkit2.lm.generation import LMActor
+    from rlkit2.lm.models import build_causal_lm
+
+    tok = word_tokenizer
+    lm = build_causal_lm(LMConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64),
+                         tok, seed=0)
+    prompts = ["what is the capital of france", "say paris", "the city"]
+    plain = LMActor(lm, tok, GenerationConfig(max_new_tokens=6, backend=backend), greedy=True).rollout(prompts)
+    stop = int(plain.response_ids[0, 0])  # the first token row 0 emits: make it a stop token
+    assert stop != tok.eos_token_id
+    cfg = GenerationConfig(max_new_tokens=6, backend=backend, eos_token_ids=[tok.eos_token_id, stop])
+    ro = LMActor(lm, tok, cfg, greedy=True).rollout(prompts)
+    assert float(ro.response_mask[0, 0]) == 1.0 and ro.response_mask[0, 1:].sum() == 0
+    assert int(ro.response_ids[0, 0]) == stop and plain.response_mask[0].sum() > 1
+    for row, m in zip(ro.response_ids, ro.response_mask, strict=True):  # nothing is kept after either stop id
+        n = int(m.sum())
+        stops = [i for i, t in enumerate(row.tolist()) if t in (tok.eos_token_id, stop)]
+        assert n == (stops[0] + 1 if stops else row.shape[0])
+    with pytest.raises(ConfigError, match="eos_token_ids"):
+        PpoLmConfig(generation=GenerationConfig(eos_token_ids=[-1]))

@@ -22,6 +22,7 @@ def check_lm(f: Fields) -> None:
     g.positive("temperature", what="the sampling temperature")
     g.probability("top_p", label="a nucleus mass must")
     g.choice("backend", ("auto", "loop", "hf"))
+    g.indices("eos_token_ids")
     f.count("prompts_per_step")
     f.lr("lr")
     f.positive("adam_eps", "max_grad_norm")

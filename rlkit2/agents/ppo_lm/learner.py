@@ -109,7 +109,8 @@ class PolicyGradientLearner(Learner):
         t_score = time.perf_counter()
         raw_scores = scores.clone()
         if c.missing_eos_penalty:
-            has_eos = (ro.response_ids == self.tokenizer.eos_token_id).any(1)
+            eos = torch.tensor(self.actor.eos_ids, device=ro.response_ids.device)
+            has_eos = torch.isin(ro.response_ids, eos).any(1)
             scores = scores - c.missing_eos_penalty * (~has_eos).float()
         if c.score_clip > 0:
             scores = scores.clamp(-c.score_clip, c.score_clip)
