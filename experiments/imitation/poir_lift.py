@@ -207,7 +207,7 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
     from rlkit2.data.collect_demos import collect_demos
     from rlkit2.logging import read_metrics
     from rlkit2.registry import make_env
-    from rlkit2.run.common import EVAL_SEED_OFFSET
+    from rlkit2.run.common import eval_seed
     from rlkit2.train import run
 
     base = compose(["experiment=poir_lift"])
@@ -246,9 +246,9 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
         shift = shift_overrides(axis, s)
         cfg = compose([*common, *shift])
         agent, _ = load_offline_agent(cfg, ckpt_file)
-        eval_seed = int(cfg.seed) + EVAL_SEED_OFFSET  # the trainer's evaluation seeds: same episodes for all
-        env = make_env(cfg.env, eval_seed)
-        bc = evaluate(env, TorchPolicyActor(agent.learner.bc.policy), args.episodes, seed=eval_seed)
+        eval_seed_ = eval_seed(int(cfg.seed))  # the runner's evaluation seeds for this training seed
+        env = make_env(cfg.env, eval_seed_)
+        bc = evaluate(env, TorchPolicyActor(agent.learner.bc.policy), args.episodes, seed=eval_seed_)
         row: dict[str, Any] = {"axis": axis, "shift": s, "seed": args.seed, "episodes": args.episodes,
                                "bc": bc["eval/success_rate"], "poir_online": None}
         if s == 0:
@@ -271,7 +271,7 @@ def run_seed(args: argparse.Namespace, out: Path) -> None:
                        online_episodes=len(won), online_episodes_won=int(sum(won)), **arm_summary(episodes))
         else:
             agent.policy.reset_latency()
-            poir = evaluate(env, agent.policy, args.episodes, seed=eval_seed)
+            poir = evaluate(env, agent.policy, args.episodes, seed=eval_seed_)
             row.update(poir_offline=poir["eval/success_rate"], poir_act_ms=agent.policy.latency_ms()["act_ms"])
         row.update(carried)
         row["seconds"] = time.time() - t0
@@ -446,7 +446,7 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
     """Planner / fine-tuning variants from one seed's offline checkpoint, on the study's evaluation seeds."""
     from rlkit2.core import evaluate
     from rlkit2.registry import make_env
-    from rlkit2.run.common import EVAL_SEED_OFFSET
+    from rlkit2.run.common import eval_seed
     from rlkit2.train import run
 
     sdir = out / f"seed{args.seed}"
@@ -461,14 +461,14 @@ def ablate(args: argparse.Namespace, out: Path) -> None:
                 continue
             cfg = compose(["experiment=poir_lift", f"env.dataset={out / 'demos.hdf5'}", f"seed={args.seed}",
                            *shift_overrides(axis, s), *overrides, *args.extra])
-            eval_seed = int(cfg.seed) + EVAL_SEED_OFFSET
-            env = make_env(cfg.env, eval_seed)
+            eval_seed_ = eval_seed(int(cfg.seed))
+            env = make_env(cfg.env, eval_seed_)
             agent, replay = load_offline_agent(cfg, ckpt_file)
             if name.startswith("BC on the score features"):
                 actor = feature_bc_actor(agent.learner, replay, args.offline_steps, args.seed)
             else:
                 actor = NearestDemoActor(agent.learner) if not overrides else agent.policy
-            res = evaluate(env, actor, args.episodes, seed=eval_seed)
+            res = evaluate(env, actor, args.episodes, seed=eval_seed_)
             row = {"variant": name, "overrides": overrides, "axis": axis, "shift": s, "seed": args.seed,
                    "episodes": args.episodes, "success": res["eval/success_rate"],
                    "se": se(res["eval/success_rate"], args.episodes)}

@@ -353,21 +353,21 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
     from rlkit2.core import FunctionActor
     from rlkit2.data.d4rl import generation_metadata
     from rlkit2.data.scores import evaluate_with_scores
-    from rlkit2.run.common import EVAL_SEED_OFFSET
+    from rlkit2.run.common import eval_seed
 
     path = dataset_file(ds, cfg.data_dir)
     md = generation_metadata(path)
     env_cfg = GymEnvConfig(id=ds.env_id, dataset=str(path))
     scores, scores_v5, returns = [], [], []
     for seed in range(seeds):
-        env = make_gym_env(env_cfg, seed=seed + EVAL_SEED_OFFSET)
+        env = make_gym_env(env_cfg, seed=eval_seed(seed))
         zeros: np.ndarray = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
 
         def zero_policy(_obs: Any, z: np.ndarray = zeros) -> np.ndarray:
             return z
 
         m = evaluate_with_scores(env, FunctionActor(zero_policy), cfg.eval_episodes, env_cfg, md,
-                                 seed=seed + EVAL_SEED_OFFSET)
+                                 seed=eval_seed(seed))
         env.close()
         scores.append(m.get(SCORE_KEY))
         scores_v5.append(m.get(SCORE_V5_KEY))

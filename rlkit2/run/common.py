@@ -16,6 +16,13 @@ from rlkit2.registry import EnvSpec
 from rlkit2.rundir import resuming
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from training episodes
+EVAL_SEED_STRIDE = 1_009  # ... and apart from other training seeds' (up to this many episodes an evaluation)
+
+
+def eval_seed(seed: int) -> int:
+    """The first evaluation-episode seed of training seed `seed` (episode i uses eval_seed(seed) + i): every
+    training seed is evaluated on its own episodes, so n seeds x k episodes are n*k distinct episodes."""
+    return EVAL_SEED_OFFSET + EVAL_SEED_STRIDE * int(seed)
 
 
 def resolve_device(trainer: Any) -> torch.device:

@@ -25,7 +25,7 @@ from rlkit2.logging import Logger, say
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
-from rlkit2.run.common import EVAL_SEED_OFFSET, env_spec, resolve_device, validate_common
+from rlkit2.run.common import env_spec, eval_seed, resolve_device, validate_common
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
 
@@ -48,7 +48,7 @@ class ControlSetup:
         # everything that explores (env resets, exploration noise) is seeded per rank.
         seed_everything(self.seed + 1000 * self.rank)
         self.env = make_env(cfg.env, self.seed + 1000 * self.rank)
-        self.eval_env = make_env(cfg.env, self.seed + EVAL_SEED_OFFSET)
+        self.eval_env = make_env(cfg.env, eval_seed(self.seed))
         self.spec = env_spec(self.env)
         self.offline = entry.offline
         self.dataset_metadata: Any = None
@@ -100,7 +100,7 @@ class ControlPhase:
 
     def evaluate(self) -> dict[str, float]:
         s = self.s
-        out = evaluate(s.eval_env, s.agent.policy, int(self.trainer.eval_episodes), seed=s.seed + EVAL_SEED_OFFSET,
+        out = evaluate(s.eval_env, s.agent.policy, int(self.trainer.eval_episodes), seed=eval_seed(s.seed),
                        score_fn=s.score_fn)
         add_v5_score(out, self.cfg.env, s.dataset_metadata)  # this project's own v5 reference set, where known
         return out

@@ -31,7 +31,7 @@ from rlkit2.logging import Logger, say
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
-from rlkit2.run.common import EVAL_SEED_OFFSET, env_spec, evaluating, resolve_device, validate_common
+from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, validate_common
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
 
@@ -108,8 +108,8 @@ class ImitationPhase:
                               f"got '{getattr(cfg.env, 'kind', None)}'")
         self.seed = int(cfg.seed)
         seed_everything(self.seed)
-        self.eval_env = make_env(cfg.env, self.seed + EVAL_SEED_OFFSET)
-        self.nominal_env = (make_env(nominal_env_cfg(cfg.env), self.seed + EVAL_SEED_OFFSET)
+        self.eval_env = make_env(cfg.env, eval_seed(self.seed))
+        self.nominal_env = (make_env(nominal_env_cfg(cfg.env), eval_seed(self.seed))
                             if is_shifted(cfg.env) and bool(getattr(cfg.env, "eval_nominal", True)) else None)
         self.spec = env_spec(self.eval_env)
         arrays, self.demo_path, self.num_demos = load_demos(cfg.env, Path(run_dir), list(self.eval_env.obs_keys),
@@ -148,7 +148,7 @@ class ImitationPhase:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
         policy = self.agent.policy
-        n, seed = int(self.trainer.eval_episodes), self.seed + EVAL_SEED_OFFSET
+        n, seed = int(self.trainer.eval_episodes), eval_seed(self.seed)
         if hasattr(policy, "reset_latency"):
             policy.reset_latency()
         out = evaluate(self.eval_env, policy, n, seed=seed)

@@ -75,3 +75,12 @@ def test_a_run_saved_by_another_version_resumes(tmp_path, hopper_file):
     overrides = ["resume=true", "trainer.total_steps=30"]
     run(compose_config(overrides), run_dir, overrides)
     assert ckpt.latest_valid(run_dir / "checkpoints")[1]["step"] == 30
+
+
+def test_each_training_seed_is_evaluated_on_its_own_episodes():
+    """Before, every training seed s evaluated episodes s+10000+i: 4 seeds x 40 episodes were 43 episodes."""
+    from rlkit2.run.common import EVAL_SEED_STRIDE, eval_seed
+
+    episodes = [eval_seed(s) + i for s in range(4) for i in range(40)]
+    assert len(set(episodes)) == 160
+    assert eval_seed(1) - eval_seed(0) == EVAL_SEED_STRIDE >= 1000  # room for 1000-episode evaluations
