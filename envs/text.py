@@ -6,6 +6,9 @@ metric of a task (for `dataset=synthetic`: the factual-consistency checker) is r
 `info` (`info["success"]` = consistent), so `rlkit2.core.evaluate` gives `eval/success_rate`.
 Batched use (rollouts) goes through `sample_documents`, `format_prompt`, `score` and `metrics`.
 
+With `chat=true` the prompt is a user message that the LM actors render with the tokenizer's chat template
+(see `rlkit2.lm.generation.encode_prompts`); the env itself stays tokenizer-free.
+
 Documents come from `dataset`: `synthetic` (the checkable generator of rlkit2.lm.synthetic),
 a local `.jsonl` file (one object a line, text under `field`), or a HF `datasets` name/dir.
 """
@@ -41,6 +44,11 @@ class TextEnvConfig:
     shuffle: bool = True
     metric: str = "auto"  # "auto": the synthetic checker when dataset=synthetic; "none"; "synthetic"
     reward: Any = None  # a reward config (conf/reward/*.yaml, kind=...); see rlkit2.rewards
+    # the formatted prompt is a chat message: the LM actors render it as one user turn with the tokenizer's chat
+    # template (`apply_chat_template(..., add_generation_prompt=True)`, which writes its own <bos>) and encode it
+    # without adding special tokens again; a tokenizer without `chat_template` is a ConfigError. False: the prompt
+    # is encoded as is, with the tokenizer's default special tokens (e.g. Gemma's <bos>).
+    chat: bool = False
 
 
 _CHARSET = string.printable
@@ -130,6 +138,8 @@ class TextGenerationEnv(gym.Env):
         self.config = config
         if "{document}" not in config.template:
             raise ConfigError(f"env.template='{config.template}' must contain '{{document}}'")
+        if not isinstance(config.chat, bool):
+            raise ConfigError(f"env.chat={config.chat!r} must be true or false")
         split = config.eval_split or config.split if evaluation else config.split
         src_seed = seed + (1_000_003 if evaluation else 0)  # disjoint synthetic stream for evaluation
         self.source = DocumentSource(config.dataset, split, config.field, src_seed, config.shuffle)

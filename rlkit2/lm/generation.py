@@ -268,29 +268,71 @@ def response_logprobs(
     return out
 
 
+def check_chat_template(tokenizer: Any) -> None:
+    """ConfigError unless `tokenizer` has a chat template (`env.chat=true` renders prompts with it)."""
+    if not getattr(tokenizer, "chat_template", None):
+        from rlkit2.core import ConfigError
+
+        raise ConfigError(f"env.chat=true: the tokenizer ({type(tokenizer).__name__} "
+                          f"'{getattr(tokenizer, 'name_or_path', '')}') has no chat template "
+                          "(tokenizer.chat_template); use a chat/instruction-tuned tokenizer or env.chat=false")
+
+
+def render_chat(tokenizer: Any, prompt: str) -> str:
+    """`prompt` as one user message in the tokenizer's chat template, ready for the model's reply."""
+    check_chat_template(tokenizer)
+    return str(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                             tokenize=False))
+
+
+def prompts_are_chat(env: Any) -> bool:
+    """Whether a text env's prompts are chat messages (`env.chat`); False for envs without the option."""
+    return bool(getattr(getattr(env, "config", None), "chat", False))
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[str], max_tokens: int, chat: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded, left-truncated (input_ids, attention_mask) of `prompts`, on the CPU.
+
+    Plain prompts get the tokenizer's default special tokens (e.g. Gemma's `<bos>`; none for rlkit2's word-level
+    tokenizer, which has no post-processor). With `chat`, each prompt is rendered as a user message by the chat
+    template (which writes its own `<bos>`) and encoded without adding special tokens a second time. These ids
+    are the rollout's `query_ids`: log-probs, the reference, replay and BOND/WARP all score exactly them.
+    A prompt longer than `max_tokens` keeps its last tokens; the tokenizer keeps its added BOS (a rendered chat
+    prompt loses its head, BOS included).
+    """
+    texts = [render_chat(tokenizer, p) for p in prompts] if chat else list(prompts)
+    side, tside = tokenizer.padding_side, getattr(tokenizer, "truncation_side", "right")
+    tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
+    try:
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt",
+                        add_special_tokens=not chat)
+    finally:
+        tokenizer.padding_side, tokenizer.truncation_side = side, tside
+    return enc.input_ids, enc.attention_mask
+
+
 class LMActor(BaseActor):
     """A batched text generator behind the Actor interface (shares its modules with the learner)."""
 
-    def __init__(self, model: Any, tokenizer: Any, config: GenerationConfig | None = None, greedy: bool = False):
+    def __init__(self, model: Any, tokenizer: Any, config: GenerationConfig | None = None, greedy: bool = False,
+                 chat: bool = False):
         self.model, self.tokenizer = model, tokenizer
         self.config = config or GenerationConfig()
         self.greedy = greedy
+        if chat:
+            check_chat_template(tokenizer)
+        self.chat = bool(chat)  # prompts are user messages, rendered with the tokenizer's chat template
 
     @property
     def lm(self) -> Any:
         return getattr(self.model, "lm", self.model)
 
     def encode_prompts(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        tok = self.tokenizer
-        side, tside = tok.padding_side, getattr(tok, "truncation_side", "right")
-        tok.padding_side, tok.truncation_side = "left", "left"
-        try:
-            enc = tok(list(prompts), padding=True, truncation=True, max_length=self.config.max_prompt_tokens,
-                      return_tensors="pt", add_special_tokens=False)
-        finally:
-            tok.padding_side, tok.truncation_side = side, tside
+        """Left-padded (ids, mask) of the prompts, encoded as the tokenizer intends: see `encode_prompts`."""
+        ids, mask = encode_prompts(self.tokenizer, prompts, self.config.max_prompt_tokens, chat=self.chat)
         device = next(self.lm.parameters()).device
-        return enc.input_ids.to(device), enc.attention_mask.to(device)
+        return ids.to(device), mask.to(device)
 
     @torch.no_grad()
     def rollout(self, prompts: Sequence[str], num_samples: int = 1) -> Rollout:

@@ -55,12 +55,13 @@ def torch_dtype(name: str) -> torch.dtype:
 # --------------------------------------------------------------------------- tokenizer
 
 
-def build_word_tokenizer(words: Iterable[str], model_max_length: int = 512) -> Any:
+def build_word_tokenizer(words: Iterable[str], model_max_length: int = 512, add_bos: bool = False) -> Any:
     """A `PreTrainedTokenizerFast` over a fixed word vocabulary (whitespace split), built offline.
 
-    ids 0..3 are <pad>, <eos>, <bos>, <unk>; padding is on the left (batched generation).
+    ids 0..3 are <pad>, <eos>, <bos>, <unk>; padding is on the left (batched generation). By default no special
+    token is added on encoding; `add_bos=True` adds a post-processor that prepends <bos> (as Gemma's tokenizer does).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab: dict[str, int] = {PAD: 0, EOS: 1, BOS: 2, UNK: 3}
@@ -70,6 +71,9 @@ def build_word_tokenizer(words: Iterable[str], model_max_length: int = 512) -> A
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A $B:1",
+                                                           special_tokens=[(BOS, vocab[BOS])])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=BOS,
                                    unk_token=UNK, model_max_length=model_max_length)
     fast.padding_side = "left"

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import distributed
 from rlkit2.core import evaluate
-from rlkit2.lm.generation import LMActor, response_logprobs
+from rlkit2.lm.generation import LMActor, prompts_are_chat, response_logprobs
 from rlkit2.logging import Logger
 from rlkit2.registry import get_agent, register_runner
 from rlkit2.run.common import crossed, validate_common
@@ -34,7 +34,7 @@ def score_policy(learner: Any, env: Any, documents: list[str], greedy: bool = Fa
                  ) -> dict[str, float]:
     """Reward, task metrics (exact checker), KL to the reference and length on fixed documents."""
     c = learner.config
-    actor = LMActor(learner.policy, learner.tokenizer, c.generation, greedy=greedy)
+    actor = LMActor(learner.policy, learner.tokenizer, c.generation, greedy=greedy, chat=prompts_are_chat(env))
     out: dict[str, list[float]] = {}
     texts_all: list[str] = []
     for i in range(0, len(documents), 64):
@@ -95,7 +95,8 @@ class LMPhase:
         return Advance(self.step - 1, extra=extra)
 
     def evaluate(self) -> dict[str, float]:
-        greedy = LMActor(self.learner.policy, self.learner.tokenizer, self.agent_cfg.generation, greedy=True)
+        greedy = LMActor(self.learner.policy, self.learner.tokenizer, self.agent_cfg.generation, greedy=True,
+                         chat=prompts_are_chat(self.eval_env))
         m = evaluate(self.eval_env, greedy, min(int(self.trainer.eval_episodes), 16), seed=self.seed + 10_000)
         m.update({f"eval/{k}": v for k, v in score_policy(self.learner, self.eval_env, self.eval_docs).items()})
         return m

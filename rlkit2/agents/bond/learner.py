@@ -21,7 +21,7 @@ from rlkit2.agents.bond import losses as BL
 from rlkit2.agents.bond.config import JBondConfig
 from rlkit2.core import ConfigError, Learner, NumericalError
 from rlkit2.learners import optimizer_step
-from rlkit2.lm.generation import LMActor, Rollout, response_logprobs
+from rlkit2.lm.generation import LMActor, Rollout, prompts_are_chat, response_logprobs
 from rlkit2.lm.replay import SequenceReplay
 from rlkit2.merging import ema_update
 
@@ -67,8 +67,9 @@ class JBondLearner(Learner):
         self.reward_fn = reward_fn or env.score
         self.anchor = copy.deepcopy(reference)  # starts at the reference; moves by EMA
         self.replay = replay or SequenceReplay(seed=seed)
-        self.actor = LMActor(policy, tokenizer, config.generation)
-        self.anchor_actor = LMActor(self.anchor, tokenizer, config.generation)
+        chat = prompts_are_chat(env)  # both actors encode the prompts alike: the stacked query ids agree
+        self.actor = LMActor(policy, tokenizer, config.generation, chat=chat)
+        self.anchor_actor = LMActor(self.anchor, tokenizer, config.generation, chat=chat)
         self.optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                           eps=config.adam_eps)
         self.steps = 0

@@ -44,7 +44,8 @@ def build_policy(cfg: PpoLmConfig, tokenizer: Any, seed: int = 0) -> tuple[Polic
 def language_agent(name: str, config: Any, learner: Any) -> Agent:
     """A language learner as an `Agent`: `policy` the greedy LMActor, `explorer` the learner's sampling actor
     (`learner.actor`, whose rollouts it trains on), name and typed config recorded (spec: None)."""
-    policy = LMActor(learner.policy, learner.tokenizer, config.generation, greedy=True)
+    chat = bool(getattr(getattr(learner, "actor", None), "chat", False))  # encode prompts as the explorer does
+    policy = LMActor(learner.policy, learner.tokenizer, config.generation, greedy=True, chat=chat)
     return Agent(learner, policy, getattr(learner, "actor", None), name=name, config=config)
 
 

@@ -23,7 +23,7 @@ from rlkit2 import distributed
 from rlkit2.agents.ppo_lm import losses as L
 from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.core import ConfigError, Learner, NumericalError
-from rlkit2.lm.generation import LMActor, response_logprobs
+from rlkit2.lm.generation import LMActor, prompts_are_chat, response_logprobs
 from rlkit2.lm.models import disable_dropout
 from rlkit2.lm.replay import SequenceReplay
 
@@ -52,7 +52,7 @@ class PolicyGradientLearner(Learner):
         self.config, self.policy, self.reference, self.tokenizer, self.env = config, policy, reference, tokenizer, env
         self.reward_fn = reward_fn or env.score
         self.replay = replay or SequenceReplay(seed=seed)
-        self.actor = LMActor(policy, tokenizer, config.generation)
+        self.actor = LMActor(policy, tokenizer, config.generation, chat=prompts_are_chat(env))
         if config.disable_dropout:
             disable_dropout(policy)
             disable_dropout(reference)
