@@ -24,7 +24,7 @@ from rlkit2.core import evaluate
 from rlkit2.lm.generation import LMActor, prompts_are_chat, response_logprobs
 from rlkit2.logging import Logger
 from rlkit2.registry import get_agent, register_runner
-from rlkit2.run.common import crossed, validate_common
+from rlkit2.run.common import crossed, eval_seed, validate_common
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
 
@@ -97,7 +97,7 @@ class LMPhase:
     def evaluate(self) -> dict[str, float]:
         greedy = LMActor(self.learner.policy, self.learner.tokenizer, self.agent_cfg.generation, greedy=True,
                          chat=prompts_are_chat(self.eval_env))
-        m = evaluate(self.eval_env, greedy, min(int(self.trainer.eval_episodes), 16), seed=self.seed + 10_000)
+        m = evaluate(self.eval_env, greedy, min(int(self.trainer.eval_episodes), 16), seed=eval_seed(self.seed))
         m.update({f"eval/{k}": v for k, v in score_policy(self.learner, self.eval_env, self.eval_docs).items()})
         return m
 
