@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -183,7 +184,7 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu",
 def _unpickle(path: Path, payload: bytes, map_location: Any, trust: bool) -> dict[str, Any]:
     try:
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
-    except pickle_error() as e:
+    except pickle.UnpicklingError as e:
         if not trust:
             raise CheckpointError(_legacy_message(path, e)) from None
         warnings.warn(f"loading {path} with full unpickling (trust=True): it can run code", stacklevel=3)
@@ -197,12 +198,6 @@ def _unpickle(path: Path, payload: bytes, map_location: Any, trust: bool) -> dic
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict")
     decoded: dict[str, Any] = _decode(state)
     return decoded
-
-
-def pickle_error() -> type[Exception]:
-    import pickle
-
-    return pickle.UnpicklingError
 
 
 # --------------------------------------------------------------------------- checkpoint directories
@@ -289,10 +284,10 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     which runs any code it carries: convert only files you made yourself."""
     src = Path(path)
     state = load(src, trust=True)
-    return save(_plain(state, str(src)), out or src)
+    return save(_plain(state), out or src)
 
 
-def _plain(obj: Any, where: str) -> Any:
+def _plain(obj: Any) -> Any:
     """Older checkpoints held a few non-plain objects (OmegaConf containers, dataclasses): make them plain."""
     import dataclasses
 
@@ -303,9 +298,9 @@ def _plain(obj: Any, where: str) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     if isinstance(obj, dict):
-        return {k: _plain(v, where) for k, v in obj.items()}
+        return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        out = [_plain(v, where) for v in obj]
+        out = [_plain(v) for v in obj]
         return out if isinstance(obj, list) else tuple(out)
     return obj
 

@@ -58,13 +58,11 @@ def rebuild_agent(name: str, agent_config: Any, spec: EnvSpec, learner_state: An
                   where: str = "", device: Any = "cpu") -> Agent:
     """An agent rebuilt from saved weights and config through the registry (no unpickling), on `device` (the
     CPU unless asked: the saved tensors, read on the CPU, are copied into the device's parameters)."""
-    from rlkit2.api import agent_config as to_config
-
     entry = get_agent(name)
     if entry.family == "lm":
         raise CheckpointError(f"{where}: agent '{name}' is a language agent; its policy is a Hugging Face folder "
                               "(rlkit2.load_language_policy)")
-    agent = build_agent(name, to_config(name, agent_config), spec, placeholder_replay(spec, device), seed)
+    agent = build_agent(name, agent_config, spec, placeholder_replay(spec, device), seed)  # converts the config
     try:
         agent.learner.load_state_dict(learner_state)
     except (RuntimeError, KeyError, ValueError) as e:

@@ -150,11 +150,10 @@ def training_info(cfg: GenerationConfig) -> dict[str, Any]:
 
 def load_snapshot_agent(path: str | os.PathLike[str], seed: int = 0) -> Any:
     """A saved behaviour-policy snapshot -> `rlkit2.registry.Agent` (policy: greedy, explorer: stochastic)."""
-    from rlkit2.registry import EnvSpec, build_agent, get_agent
+    from rlkit2.registry import EnvSpec, build_agent
 
     state = ckpt.load(path)
-    entry = get_agent(state["agent"])
-    agent = build_agent(state["agent"], entry.config_cls(**state["agent_config"]), EnvSpec(**state["spec"]), None, seed)
+    agent = build_agent(state["agent"], state["agent_config"], EnvSpec(**state["spec"]), None, seed)  # converts it
     agent.learner.load_state_dict(state["learner"])
     return agent
 

@@ -105,12 +105,6 @@ class ControlPhase:
         add_v5_score(out, self.cfg.env, s.dataset_metadata)  # this project's own v5 reference set, where known
         return out
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
     def local_state_dict(self) -> dict[str, Any]:
         """What differs between data-parallel ranks: the collected replay, the explorer's noise, the episode count."""
         s, explorer = self.s, self.s.agent.explorer

@@ -209,12 +209,6 @@ class ImitationPhase:
         return Advance(prev, extra=extra, log_now=True, eval_now=due, checkpoint_now=True)
 
     # ------------------------------------------------------------------ state and the end
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
     def local_state_dict(self) -> dict[str, Any]:
         return {"episode": self.episode, "replay": {"generator": self.replay.generator.get_state()},
                 "online_replay": self.online_replay.state_dict() if self.online_replay is not None else None,

@@ -101,12 +101,6 @@ class LMPhase:
         m.update({f"eval/{k}": v for k, v in score_policy(self.learner, self.eval_env, self.eval_docs).items()})
         return m
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
     def local_state_dict(self) -> dict[str, Any]:
         return {"env": self.env.state_dict() if hasattr(self.env, "state_dict") else None}  # this rank's prompts
 

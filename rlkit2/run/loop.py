@@ -7,8 +7,8 @@ final policy. A phase owns what differs: how one `advance()` moves its step coun
 step, an episode, an RL iteration), its evaluation, its own state, and how its policy is saved.
 
 Checkpoint (`rlkit2-run-v2`): step, agent, the resolved config, the learner's state, skipped updates, the log
-window, the phase's shared state, and one entry per rank with that rank's RNGs and the phase's rank-local
-state (replay contents, explorer noise, env streams). Checkpoints of the earlier per-runner layouts load
+window, and one entry per rank with that rank's RNGs and the phase's rank-local state (replay contents,
+explorer noise, env streams). Checkpoints of the earlier per-runner layouts load
 through `upgrade` (control, imitation, language).
 """
 
@@ -60,10 +60,6 @@ class Phase(Protocol):
 
     def evaluate(self) -> dict[str, float]: ...
 
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
     def local_state_dict(self) -> dict[str, Any]: ...
 
     def load_local_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -85,7 +81,7 @@ class RunLoop:
         self.last_eval: dict[str, float] = {}
         self.last_saved_step = -1
         self.on_evaluate = on_evaluate
-        self._t_log = time.perf_counter()
+        self._t_log, self._log_step = time.perf_counter(), 0
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -93,7 +89,7 @@ class RunLoop:
         local = {"rng": rng_state(), **self.phase.local_state_dict()}
         return {"format": FORMAT, "step": self.phase.step, "agent": str(self.cfg.agent.name), "config": cfg,
                 "learner": self.learner.state_dict(), "skipped_updates": self.guard.skipped,
-                "metric_acc": self.acc.state_dict(), "phase": self.phase.state_dict(),
+                "metric_acc": self.acc.state_dict(),
                 "ranks": distributed.gather_objects(local)}
 
     def save_checkpoint(self) -> Path | None:
@@ -120,7 +116,6 @@ class RunLoop:
             raise ConfigError(f"the checkpoint does not fit this run's agent ({config_diff(state, self.cfg, e)}); "
                               "resume with the config it was written with, or use a new run dir") from e
         local = ranks[self.rank]
-        self.phase.load_state_dict(state.get("phase") or {})
         self.phase.load_local_state_dict(local)
         if local.get("rng") is not None:
             set_rng_state(local["rng"])
@@ -176,9 +171,9 @@ class RunLoop:
             metrics["train/skipped_updates"] = float(self.guard.skipped)
         if not metrics and not extra:
             return
-        metrics["time/steps_per_s"] = float(self.trainer.log_every) / max(now - self._t_log, 1e-9)
+        metrics["time/steps_per_s"] = (self.phase.step - self._log_step) / max(now - self._t_log, 1e-9)
         metrics.update(extra)
-        self._t_log = now
+        self._t_log, self._log_step = now, self.phase.step
         self.logger.write(metrics, self.phase.step)
         bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(metrics.items())[:3]})
 
@@ -186,6 +181,7 @@ class RunLoop:
         self.resume()
         phase, tr = self.phase, self.trainer
         start, t0 = phase.step, time.perf_counter()
+        self._t_log, self._log_step = t0, start  # the first log window starts here (after any resume)
         if self.rank == 0:
             say(f"[rlkit2] budget: {phase.total} {phase.unit}" + (f", from step {start}" if start else ""))
         bar = progress(phase.total, phase.step, phase.label, enabled=bool(tr.progress) and self.rank == 0)
@@ -230,19 +226,17 @@ def upgrade(state: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint of the earlier per-runner layouts, in this format (nothing is lost: the same fields move)."""
     if state.get("format") == FORMAT:
         return state
-    if "phase" in state:
-        return state
     if "ranks" in state and state["ranks"] and "random_rng" in state["ranks"][0]:  # the control runner's
         ranks = [dict(r) for r in state["ranks"]]
         acc = ranks[0].get("metric_acc")
         for r in ranks:
             r.pop("metric_acc", None)
-        return {**state, "format": FORMAT, "ranks": ranks, "metric_acc": acc, "phase": {}}
+        return {**state, "format": FORMAT, "ranks": ranks, "metric_acc": acc}
     if "online_replay" in state:  # the imitation runner's (one process)
         local = {"rng": state.get("rng"), "episode": state.get("episode", 0), "replay": state.get("replay"),
                  "online_replay": state.get("online_replay"), "policy": state.get("policy"),
                  "explorer": state.get("explorer")}
-        return {**state, "format": FORMAT, "ranks": [local], "phase": {}}
+        return {**state, "format": FORMAT, "ranks": [local]}
     if "ranks" in state:  # the language runner's: ranks hold rng and env
-        return {**state, "format": FORMAT, "phase": {}}
+        return {**state, "format": FORMAT}
     raise ConfigError("checkpoint layout not recognised (no 'ranks'); it was not written by an rlkit2 runner")
