@@ -63,6 +63,7 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
     run_cfg = OmegaConf.structured(RunConfig(agent=agent_cfg, env=env_config(cfg), trainer=trainer_cfg, seed=cfg.seed,
                                              resume="auto"))
 
+    _refuse_unresumable(run_dir)
     progress_log(cfg, f"training SAC on {cfg.gym_id} for {cfg.train_steps} env steps (run dir {run_dir}; resumable)")
     logger = JsonlLogger(run_dir)
     t0 = time.perf_counter()
@@ -80,6 +81,20 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
     finally:
         logger.close()
     return _finish_training(cfg, {"seconds": time.perf_counter() - t0, "stopped_early": False})
+
+
+def _refuse_unresumable(run_dir: Path) -> None:
+    """A run with checkpoints none of which loads stops here instead of starting afresh over its snapshots and
+    metrics (hours of training): the user converts, rehashes or removes them first."""
+    found = ckpt.list_checkpoints(run_dir / "checkpoints")
+    if not found:
+        return
+    reasons: list[str] = []
+    if ckpt.latest_valid(run_dir / "checkpoints", say=reasons.append) is None:
+        raise DataError(f"the behaviour-policy run in {run_dir} has {len(found)} checkpoint(s) and none loads, so it "
+                        f"cannot resume; starting afresh would overwrite its snapshots. {' '.join(reasons)} "
+                        f"Fix them (python -m rlkit2.checkpoint convert|rehash {run_dir / 'checkpoints'}) or remove "
+                        f"{run_dir.parent} to train from scratch.")
 
 
 def _finish_training(cfg: GenerationConfig, info: dict[str, Any]) -> list[dict[str, Any]]:

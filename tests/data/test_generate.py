@@ -230,3 +230,17 @@ def test_extend_training_moves_the_full_ring_cursor(tmp_path):
         extend_training(long, 1000)
     with pytest.raises(ConfigError, match="must be below"):
         extend_training(long, 3000)
+
+
+def test_a_run_whose_checkpoints_all_fail_is_not_restarted_over_its_snapshots(tmp_path):
+    from rlkit2.data.behaviour import _snapshot_path, train_behaviour_policies
+
+    cfg = _cfg(tmp_path)
+    ckpt.save({"step": 500, "eval_return": 1.0}, _snapshot_path(cfg, 500))
+    bad = ckpt.checkpoint_path(cfg.work_dir / "sac" / "checkpoints", 500)
+    ckpt.save({"step": 500}, bad)
+    bad.write_bytes(bad.read_bytes()[:-8])  # truncated: fails its checksum
+    before = _snapshot_path(cfg, 500).read_bytes()
+    with pytest.raises(DataError, match=r"none loads, so it cannot resume.*corrupted or truncated"):
+        train_behaviour_policies(cfg)
+    assert _snapshot_path(cfg, 500).read_bytes() == before and bad.is_file()  # nothing touched
