@@ -23,8 +23,10 @@ from pathlib import Path
 from rlkit2.core import ConfigError
 
 LOCK_FILE = ".rlkit2.lock"
+REFERENCES_FILE = "references.json"  # offline runs: the zero-action and behaviour-policy levels
 # everything a run writes into its dir besides Hydra's own .hydra/ and log
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "policy.pt", "policy.pt.sha256", "learning_curve.png")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "policy.pt", "policy.pt.sha256", "learning_curve.png",
+               REFERENCES_FILE)
 
 
 def resuming(resume: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import math
 import os
 import sys
@@ -31,7 +32,7 @@ from rlkit2.core import ConfigError, RLKitError
 from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger, say
 from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
 from rlkit2.run_config import override_keys
-from rlkit2.rundir import resuming
+from rlkit2.rundir import REFERENCES_FILE, resuming
 from rlkit2.validation import validate_run
 
 # Families whose runner lives outside the agent modules.
@@ -174,15 +175,35 @@ def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str
     distributed.shutdown()  # no-op unless launched by torchrun: leave gloo/NCCL before the interpreter exits
     if not is_main:
         return final
+    refs_file = run_dir / REFERENCES_FILE
+    refs: dict[str, dict[str, Any]] = json.loads(refs_file.read_text()) if refs_file.is_file() else {}
     if cfg.trainer.plot and (run_dir / "metrics.jsonl").exists():
         from rlkit2.logging import read_metrics
         from rlkit2.plotting import pick_key, plot_runs
 
-        if pick_key(read_metrics(run_dir)):
-            plot_runs([run_dir], run_dir / "learning_curve.png", title=f"{cfg.agent.name} on {cfg.env.id}")
+        key = pick_key(read_metrics(run_dir))
+        if key:
+            levels = {name: r["level"] for name, r in refs.items() if r.get("key") == key}
+            plot_runs([run_dir], run_dir / "learning_curve.png", title=f"{cfg.agent.name} on {cfg.env.id}",
+                      references=levels or None)
     summary = "  ".join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, int | float))
-    say(f"[rlkit2] done: {summary}\n[rlkit2] run dir: {run_dir}")
+    say(f"[rlkit2] done: {summary}")
+    if refs:
+        say(_side_by_side(cfg.agent.name, final, refs))
+    say(f"[rlkit2] run dir: {run_dir}")
     return final
+
+
+def _side_by_side(agent: str, final: dict[str, float], refs: dict[str, dict[str, Any]]) -> str:
+    """The final score beside the levels that give it meaning (offline runs), one row each."""
+    key = next(iter(refs.values()))["key"]
+    rows = [(name, r["level"], r["note"]) for name, r in refs.items()]
+    if isinstance(final.get(key), int | float):
+        rows.append((f"{agent} (this run, last evaluation)", float(final[key]), ""))
+    width = max(len(name) for name, _, _ in rows)
+    lines = [f"[rlkit2] {key}:"] + [f"[rlkit2]   {name:<{width}}  {level:8.2f}  {note}".rstrip()
+                                    for name, level, note in rows]
+    return "\n".join(lines)
 
 
 @hydra.main(config_path="pkg://rlkit2.conf", config_name="config", version_base="1.3")

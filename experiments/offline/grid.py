@@ -350,9 +350,8 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
     evaluations are), each seed's mean normalised score one sample, scored with the runs' reference returns."""
     from rlkit2.envs.gym_mujoco import GymEnvConfig, make_gym_env
 
-    from rlkit2.core import FunctionActor
     from rlkit2.data.d4rl import generation_metadata
-    from rlkit2.data.scores import evaluate_with_scores
+    from rlkit2.data.references import zero_action_metrics
     from rlkit2.run.common import eval_seed
 
     path = dataset_file(ds, cfg.data_dir)
@@ -361,13 +360,7 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
     scores, scores_v5, returns = [], [], []
     for seed in range(seeds):
         env = make_gym_env(env_cfg, seed=eval_seed(seed))
-        zeros: np.ndarray = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
-
-        def zero_policy(_obs: Any, z: np.ndarray = zeros) -> np.ndarray:
-            return z
-
-        m = evaluate_with_scores(env, FunctionActor(zero_policy), cfg.eval_episodes, env_cfg, md,
-                                 seed=eval_seed(seed))
+        m = zero_action_metrics(env, env_cfg, md, cfg.eval_episodes, eval_seed(seed))
         env.close()
         scores.append(m.get(SCORE_KEY))
         scores_v5.append(m.get(SCORE_V5_KEY))
@@ -379,33 +372,27 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
 
 
 def behaviour_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any] | None:
-    """The behaviour policy's return from the file's metadata (`rlkit2-data make` writes `policy_return`; a
-    medium-expert file the medium and expert returns, averaged here since its data are half each), normalised
-    with the runs' reference returns. None for a file without that metadata (D4RL's own files)."""
+    """The behaviour policy's return from the file's metadata (`rlkit2.data.references.behaviour_return`),
+    normalised with the runs' reference returns. None for a file without that metadata (D4RL's own files)."""
+    from rlkit2.envs.gym_mujoco import GymEnvConfig
+
     from rlkit2.data.d4rl import generation_metadata
+    from rlkit2.data.references import behaviour_return
     from rlkit2.data.scores import score_functions
 
     path = dataset_file(ds, cfg.data_dir)
     md = generation_metadata(path) or _raw_metadata(path)
-    if _is_num(md.get("policy_return")):
-        ret = float(md["policy_return"])
-        note = {"medium-replay": "metadata policy_return: the medium snapshot's return (the replay buffer holds "
-                                 "its training run up to that snapshot)",
-                }.get(str(md.get("kind")), "metadata policy_return: the behaviour policy's return")
-    elif _is_num(md.get("policy_return_medium")) and _is_num(md.get("policy_return_expert")):
-        ret = 0.5 * (float(md["policy_return_medium"]) + float(md["policy_return_expert"]))
-        note = "metadata: mean of the medium and expert policies' returns (the data are half each)"
-    else:
+    found = behaviour_return(md)
+    if found is None:
         return None
-    from rlkit2.envs.gym_mujoco import GymEnvConfig
-
+    ret, what = found
     fns = score_functions(GymEnvConfig(id=ds.env_id, dataset=str(path)), md)
     if SCORE_KEY not in fns:
         return None
     v5 = fns.get(SCORE_V5_KEY)
     return {"dataset": ds.label, "kind": "behaviour", "score": fns[SCORE_KEY](ret),
             "score_v5": v5(ret) if v5 else None, "policy_return": ret,
-            "policy_return_std": md.get("policy_return_std"), "note": note}
+            "policy_return_std": md.get("policy_return_std"), "note": f"metadata: {what}"}
 
 
 # --------------------------------------------------------------------------- the results JSON

@@ -59,11 +59,15 @@ class RecordingWrapper(gym.Wrapper):
         return out
 
 
-def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], n: int) -> dict[str, np.ndarray]:
+def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], n: int,
+            lanes: int = 1) -> dict[str, np.ndarray]:
     """Run `make_actor(seed)` for `n` rows in 1000-step episodes, resumable chunk by chunk.
 
     Episode k resets with seed `seed * 1_000_003 + k` and chunk c's actor is seeded from c, so a resumed
-    collection continues exactly where the saved chunks stop.
+    collection continues exactly where the saved chunks stop. `lanes > 1` (an actor that acts on a batch of
+    observations): that many episodes run side by side, one batched forward pass a step (the per-step torch
+    call costs as much as the MuJoCo step), their rows stored in episode order; the noise then differs from
+    a one-lane collection, so `kind` (the chunk folder) must say the lane count.
     """
     from tqdm.auto import tqdm
 
@@ -77,7 +81,7 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
     parts = [dict(np.load(p)) for p in chunks]
     have = sum(len(p["rewards"]) for p in parts)
     episode = sum(int(p["episodes"]) for p in parts)
-    env = RecordingWrapper(make_env(env_config(cfg), cfg.seed))
+    envs = [RecordingWrapper(make_env(env_config(cfg), cfg.seed)) for _ in range(lanes)]
     bar = tqdm(total=n, initial=min(have, n), desc=f"{cfg.env} {kind}", disable=not cfg.progress,
                dynamic_ncols=True, mininterval=2.0)
     try:
@@ -86,15 +90,18 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
             actor = make_actor(cfg.seed * 7_919 + len(chunks))
             if callable(getattr(actor, "start_at_row", None)):  # an actor whose policy depends on the row
                 actor.start_at_row(have)
-            loop = EnvironmentLoop(env, actor, max_episode_steps=cfg.max_episode_steps)
+            loop = EnvironmentLoop(envs[0], actor, max_episode_steps=cfg.max_episode_steps)
             chunk_rows, chunk_eps = 0, 0
             while chunk_rows < cfg.chunk_steps and have + chunk_rows < n:
-                res = loop.run_episode(seed=cfg.seed * 1_000_003 + episode)
-                episode += 1
-                chunk_eps += 1
-                chunk_rows += res.length
-                bar.update(res.length)
-            rows = env.pop()
+                seeds = [cfg.seed * 1_000_003 + episode + i for i in range(lanes)]
+                length = (loop.run_episode(seed=seeds[0]).length if lanes == 1
+                          else _lockstep_episodes(envs, actor, seeds, cfg.max_episode_steps))
+                episode += lanes
+                chunk_eps += lanes
+                chunk_rows += length
+                bar.update(length)
+            popped = [e.pop() for e in envs]
+            rows = {k: np.concatenate([p[k] for p in popped]) for k in popped[0]}
             np.savez(cdir / f".chunk_{len(chunks):05d}.npz", episodes=chunk_eps, **rows)
             os.replace(cdir / f".chunk_{len(chunks):05d}.npz", cdir / f"chunk_{len(chunks):05d}.npz")
             chunks.append(cdir / f"chunk_{len(chunks):05d}.npz")
@@ -102,11 +109,32 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
             have += chunk_rows
     finally:
         bar.close()
-        env.close()
+        for e in envs:
+            e.close()
     rows = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0] if k != "episodes"}
     if not (rows["terminals"][-1] or rows["timeouts"][-1]):
         rows["timeouts"][-1] = True  # the last episode is cut here: a time-limit-like end, not a fall
     return rows
+
+
+def _lockstep_episodes(envs: list[RecordingWrapper], actor: Any, seeds: list[int], max_steps: int) -> int:
+    """One episode in each env (reset with its seed), stepped together with one batched `actor.act` a step;
+    returns the rows recorded. Each env records only its own episode, so popping them in order gives the
+    episodes in seed order."""
+    obs = [np.asarray(e.reset(seed=s)[0]) for e, s in zip(envs, seeds, strict=True)]
+    live, lengths = list(range(len(envs))), [0] * len(envs)
+    while live:
+        actions = actor.act(np.stack([obs[i] for i in live]))
+        still = []
+        for i, a in zip(live, actions, strict=True):
+            obs[i], _, terminated, truncated, _ = envs[i].step(a)
+            lengths[i] += 1
+            if not (terminated or truncated or lengths[i] >= max_steps):
+                still.append(i)
+            elif not (terminated or truncated):  # cut by max_steps: recorded as a time-limit end
+                envs[i].rows["timeouts"][-1] = True
+        live = still
+    return sum(lengths)
 
 
 def random_actor_factory(cfg: GenerationConfig) -> Callable[[int], Any]:

@@ -72,6 +72,9 @@ from rlkit2.data.scores import (
     normalized_score,
 )
 
+# shipped medium/expert policies collect this many episodes side by side (one batched forward pass a step)
+LANES = 16
+
 
 def output_path(cfg: GenerationConfig, name: str) -> Path:
     return cfg.root / f"{name}.hdf5"
@@ -117,7 +120,8 @@ def _shipped_rows_for(cfg: GenerationConfig, kind: str, sel: dict[str, Any]) -> 
     """Rows of `kind` collected with shipped policies (cfg: the shipped work dir)."""
     if kind in ("medium", "expert"):
         loaded = sel[kind]["loaded"]
-        return collect(cfg, f"shipped-{kind}-{sel[kind]['sha256'][:16]}", loaded.make_explorer, cfg.transitions)
+        return collect(cfg, f"shipped-{kind}-{sel[kind]['sha256'][:16]}-x{LANES}", loaded.make_explorer,
+                       cfg.transitions, lanes=LANES)
     if kind == "medium-expert":
         med, exp = _shipped_rows_for(cfg, "medium", sel), _shipped_rows_for(cfg, "expert", sel)
         return {k: np.concatenate([med[k], exp[k]]) for k in med}

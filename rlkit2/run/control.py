@@ -25,8 +25,9 @@ from rlkit2.logging import Logger, say
 from rlkit2.policy import POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
-from rlkit2.run.common import env_spec, eval_seed, resolve_device, validate_common
+from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, validate_common
 from rlkit2.run.loop import Advance, RunLoop
+from rlkit2.rundir import REFERENCES_FILE
 from rlkit2.seeding import seed_everything
 
 
@@ -147,6 +148,21 @@ class OfflinePhase(ControlPhase):
         update()
         self.step += 1
         return Advance(self.step - 1)
+
+    def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
+        """Also the levels that make the score mean something (zero-action and behaviour policy), written to
+        `references.json`: the learning curve draws them and the run's last line prints them."""
+        import json
+
+        from rlkit2.checkpoint import atomic_write_bytes
+        from rlkit2.data.references import run_references
+
+        if evaluating(self.trainer):
+            s = self.s
+            refs = run_references(s.eval_env, self.cfg.env, s.dataset_metadata, int(self.trainer.eval_episodes),
+                                  eval_seed(s.seed))
+            atomic_write_bytes(run_dir / REFERENCES_FILE, (json.dumps(refs, indent=1) + "\n").encode())
+        return super().finish(final, run_dir)
 
 
 class OnlinePhase(ControlPhase):

@@ -16,7 +16,7 @@ PRESETS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "experime
                  if p.stem.split("_")[0] in ("qsarsa", "td3", "iql", "cql") or p.stem == "main_default")
 
 
-def tiny_hopper_file(path: Path, steps: int = 600) -> Path:
+def tiny_hopper_file(path: Path, steps: int = 600, **metadata: object) -> Path:
     """A random-policy Hopper-v5 dataset in D4RL format (episodes cut at 100 steps by timeouts)."""
     env = gym.make("Hopper-v5", max_episode_steps=100)
     rng = np.random.default_rng(0)
@@ -30,7 +30,7 @@ def tiny_hopper_file(path: Path, steps: int = 600) -> Path:
         obs = nobs if not (term or trunc) else env.reset()[0]
     arrays = {k: np.asarray(v) for k, v in rows.items()}
     arrays["timeouts"][-1] = not arrays["terminals"][-1]
-    return write_d4rl(path, arrays, metadata={"env_id": "Hopper-v5"})
+    return write_d4rl(path, arrays, metadata={"env_id": "Hopper-v5", **metadata})
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -53,3 +53,24 @@ def test_rlkit2_train_runs_qsarsa_ac2_offline_and_logs_its_losses(tmp_path):
     assert train and all(k in train[-1] for k in ("train/q_sarsa_loss", "train/actor_loss", "train/critic_penalty"))
     assert any("eval/return" in x for x in lines)
     assert list((run / "checkpoints").glob("step_*.pt"))
+
+
+def test_an_offline_run_reports_its_score_beside_zero_action_and_the_behaviour_policy(tmp_path):
+    """references.json, the side-by-side lines at the end, and the levels drawn on the learning curve."""
+    data = tiny_hopper_file(tmp_path / "tiny.hdf5", policy_return=1000.0)  # as `rlkit2-data make` records
+    run = tmp_path / "run"
+    proc = cli(["agent=offline_bc", "env=hopper", f"env.dataset={data}", "agent.hidden=[16,16]",
+                "agent.batch_size=32", "trainer.total_steps=20", "trainer.eval_every=10", "trainer.eval_episodes=2",
+                "trainer.threads=1", f"hydra.run.dir={run}"], cwd=tmp_path)
+    refs = json.loads((run / "references.json").read_text())
+    assert set(refs) == {"zero action", "behaviour policy"}
+    from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
+
+    assert refs["behaviour policy"]["level"] == pytest.approx(normalized_score(1000.0, *D4RL_REFERENCE["hopper"]))
+    assert refs["zero action"]["key"] == "eval/normalized_score" and refs["zero action"]["return"] > 0
+    lines = (proc.stdout + proc.stderr).splitlines()
+    at = lines.index("[rlkit2] eval/normalized_score:")
+    assert lines[at + 1].split()[1:3] == ["zero", "action"] and "behaviour policy" in lines[at + 2]
+    assert "offline_bc (this run, last evaluation)" in lines[at + 3]
+    assert (run / "learning_curve.png").stat().st_size > 10_000
+

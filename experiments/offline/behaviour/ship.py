@@ -39,9 +39,10 @@ MEDIUM_FRACTION = 1.0 / 3.0
 
 
 def evaluate(path: Path, gym_id: str, episodes: int, seed: int) -> tuple[float, float]:
+    from rlkit2.envs.gym_mujoco import GymEnvConfig
+
     from rlkit2.core import evaluate as run_episodes
     from rlkit2.data.behaviour import load_snapshot_agent
-    from rlkit2.envs.gym_mujoco import GymEnvConfig
     from rlkit2.registry import make_env
 
     agent = load_snapshot_agent(path)
