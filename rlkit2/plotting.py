@@ -13,6 +13,7 @@ below the panels, one short label a setting (the overrides that differ between s
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -290,6 +291,38 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     return out
 
 
+def run_references(run_dirs: Sequence[str | os.PathLike[str]], key: str) -> dict[str, float]:
+    """The reference levels offline runs wrote (`references.json`: zero action, behaviour policy) for `key`,
+    when every run that has them agrees (runs on different datasets have different levels: none then)."""
+    found = []
+    for d in run_dirs:
+        f = Path(d) / "references.json"
+        if f.is_file():
+            refs = json.loads(f.read_text())
+            found.append({name: float(r["level"]) for name, r in refs.items() if r.get("key") == key})
+    if not found or any(f != found[0] for f in found[1:]):
+        return {}
+    return found[0]
+
+
+def final_scores_table(run_dirs: Sequence[str | os.PathLike[str]], key: str,
+                       references: Mapping[str, float] | None = None) -> str:
+    """Each setting's final `key` (the last evaluation of each run; mean ± 95% t-interval over its seeds)
+    beside the reference levels, as aligned text lines."""
+    rows: list[tuple[str, str]] = [(name, f"{level:.2f}") for name, level in (references or {}).items()]
+    groups: dict[str, list[float]] = defaultdict(list)
+    for d, label in setting_labels(run_dirs).items():
+        _, values = _series(read_metrics(d), key)
+        if len(values):
+            groups[label].append(float(values[-1]))
+    for label, finals in sorted(groups.items()):
+        m, h = mean_ci95(finals)
+        spread = f" ± {h:.2f} (95% CI, {len(finals)} seeds)" if len(finals) > 1 else " (1 run)"
+        rows.append((label, f"{m:.2f}{spread}"))
+    width = max((len(n) for n, _ in rows), default=0)
+    return "\n".join([f"{key}, last evaluation:"] + [f"  {name:<{width}}  {value}" for name, value in rows])
+
+
 def _parse_reference(text: str) -> tuple[str, float]:
     import argparse
 
@@ -314,15 +347,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="learning_curves.png")
     p.add_argument("--title", default=None)
     p.add_argument("--ref", action="append", default=[], type=_parse_reference, metavar="NAME=VALUE",
-                   help="a reference level drawn as a horizontal line, e.g. --ref 'behaviour policy=6.5' (repeatable)")
+                   help="a reference level drawn as a horizontal line, e.g. --ref 'behaviour policy=6.5' (repeatable; "
+                        "default: the levels offline runs wrote to references.json)")
     p.add_argument("--no-losses", action="store_true", help="leave out the losses panel")
     args = p.parse_args(argv)
     missing = [r for r in args.runs if not (Path(r) / "metrics.jsonl").is_file() and not Path(r).is_file()]
     if missing:
         p.error(f"no metrics.jsonl in {', '.join(missing)}")
     try:
-        out = plot_runs(args.runs, args.out, key=args.key, title=args.title, references=dict(args.ref) or None,
+        fig_key = args.key or next((k for r in args.runs if (k := pick_key(read_metrics(r)))), None)
+        refs = dict(args.ref) or (run_references(args.runs, fig_key) if fig_key else {})
+        out = plot_runs(args.runs, args.out, key=args.key, title=args.title, references=refs or None,
                         losses=not args.no_losses)
     except ValueError as e:
         p.error(str(e))
+    if fig_key:
+        print(final_scores_table(args.runs, fig_key, refs))
     print(out)

@@ -141,3 +141,30 @@ def test_sweep_unknown_key_errors_and_keeps_the_summary(tmp_path, capsys):
     assert "eval/retrun" in err and "eval/return" in err and "eval/normalized_score" in err
     assert {p.name: p.read_bytes() for p in sweep.glob("summary.*")} == before
     assert not list(sweep.glob(".summary*"))
+
+
+def test_rlkit2_plot_prints_final_scores_beside_the_runs_references(tmp_path, capsys):
+    from rlkit2.plotting import main as plot_main
+
+    refs = {"zero action": {"key": "eval/normalized_score", "level": 6.0, "return": 180.0, "note": ""},
+            "behaviour policy": {"key": "eval/normalized_score", "level": 32.5, "return": 1042.0, "note": ""}}
+    runs = []
+    for agent, finals in (("bc", (40.0, 44.0)), ("qsarsa_ac2", (50.0, 60.0))):
+        for seed, final in enumerate(finals):
+            run = fake_run(tmp_path, f"{agent}-{seed}", [f"agent={agent}", f"seed={seed}"], [(1, 10.0), (2, final)])
+            (run / "references.json").write_text(json.dumps(refs))
+            runs.append(str(run))
+    plot_main([*runs, "--out", str(tmp_path / "c.png")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "eval/normalized_score, last evaluation:"
+    assert out[1].split() == ["zero", "action", "6.00"] and out[2].split() == ["behaviour", "policy", "32.50"]
+    def half(a, b):
+        return f"{t_quantile_975(1) * np.std([a, b], ddof=1) / np.sqrt(2):.2f}"
+
+    assert out[3].split()[:4] == ["agent=bc", "42.00", "±", half(40.0, 44.0)]
+    assert out[4].split()[:4] == ["agent=qsarsa_ac2", "55.00", "±", half(50.0, 60.0)]
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    # runs on different datasets (different levels): no lines rather than wrong ones
+    (Path(runs[0]) / "references.json").write_text(json.dumps({"zero action": {**refs["zero action"], "level": 1.0}}))
+    plot_main([*runs, "--out", str(tmp_path / "d.png")])
+    assert "zero action" not in capsys.readouterr().out
