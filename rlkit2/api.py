@@ -10,8 +10,8 @@
 
 `make` covers every registered agent (`rlkit2.agent_names()`): control agents (online and offline RL,
 BC, POIR) get an environment spec and a replay; language agents (ppo_lm, warp, jbond) get a text
-environment and, optionally, a tokenizer and a reward function. A replay is any object with
-`sample(batch_size) -> rlkit2.Batch`; see `make` for the optional extras some agents use.
+environment and, optionally, a tokenizer, a reward function and an already-built model. A replay is any
+object with `sample(batch_size) -> rlkit2.Batch`; see `make` for the optional extras some agents use.
 """
 
 from __future__ import annotations
@@ -261,13 +261,26 @@ def make(name: str, env: Any = None, replay: Any = None, *, seed: int = 0, confi
 
     Language agents (`ppo_lm`, `warp`, `jbond`): `env` is a text environment
     (`rlkit2.envs.text.make_text_env`), `reward_fn(documents, responses) -> Tensor[B]` overrides its reward.
+    `model=` an already-built Hugging Face causal LM (an `AutoModelForCausalLM`, on the device and in the dtype
+    it should train in) with `tokenizer=` its tokenizer replaces the model `agent.model` would build
+    (`name_or_path`, `arch`, the sizes, `dtype` and `device` are then unused; `lora` and
+    `gradient_checkpointing` apply to it). The policy trains that very module (in place); the reference is a
+    frozen deep copy of it, or with LoRA (`agent.model.lora.r > 0`) the same module with its adapter disabled.
+    A module that is not a causal LM, or a tokenizer with more tokens than the model's vocabulary, is refused
+    with a ConfigError. (`model=` given as a mapping still overrides `agent.model`.)
+    E.g. `rlkit2.make("ppo_lm", env, model=AutoModelForCausalLM.from_pretrained(p),
+    tokenizer=AutoTokenizer.from_pretrained(p), lr=1e-5)`.
     Returns `Agent(learner, policy=greedy LMActor, explorer=the sampling LMActor the learner trains on)`;
     `learner.step()` is one RL iteration.
 
     `config` (dataclass or mapping) and keyword `overrides` set the agent's options (`agent_config`).
     """
     entry = get_agent(name)
+    built = overrides.pop("model") if _is_module(overrides.get("model")) else None
     cfg = agent_config(name, config, **overrides)
+    if built is not None and entry.family != "lm":
+        raise ConfigError(f"model={type(built).__name__}: agent '{name}' builds its own networks; only language "
+                          "agents (ppo_lm, warp, jbond) take an already-built model")
     if entry.family == "lm":
         if env is None:
             raise ConfigError(f"language agent '{name}' needs a text env (rlkit2.envs.text.make_text_env)")
@@ -275,13 +288,20 @@ def make(name: str, env: Any = None, replay: Any = None, *, seed: int = 0, confi
             from rlkit2.rewards.base import CallableReward
 
             reward_fn = CallableReward(reward_fn)
-        return build_agent(name, cfg, env, None, seed, tokenizer=tokenizer, reward_fn=reward_fn)
+        extra = {} if built is None else {"model": built}
+        return build_agent(name, cfg, env, None, seed, tokenizer=tokenizer, reward_fn=reward_fn, **extra)
     if env is None:
         raise ConfigError(f"agent '{name}' needs `env`: a Gymnasium env or an rlkit2.EnvSpec")
     spec = env_spec(env)
     replay = _as_replay(replay, seed, name, cfg, spec)
     _check_replay(name, cfg, replay, spec)
     return build_agent(name, cfg, spec, replay, seed)
+
+
+def _is_module(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.nn.Module)
 
 
 # --------------------------------------------------------------------------- saved policies
@@ -363,10 +383,15 @@ def save_language_policy(model: Any, directory: str | os.PathLike[str], tokenize
     weights, tokenizer), loadable with `transformers.AutoModelForCausalLM.from_pretrained` alone.
 
     `model`: a language learner (ppo_lm, warp, jbond), a `PolicyWithValue` (the value head is training
-    state and is dropped) or a causal LM. The tokenizer defaults to the learner's.
+    state and is dropped) or a causal LM; LoRA adapters are merged into (a copy of) the base weights. The
+    tokenizer defaults to the learner's.
     """
     directory = Path(directory)
     lm = _language_model(model)
+    if callable(getattr(lm, "merge_and_unload", None)):  # LoRA: the adapters merged into a copy of the base weights
+        import copy
+
+        lm = copy.deepcopy(lm).merge_and_unload()
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     directory.mkdir(parents=True, exist_ok=True)
     lm.save_pretrained(directory)

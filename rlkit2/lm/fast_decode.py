@@ -26,6 +26,8 @@ _STATIC_ROPE = ("default", "linear", "llama3")
 
 def unsupported_reason(lm: Any) -> str | None:
     """None when `KVDecoder` computes exactly what `lm`'s eager forward does; otherwise why not."""
+    if hasattr(lm, "peft_config") or hasattr(lm, "peft_model"):
+        return "a peft adapter model (LoRA): the HF forward runs the adapters"
     cfg = getattr(lm, "config", None)
     model_type = getattr(cfg, "model_type", None)
     if model_type not in FAST_MODEL_TYPES:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from rlkit2.core import ConfigError
+from rlkit2.lm.adapters import LoraConfig
 
 PAD, EOS, BOS, UNK = "<pad>", "<eos>", "<bos>", "<unk>"  # ids 0, 1, 2, 3 = Gemma's pad/eos/bos layout
 ARCHS = ("gemma", "gemma2", "recurrent_gemma")
@@ -44,6 +45,16 @@ class LMConfig:
     dropout: float = 0.0  # the tiny model's attention dropout (ppo_lm turns dropout off: agent.disable_dropout)
     device: str = "cpu"
     tokenizer: str = ""  # path/name of a tokenizer; "" = the task's (word-level) tokenizer or the model's own
+    # LoRA adapters (peft) on the policy; r=0: full fine-tuning. Under LoRA the reference is the same model with
+    # its adapter disabled (no second copy) and only the adapter weights train (rlkit2.lm.adapters)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    # recompute the decoder layers' activations in the backward pass (HF, non-reentrant): less memory, ~1/3 more
+    # compute; policy (and a separate value model's) updates then run in train mode (dropout stays off)
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):  # LMConfig(lora={"r": 8}) as to_config would build it
+            self.lora = LoraConfig(**self.lora)
 
 
 def torch_dtype(name: str) -> torch.dtype:

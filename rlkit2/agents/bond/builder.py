@@ -14,12 +14,12 @@ from rlkit2.core import Agent
 
 
 def make_agent(config: Any, env: Any, replay: Any = None, seed: int = 0, *, tokenizer: Any | None = None,
-               reward_fn: Any = None) -> Agent:
+               reward_fn: Any = None, model: Any = None) -> Agent:
     """Family "lm": the JBondLearner on text env `env` (`replay`: unused), its greedy actor and its sampling
-    actor; `tokenizer` and `reward_fn` as for ppo_lm."""
+    actor; `tokenizer`, `reward_fn` and `model` as for ppo_lm."""
     cfg = to_config(config, JBondConfig)
     shim: Any = types.SimpleNamespace(model=cfg.model, init_checkpoint=cfg.init_checkpoint, algo="jbond")
-    tokenizer = tokenizer or build_tokenizer(shim)
-    policy, reference = build_policy(shim, tokenizer, seed)
+    tokenizer = tokenizer if model is not None else tokenizer or build_tokenizer(shim)
+    policy, reference = build_policy(shim, tokenizer, seed, lm=model)
     learner = JBondLearner(cfg, policy, reference, tokenizer, env, reward_fn=reward_fn, seed=seed)
     return language_agent("jbond", cfg, learner)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rlkit2.agents.ppo_lm.config import check_lm
+from rlkit2.agents.ppo_lm.config import check_lm, refuse_lora
 from rlkit2.lm.generation import GenerationConfig
 from rlkit2.lm.models import LMConfig
 from rlkit2.validation import Fields, ValidatedConfig
@@ -37,6 +37,7 @@ class JBondConfig(ValidatedConfig):
     @classmethod
     def check(cls, f: Fields) -> None:
         check_lm(f)
+        refuse_lora(f, "jbond")
         f.choice("variant", ("jbond", "bond"))
         f.count("n", minimum=2, what="Best-of-n needs two anchor samples or more")
         f.probability("beta", label="the Jeffreys mix must")

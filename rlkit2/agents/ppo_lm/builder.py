@@ -12,6 +12,8 @@ from rlkit2.agents.ppo_lm.config import PpoLmConfig
 from rlkit2.agents.ppo_lm.learner import PolicyGradientLearner
 from rlkit2.config import to_config
 from rlkit2.core import Agent, ConfigError
+from rlkit2.lm.adapters import AdapterDisabled, apply_lora, check_model, enable_gradient_checkpointing, log_once
+from rlkit2.lm.fast_decode import unsupported_reason
 from rlkit2.lm.generation import LMActor
 from rlkit2.lm.models import PolicyWithValue, build_causal_lm, build_word_tokenizer, freeze, load_tokenizer
 
@@ -28,15 +30,31 @@ def build_tokenizer(cfg: PpoLmConfig) -> Any:
     return build_word_tokenizer(vocabulary())  # the tiny policies' offline word-level vocabulary
 
 
-def build_policy(cfg: PpoLmConfig, tokenizer: Any, seed: int = 0) -> tuple[PolicyWithValue, Any]:
-    """(policy with value head, frozen reference); both start from `init_checkpoint` when given."""
-    lm = build_causal_lm(cfg.model, tokenizer, seed=seed)
+def build_policy(cfg: PpoLmConfig, tokenizer: Any, seed: int = 0, lm: Any = None) -> tuple[PolicyWithValue, Any]:
+    """(policy with value head, frozen reference); both start from `init_checkpoint` when given.
+
+    `lm`: an already-built causal LM (`make(..., model=)`) instead of the one `cfg.model` names. The reference is
+    a frozen deep copy of the initial LM, or under `model.lora` the same LM with its adapter disabled.
+    `model.gradient_checkpointing` is switched on for the policy (not the reference, which never backpropagates).
+    """
+    if lm is None:
+        lm = build_causal_lm(cfg.model, tokenizer, seed=seed)
+    else:
+        check_model(lm, tokenizer)
     if cfg.init_checkpoint:
         state = ckpt.load(cfg.init_checkpoint)
         if "lm" not in state:
             raise ConfigError(f"agent.init_checkpoint={cfg.init_checkpoint} has no 'lm' state dict")
         lm.load_state_dict(state["lm"])
-    reference = freeze(copy.deepcopy(lm))
+    lora = cfg.model.lora.r > 0
+    reference = None if lora else freeze(copy.deepcopy(lm))
+    if cfg.model.gradient_checkpointing:
+        enable_gradient_checkpointing(lm)
+    if lora:
+        lm = apply_lora(lm, cfg.model.lora)
+        reference = AdapterDisabled(lm).eval()
+    if unsupported_reason(lm) is not None and getattr(getattr(cfg, "generation", None), "kv_decoder", False):
+        log_once(f"KVDecoder does not run the policy ({unsupported_reason(lm)}): the Hugging Face forward does")
     policy = PolicyWithValue(lm, value_head=cfg.algo == "ppo")
     return policy, reference
 
@@ -50,12 +68,12 @@ def language_agent(name: str, config: Any, learner: Any) -> Agent:
 
 
 def make_agent(config: Any, env: Any, replay: Any = None, seed: int = 0, *, tokenizer: Any | None = None,
-               reward_fn: Any = None) -> Agent:
+               reward_fn: Any = None, model: Any = None) -> Agent:
     """Family "lm": the PolicyGradientLearner on text env `env` (`replay`: unused, the learner keeps its own
     rollouts), its greedy actor and its sampling actor. `reward_fn(documents, responses)` overrides the env's
-    reward; `tokenizer` the one `agent.model` names."""
+    reward; `tokenizer` the one `agent.model` names; `model` an already-built causal LM (with its `tokenizer`)."""
     cfg = to_config(config, PpoLmConfig)
-    tokenizer = tokenizer or build_tokenizer(cfg)
-    policy, reference = build_policy(cfg, tokenizer, seed)
+    tokenizer = tokenizer if model is not None else tokenizer or build_tokenizer(cfg)
+    policy, reference = build_policy(cfg, tokenizer, seed, lm=model)
     learner = PolicyGradientLearner(cfg, policy, reference, tokenizer, env, reward_fn=reward_fn, seed=seed)
     return language_agent("ppo_lm", cfg, learner)

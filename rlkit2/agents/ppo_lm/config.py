@@ -26,6 +26,33 @@ def check_lm(f: Fields) -> None:
     f.count("prompts_per_step")
     f.lr("lr")
     f.positive("adam_eps", "max_grad_norm")
+    check_lora(f)
+
+
+def check_lora(f: Fields) -> None:
+    """`model.lora`: rank >= 0 (0: off), alpha > 0, dropout in [0, 1] and only with dropout left on, targets."""
+    lo = f.sub("model").sub("lora")
+    lo.count("r", minimum=0, what="0: off")
+    lo.positive("alpha", what="LoRA's scale is alpha / r")
+    lo.probability("dropout", label="a dropout rate must")
+    if lo.has("target_modules"):
+        t = lo.get("target_modules")
+        if isinstance(t, str) or not t or any(not isinstance(x, str) or not x for x in t):
+            raise ConfigError(f"{lo.name('target_modules')}={t!r}: expected a non-empty list of module names "
+                              "(e.g. [q_proj, k_proj, v_proj, o_proj])")
+    if lo.has("dropout") and f.has("disable_dropout") and f.get("disable_dropout"):
+        d = lo.get("dropout")
+        if isinstance(d, int | float) and d > 0:
+            raise ConfigError(f"{lo.name('dropout')}={d} has no effect while {f.name('disable_dropout')}=true "
+                              "(every dropout is zeroed); set it to 0 or turn disable_dropout off")
+
+
+def refuse_lora(f: Fields, agent: str) -> None:
+    """Agents whose anchors are copies of the policy's weights (WARP's EMA, J-BOND's) train the full model."""
+    lo = f.sub("model").sub("lora")
+    if lo.has("r") and isinstance(lo.get("r"), int) and lo.get("r") > 0:
+        raise ConfigError(f"{lo.name('r')}={lo.get('r')}: {agent} does not support LoRA adapters (its anchor is a "
+                          "moving copy of the full weights); use ppo_lm, or r=0")
 
 
 @dataclasses.dataclass
@@ -65,6 +92,12 @@ class PpoLmConfig(ValidatedConfig):
     precision: str = "auto"
     grad_accum_steps: int = 1  # each minibatch runs as this many micro-batches whose gradients add up to its own
     lr_warmup_steps: int = 0  # optimiser steps of linear LR warm-up from lr/lr_warmup_steps to lr (0: constant lr)
+    # fp16 gradients underflow (|g| < 6e-8 becomes 0) in the backward pass, before fp32 master weights can help
+    # (those only keep the *update* from rounding away). "auto": dynamic loss scaling (torch.amp.GradScaler: the
+    # loss is multiplied by a scale that halves on inf/nan gradients, whose step is skipped, and doubles after
+    # 2000 clean steps) when any trained weight is fp16; "dynamic": always; "off": never (bf16 has fp32's range
+    # and needs none)
+    loss_scaling: str = "auto"
 
     @classmethod
     def check(cls, f: Fields) -> None:
@@ -79,6 +112,7 @@ class PpoLmConfig(ValidatedConfig):
         f.probability("lam", label="the GAE lambda must")
         f.choice("kl_estimator", ("k1", "k2", "k3"))
         f.choice("precision", ("auto", "fp32_master", "model"))
+        f.choice("loss_scaling", ("auto", "dynamic", "off"))
         f.count("grad_accum_steps")
         f.budget("lr_warmup_steps")
         if f.has("grad_accum_steps") and f.has("minibatch_size"):

@@ -37,6 +37,11 @@ def uses_master_weights(precision: str, params: list[torch.Tensor]) -> bool:
     return precision == "fp32_master"
 
 
+def uses_checkpointing(model: Any) -> bool:
+    """Whether HF gradient checkpointing is switched on in any layer of `model`."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
 class PolicyGradientLearner(Learner):
     """PPO / RLOO / REINFORCE on token sequences with a per-token KL penalty to `reference`."""
 
@@ -53,10 +58,13 @@ class PolicyGradientLearner(Learner):
         self.reward_fn = reward_fn or env.score
         self.replay = replay or SequenceReplay(seed=seed)
         self.actor = LMActor(policy, tokenizer, config.generation, chat=prompts_are_chat(env))
+        # updates run in training mode where dropout is on, or where HF gradient checkpointing is (it only
+        # checkpoints in training mode; dropout is off, so the function is the one the rollout sampled from)
+        self.train_updates = not config.disable_dropout or uses_checkpointing(policy)
         if config.disable_dropout:
             disable_dropout(policy)
             disable_dropout(reference)
-            policy.eval()  # and kept there: updates see the function the rollout sampled from
+            policy.train(self.train_updates)  # eval, and kept there, without checkpointing
         params = [p for p in policy.parameters() if p.requires_grad]
         self.model_params = params
         self.master_params: list[torch.Tensor] | None = None
@@ -67,6 +75,10 @@ class PolicyGradientLearner(Learner):
         # the fused kernel (one op for all parameters; TRL's default optimiser is fused AdamW too) where available
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
         self.optimizer = torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, fused=fused or None)
+        # dynamic loss scaling (agent.loss_scaling): fp16 gradients would underflow in the backward pass
+        scaling = config.loss_scaling == "dynamic" or (
+            config.loss_scaling == "auto" and any(p.dtype == torch.float16 for p in self.model_params))
+        self.scaler = torch.amp.GradScaler(params[0].device.type if params else "cpu", enabled=scaling and bool(params))
         warm = config.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
@@ -103,7 +115,7 @@ class PolicyGradientLearner(Learner):
                                     kv_decoder=c.generation.kv_decoder)
         ref = response_logprobs(self.reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask, temp,
                                 suppress_ids=self.actor.suppress_ids, kv_decoder=c.generation.kv_decoder)
-        if not c.disable_dropout:
+        if self.train_updates:
             self.policy.train()
         scores = self.reward_fn(docs_k, ro.texts).float().to(ro.response_ids.device)
         t_score = time.perf_counter()
@@ -191,6 +203,7 @@ class PolicyGradientLearner(Learner):
         parts = min(c.grad_accum_steps, n)
         bounds = [round(i * n / parts) for i in range(parts + 1)]
         tokens = mb.response_mask.sum().clamp_min(1.0)
+        self.policy.train(self.train_updates)
         self.optimizer.zero_grad(set_to_none=True)
         for p in self.model_params:
             p.grad = None
@@ -199,11 +212,13 @@ class PolicyGradientLearner(Learner):
             micro = mb if parts == 1 else mb.index(torch.arange(lo, hi))
             w = micro.response_mask.sum().clamp_min(1.0) / tokens if parts > 1 else 1.0
             loss, m = self.minibatch_loss(micro, w, (hi - lo) / n)
-            loss.backward()
+            self.scaler.scale(loss).backward()  # the loss itself when loss scaling is off
             for k, v in m.items():
                 metrics[k] = metrics.get(k, 0) + v
         metrics["train/lr"] = torch.tensor(self.optimizer.param_groups[0]["lr"])  # the rate this step uses
         metrics["train/grad_norm"] = self.apply_gradients().detach()
+        if self.scaler.is_enabled():
+            metrics["train/loss_scale"] = torch.tensor(float(self.scaler.get_scale()))
         return metrics
 
     @torch.no_grad()
@@ -223,14 +238,17 @@ class PolicyGradientLearner(Learner):
             p.grad = None
 
     def apply_gradients(self) -> torch.Tensor:
-        """(fp32 master grads) -> all-reduce -> clip -> step -> LR schedule -> (refresh the model from the master)."""
+        """(fp32 master grads) -> all-reduce -> (unscale) -> clip -> step -> LR schedule -> (refresh the model from
+        the master). With loss scaling, a step whose gradients hold inf/nan is skipped and the scale halves."""
         if self.master_params is not None:
             self._to_master()
         params = self.optimizer.param_groups[0]["params"]
         if distributed.is_active():
             distributed.average_gradients(params)
+        self.scaler.unscale_(self.optimizer)  # no-ops without loss scaling
         gn = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         if self.master_params is not None:
             with torch.no_grad():
@@ -268,7 +286,7 @@ class PolicyGradientLearner(Learner):
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "master": None if self.master_params is None else [p.detach().clone() for p in self.master_params],
                 "kl_ctl": self.kl_ctl.state_dict(), "steps": self.steps, "replay": self.replay.state_dict(),
                 "reference": self.reference.state_dict(),
@@ -279,6 +297,8 @@ class PolicyGradientLearner(Learner):
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         if self.master_params is not None:
             with torch.no_grad():
                 # the fp32 master (an older checkpoint without one: the loaded model's weights, upcast)

@@ -16,12 +16,12 @@ from rlkit2.lm.models import freeze
 
 
 def make_agent(config: Any, env: Any, replay: Any = None, seed: int = 0, *, tokenizer: Any | None = None,
-               reward_fn: Any = None) -> Agent:
+               reward_fn: Any = None, model: Any = None) -> Agent:
     """Family "lm": the WarpLearner on text env `env` (`replay`: unused), its greedy actor and its sampling
-    actor; `tokenizer` and `reward_fn` as for ppo_lm."""
+    actor; `tokenizer`, `reward_fn` and `model` as for ppo_lm."""
     cfg = to_config(config, WarpConfig)
-    tokenizer = tokenizer or build_tokenizer(cfg)
-    policy, reference = build_policy(cfg, tokenizer, seed)
+    tokenizer = tokenizer if model is not None else tokenizer or build_tokenizer(cfg)
+    policy, reference = build_policy(cfg, tokenizer, seed, lm=model)
     anchor = copy.deepcopy(reference)  # frozen module whose weights the EMA hook moves
     inner = PolicyGradientLearner(cfg, policy, anchor, tokenizer, env, reward_fn=reward_fn, seed=seed)
     return language_agent("warp", cfg, WarpLearner(cfg, inner, freeze(reference)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rlkit2.agents.ppo_lm.config import PpoLmConfig
+from rlkit2.agents.ppo_lm.config import PpoLmConfig, refuse_lora
 from rlkit2.validation import Fields
 
 
@@ -35,6 +35,7 @@ class WarpConfig(PpoLmConfig):
     @classmethod
     def check(cls, f: Fields) -> None:
         super().check(f)
+        refuse_lora(f, "warp")
         f.probability("ema_rate", "liti_eta", label="an interpolation rate must")
         f.count("num_policies", "steps_per_run", "iterations")
         f.weights("slerp_weights")
