@@ -21,6 +21,9 @@ class ShiftConfig:
       Lift: +-0.03 m), displaced by `init_offset` (x, y), and the robot's start joints perturbed by Gaussian
       noise of std 0.02 + `init * robot_init_scale` rad (nominal 0.02). The two scales separate the axes:
       `object_init_scale=0` shifts only the robot's start, `robot_init_scale=0` only the object's.
+      In bin tasks (PickPlaceCan) the widened range is clipped to bin 1's interior (objects keep their radius
+      inside the walls), so the can's placement saturates at the bin from `init * object_init_scale` ~ 0.04 m
+      on; bin 2's visual target markers are never moved. Table tasks (Lift) are widened without a bound.
     - `action_noise`: std of Gaussian noise added to every (normalised) action before clipping.
     - `friction`: object friction scaled by max(1 - friction, 0.05) (slippery objects).
     - `mass`: object mass scaled by 1 + mass.
