@@ -20,6 +20,7 @@ from rlkit2.core import ConfigError
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
+JOB_FILE = "job.json"  # this launch: full overrides, command line, Hydra job number
 # Settings a resumed run may change: how long it runs and how it reports, never what it learns.
 SAFE_ON_RESUME = ("trainer.total_steps", "trainer.eval_every", "trainer.eval_episodes", "trainer.log_every",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress", "trainer.plot",
@@ -124,3 +125,30 @@ def write(run_dir: Path, cfg: DictConfig, overrides: Iterable[str] = ()) -> None
     run_dir = Path(run_dir)
     atomic_write_bytes(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True).encode())
     atomic_write_bytes(run_dir / OVERRIDES_FILE, OmegaConf.to_yaml(OmegaConf.create(list(overrides))).encode())
+
+
+def write_job_info(run_dir: Path, overrides: Iterable[str], resumed: bool) -> None:
+    """`job.json`: this launch as a sweep tool reads it - the full overrides (a job dir's name is capped and
+    leaves noisy keys out), the command line, Hydra's job number and sweep dir, host, pid, start time."""
+    import datetime
+    import json
+    import os
+    import socket
+    import sys
+
+    import rlkit2
+
+    job: dict[str, object] = {}
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        job = {"mode": str(hc.mode.name).lower() if hc.mode is not None else None, "num": getattr(hc.job, "num", None),
+               "override_dirname": hc.job.override_dirname,
+               "sweep_dir": hc.sweep.dir if hc.mode is not None and hc.mode.name == "MULTIRUN" else None}
+    info = {"overrides": list(overrides), "argv": list(sys.argv), "resumed": bool(resumed), **job,
+            "host": socket.gethostname(), "pid": os.getpid(),
+            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "rlkit2": rlkit2.__version__}
+    atomic_write_bytes(Path(run_dir) / JOB_FILE, (json.dumps(info, indent=1) + "\n").encode())
+

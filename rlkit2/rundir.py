@@ -26,7 +26,7 @@ LOCK_FILE = ".rlkit2.lock"
 REFERENCES_FILE = "references.json"  # offline runs: the zero-action and behaviour-policy levels
 # everything a run writes into its dir besides Hydra's own .hydra/ and log
 RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "policy.pt", "policy.pt.sha256", "learning_curve.png",
-               REFERENCES_FILE)
+               REFERENCES_FILE, "job.json")
 
 
 def resuming(resume: str) -> bool:

@@ -144,6 +144,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) 
         if not resuming(cfg.resume):
             rundir.set_aside_earlier_run(run_dir)
         run_config.write(run_dir, cfg, overrides or ())
+        run_config.write_job_info(run_dir, overrides or (), resuming(cfg.resume))
         _banner(cfg, run_dir)
         logger = build_logger(cfg, run_dir)
         try:

@@ -50,5 +50,9 @@ def test_many_overrides_get_a_short_job_dir_and_auto_threads_split_the_cores(tmp
     for r in runs:
         assert len(r.parent.name) <= 80 and r.name == "seed=0"
         assert (r / ".hydra" / "overrides.yaml").read_text().count("agent.") >= 9  # the full overrides kept
+        job = json.loads((r / "job.json").read_text())  # and in job.json, with the launch's particulars
+        assert sum(o.startswith("agent.") for o in job["overrides"]) >= 9 and "agent=td3" in job["overrides"]
+        assert job["mode"] == "multirun" and job["sweep_dir"] == str(sweep) and job["num"] in (0, 1)
+        assert job["resumed"] is False and job["pid"] > 0 and job["started"]
     threads = max(1, (psutil.cpu_count(logical=False) or 1) // 2)
     assert proc.stdout.count(f"| threads {threads} |") == 2, proc.stdout
