@@ -26,6 +26,10 @@ _STATIC_ROPE = ("default", "linear", "llama3")
 
 def unsupported_reason(lm: Any) -> str | None:
     """None when `KVDecoder` computes exactly what `lm`'s eager forward does; otherwise why not."""
+    import transformers
+
+    if int(transformers.__version__.split(".")[0]) < 5:  # 4.x scales Gemma's embeddings outside embed_tokens
+        return f"transformers {transformers.__version__}: KVDecoder is tested equal only under transformers 5"
     if hasattr(lm, "peft_config") or hasattr(lm, "peft_model"):
         return "a peft adapter model (LoRA): the HF forward runs the adapters"
     cfg = getattr(lm, "config", None)

@@ -122,6 +122,16 @@ def test_unsupported_models_fall_back(word_tokenizer):
     assert ids.shape == lps.shape == (1, 3)
 
 
+def test_refused_under_transformers_4(word_tokenizer, monkeypatch):
+    """4.x applies Gemma's sqrt(hidden) embedding scale outside `embed_tokens`: the decoder is tested only on 5.x."""
+    import transformers
+
+    lm = tiny("gemma2", word_tokenizer)
+    assert unsupported_reason(lm) is None
+    monkeypatch.setattr(transformers, "__version__", "4.57.1")
+    assert "transformers 4.57.1" in unsupported_reason(lm)
+
+
 @pytest.mark.parametrize("value_head", [True, False])
 def test_policy_forward_and_gradients_equal_the_hf_modules(value_head, word_tokenizer):
     """The learner's policy forward runs through KVDecoder: same logits, values and parameter gradients."""

@@ -53,8 +53,11 @@ def build_policy(cfg: PpoLmConfig, tokenizer: Any, seed: int = 0, lm: Any = None
     if lora:
         lm = apply_lora(lm, cfg.model.lora)
         reference = AdapterDisabled(lm).eval()
-    if unsupported_reason(lm) is not None and getattr(getattr(cfg, "generation", None), "kv_decoder", False):
-        log_once(f"KVDecoder does not run the policy ({unsupported_reason(lm)}): the Hugging Face forward does")
+    if getattr(getattr(cfg, "generation", None), "kv_decoder", False):  # which forward path, and why, once
+        why = unsupported_reason(lm)
+        log_once(f"KVDecoder does not run the policy ({why}): the Hugging Face forward does" if why else
+                 f"KVDecoder runs the policy ({lm.config.model_type}, float32; tested equal to the Hugging Face "
+                 "forward, logits and gradients)")
     policy = PolicyWithValue(lm, value_head=cfg.algo == "ppo")
     return policy, reference
 
