@@ -127,6 +127,11 @@ class RobosuiteEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_dim,), dtype=np.float32)
         self._t = 0
         self._last_raw = raw
+        # robosuite's "object-state" is its active object-modality observables concatenated in `_observables`
+        # order, which differs between robosuite versions: recorded so demo files can be checked against it.
+        self._object_layout: list[tuple[str, int]] = [
+            (str(name), int(np.asarray(raw[name]).size)) for name, o in self._env._observables.items()
+            if o.modality == "object" and o.is_enabled() and o.is_active() and name in raw]
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -140,6 +145,12 @@ class RobosuiteEnv(gym.Env):
         """The last raw observation under robomimic names (for writing demonstrations)."""
         keys = self.obs_keys if keys is None else keys
         return {k: np.asarray(self._last_raw[_ALIASES.get(k, k)]) for k in keys}
+
+    def object_layout(self) -> list[tuple[str, int]]:
+        """The (name, size) sub-observations concatenated, in order, into the "object" observation (robosuite's
+        "object-state"), e.g. Can_to_robot0_eef_pos, Can_to_robot0_eef_quat, Can_pos, Can_quat in robosuite 1.5.
+        Demo writers store it; `read_robomimic(..., object_layout=env.object_layout())` checks files against it."""
+        return list(self._object_layout)
 
     def sim_state(self) -> np.ndarray:
         """Flattened MuJoCo state (robomimic's `states`)."""

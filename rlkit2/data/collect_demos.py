@@ -3,7 +3,9 @@
     python -m rlkit2.data.collect_demos --out demos/lift.hdf5 --num-demos 50 --seed 0
 
 Only successful episodes are kept (as in robomimic's datasets); the expert's success rate over
-all attempts is reported. The file appears only when collection completes (temp file + rename).
+all attempts is reported. The file records the env's obs/object layout (data.attrs["object_obs_layout"]),
+which `read_robomimic(..., object_layout=)` checks against the env it is loaded for. The file
+appears only when collection completes (temp file + rename).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def collect_demos(env_cfg: Any, out: str | Path, num_demos: int, *, seed: int = 
     expert = ScriptedLiftExpert(env.obs_slices, noise=expert_noise, seed=seed)
     max_attempts = max_attempts or 3 * num_demos
     attempts, lengths = 0, []
-    with RobomimicWriter(out, env.env_args()) as writer:
+    with RobomimicWriter(out, env.env_args(), object_layout=env.object_layout()) as writer:
         bar = tqdm(total=num_demos, desc="scripted demos", disable=not progress)
         while writer.num_demos < num_demos:
             if attempts >= max_attempts:

@@ -1,7 +1,9 @@
 """robomimic-format HDF5 demonstrations: read (real robomimic datasets load) and write (atomic).
 
 Layout (robomimic v0.3 "low_dim" files):
-    data/                      attrs: env_args (JSON: env_name, type, env_kwargs), total (transitions)
+    data/                      attrs: env_args (JSON: env_name, type, env_kwargs), total (transitions),
+                               object_obs_layout (rlkit2's files: JSON [[name, size], ...], the order of the
+                               robosuite sub-observations concatenated into obs/object)
     data/demo_<i>/             attrs: num_samples
         obs/<key>              (T, ...)  observation before the action
         next_obs/<key>         (T, ...)  observation after it (optional on read: derived from obs)
@@ -14,6 +16,11 @@ h5py only: PyPI robomimic 0.3 imports mujoco_py, which this stack does not have.
 only the demos, observation keys and masks it returns, through `rlkit2.data.hdf5.BoundedFile`: links
 and storage outside the file are refused, and what is read is bounded by `RLKIT2_MAX_DATASET_BYTES`
 (default 16 GiB; raise it, e.g. `=64G`, for a larger trusted file).
+
+obs/object is robosuite's "object-state": sub-observations (e.g. Can_pos, Can_quat, Can_to_robot0_eef_pos, ...)
+concatenated in an order that differs between robosuite versions. Given the env's layout (`RobosuiteEnv.
+object_layout()`), `read_robomimic(..., object_layout=)` refuses a file whose recorded layout differs, and warns
+once per file that records none (robomimic's own files, older rlkit2 files): its columns could not be checked.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,50 @@ from rlkit2.core import DataError
 from rlkit2.data.hdf5 import BoundedFile
 
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
+OBJECT_LAYOUT_ATTR = "object_obs_layout"  # data.attrs key: JSON [[sub-observation name, size], ...]
+ObjectLayout = list[tuple[str, int]]
+_LAYOUT_WARNED: set[str] = set()  # files already warned about (once per file and process)
+
+
+def normalize_layout(layout: Iterable[Sequence[Any]], where: str = "object layout") -> ObjectLayout:
+    """`[(name, size), ...]` from any sequence of pairs (JSON gives lists); DataError when malformed."""
+    out: ObjectLayout = []
+    try:
+        for item in layout:
+            name, size = item
+            if not isinstance(name, str) or isinstance(size, bool) or int(size) != size or int(size) <= 0:
+                raise ValueError(f"bad entry {item!r}")
+            out.append((name, int(size)))
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{where} must be a list of [name, size] pairs: {e}") from e
+    return out
+
+
+def _show(layout: ObjectLayout) -> str:
+    return "[" + ", ".join(f"{n}({k})" for n, k in layout) + "]"
+
+
+def check_object_layout(path: str, file_layout: ObjectLayout | None, env_layout: Sequence[Sequence[Any]],
+                        env_args: Mapping[str, Any] | None = None) -> None:
+    """Refuse (DataError) a file whose recorded object-state layout differs from the env's; warn once per
+    file when the file records none."""
+    env = normalize_layout(env_layout, "the env's object layout")
+    if file_layout is None:
+        if path not in _LAYOUT_WARNED:
+            _LAYOUT_WARNED.add(path)
+            version = (env_args or {}).get("env_version")
+            made = f" (written with robosuite {version})" if version else ""
+            warnings.warn(f"{path}{made} does not record its object-state layout (data.attrs"
+                          f"['{OBJECT_LAYOUT_ATTR}']): the column order of obs/object could not be checked against "
+                          f"the env's {_show(env)}; robosuite versions order these sub-observations differently, "
+                          "so demos from another version may load with columns swapped", UserWarning, stacklevel=3)
+        return
+    if file_layout != env:
+        raise DataError(
+            f"{path}: obs/object layout {_show(file_layout)} (data.attrs['{OBJECT_LAYOUT_ATTR}']) differs from "
+            f"the env's {_show(env)}: its columns would be misread. Collect demos in this env (python -m "
+            f"rlkit2.data.collect_demos) or reorder every demo's obs/object and next_obs/object columns to the "
+            f"env's order and set that attribute to {json.dumps([list(p) for p in env])}")
 
 
 @dataclasses.dataclass
@@ -65,6 +117,7 @@ class RobomimicDataset:
     env_args: dict[str, Any]
     path: str
     masks: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    object_layout: ObjectLayout | None = None  # the file's recorded obs/object layout (None: not recorded)
 
     def __len__(self) -> int:
         return len(self.demos)
@@ -105,9 +158,12 @@ def _numeric(v: np.ndarray, path: str, demo: str, key: str) -> np.ndarray:
 
 
 def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | None = None,
-                   filter_key: str | None = None, max_demos: int | None = None) -> RobomimicDataset:
+                   filter_key: str | None = None, max_demos: int | None = None,
+                   object_layout: Sequence[Sequence[Any]] | None = None) -> RobomimicDataset:
     """Read a robomimic HDF5 file. `obs_keys` (default: all of the first demo's) must exist in every demo;
-    `filter_key` selects the demos listed under `mask/<filter_key>`. Malformed files raise DataError."""
+    `filter_key` selects the demos listed under `mask/<filter_key>`. `object_layout`: the env's obs/object
+    layout (`RobosuiteEnv.object_layout()`), checked against the file's (`check_object_layout`).
+    Malformed files raise DataError."""
     path = str(Path(path).expanduser())
     if not Path(path).is_file():
         raise DataError(f"robomimic dataset {path} does not exist")
@@ -127,6 +183,15 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
                 env_args = json.loads(h.read_attr(data, "env_args"))
             except (ValueError, TypeError, RecursionError) as e:  # JSONDecodeError is a ValueError
                 raise DataError(f"{path}: data.attrs['env_args'] is not valid JSON: {e}") from e
+        file_layout: ObjectLayout | None = None
+        if OBJECT_LAYOUT_ATTR in data.attrs:
+            where = f"{path}: data.attrs['{OBJECT_LAYOUT_ATTR}']"
+            try:
+                file_layout = normalize_layout(json.loads(h.read_attr(data, OBJECT_LAYOUT_ATTR)), where)
+            except (ValueError, TypeError, RecursionError) as e:
+                raise DataError(f"{where} is not valid JSON: {e}") from e
+        if object_layout is not None:
+            check_object_layout(path, file_layout, object_layout, env_args)
         masks = _read_masks(h)
         if filter_key is not None:
             if filter_key not in masks:
@@ -153,7 +218,12 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
                 raise DataError(f"{path}: demo '{name}' could not be read (truncated or corrupt?): {e}") from e
             if obs_keys is None:
                 obs_keys = list(demos[0].obs)
-    return RobomimicDataset(demos, env_args, path, masks)
+            if file_layout is not None and "object" in demos[-1].obs:
+                width = int(np.prod(demos[-1].obs["object"].shape[1:]))
+                if width != sum(k for _, k in file_layout):
+                    raise DataError(f"{path}: demo '{name}' obs/object has {width} columns but the file's "
+                                    f"layout {_show(file_layout)} has {sum(k for _, k in file_layout)}")
+    return RobomimicDataset(demos, env_args, path, masks, file_layout)
 
 
 def _read_masks(h: BoundedFile) -> dict[str, list[str]]:
@@ -254,7 +324,8 @@ class RobomimicWriter:
     target's directory, renamed over `path` only by a successful `close()` (or `with` exit).
     An exception inside the `with` block deletes the temp file and leaves `path` untouched."""
 
-    def __init__(self, path: str | os.PathLike[str], env_args: Mapping[str, Any] | None = None):
+    def __init__(self, path: str | os.PathLike[str], env_args: Mapping[str, Any] | None = None,
+                 object_layout: Sequence[Sequence[Any]] | None = None):
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
@@ -262,6 +333,9 @@ class RobomimicWriter:
         self._f = h5py.File(self._tmp, "w")
         self._data = self._f.create_group("data")
         self._data.attrs["env_args"] = json.dumps(dict(env_args or {}))
+        if object_layout is not None:  # the env's obs/object layout, checked by read_robomimic(object_layout=)
+            layout = normalize_layout(object_layout)
+            self._data.attrs[OBJECT_LAYOUT_ATTR] = json.dumps([list(p) for p in layout])
         self.num_demos = 0
         self.total = 0
 
@@ -321,9 +395,10 @@ class RobomimicWriter:
 
 
 def write_robomimic(path: str | os.PathLike[str], demos: Iterable[Demo], env_args: Mapping[str, Any] | None = None,
-                    masks: Mapping[str, Sequence[str]] | None = None) -> Path:
-    """Write demos to `path` atomically (temp file + rename)."""
-    with RobomimicWriter(path, env_args) as w:
+                    masks: Mapping[str, Sequence[str]] | None = None,
+                    object_layout: Sequence[Sequence[Any]] | None = None) -> Path:
+    """Write demos to `path` atomically (temp file + rename); `object_layout`: see `RobomimicWriter`."""
+    with RobomimicWriter(path, env_args, object_layout) as w:
         for d in demos:
             w.add(d)
         if masks:

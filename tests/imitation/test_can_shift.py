@@ -79,3 +79,14 @@ def test_bin2_target_markers_are_not_shifted(starts):
     assert len(visual) == 4
     for s in visual:  # robosuite puts each marker at the centre of its quarter of bin 2: a point range
         assert s.x_range[0] == s.x_range[1] and s.y_range[0] == s.y_range[1], (s.name, s.x_range, s.y_range)
+
+
+def test_can_object_layout_is_the_object_state_order(starts):
+    """`object_layout()` (what demo files record and are checked against) is the order robosuite concatenates
+    the can's sub-observations into the "object" observation."""
+    env = starts[0.0][2]
+    env.step(np.zeros(env.action_dim, np.float32))
+    layout, raw = env.object_layout(), env._last_raw
+    assert {n for n, _ in layout} == {"Can_pos", "Can_quat", "Can_to_robot0_eef_pos", "Can_to_robot0_eef_quat"}
+    assert sum(k for _, k in layout) == env.obs_slices["object"].stop - env.obs_slices["object"].start == 14
+    np.testing.assert_array_equal(np.concatenate([np.ravel(raw[n]) for n, _ in layout]), raw["object-state"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import h5py
 import numpy as np
 import pytest
@@ -117,3 +120,65 @@ def test_collected_demos_match_the_env_layout(tmp_path):
     assert arrays["observations"].shape[1] == 19 and arrays["terminals"][-1] == 1.0
     cube_xy = np.stack([d.obs["object"][0, :2] for d in ds.demos])
     assert np.abs(cube_xy).max() <= 0.031  # nominal placement despite cfg.shift
+    # the file records the env's obs/object layout and loads against it without a warning
+    from rlkit2.envs.robosuite import make_robosuite_env
+
+    env = make_robosuite_env(RobosuiteEnvConfig(horizon=5), seed=0)
+    try:
+        layout = env.object_layout()
+    finally:
+        env.close()
+    assert layout == [("cube_pos", 3), ("cube_quat", 4), ("gripper_to_cube_pos", 3)] and ds.object_layout == layout
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_robomimic(tmp_path / "lift.hdf5", object_layout=layout)) == 2
+
+
+# robosuite 1.5's PickPlaceCan object-state, and the order older robosuite (robomimic's Can files) used
+CAN_15 = [("Can_to_robot0_eef_pos", 3), ("Can_to_robot0_eef_quat", 4), ("Can_pos", 3), ("Can_quat", 4)]
+CAN_OLD = [("Can_pos", 3), ("Can_quat", 4), ("Can_to_robot0_eef_pos", 3), ("Can_to_robot0_eef_quat", 4)]
+
+
+def _can_demo(T: int = 4) -> Demo:
+    d = _demo(T, 0)
+    r = np.random.default_rng(1)
+    d.obs["object"], d.next_obs["object"] = r.normal(size=(T, 14)), r.normal(size=(T, 14))
+    return d
+
+
+def test_permuted_object_layout_is_refused(tmp_path):
+    """A Can file whose object-state order differs from the env's used to load with columns swapped (only the
+    width, 14 both ways, was checked)."""
+    path = write_robomimic(tmp_path / "old_can.hdf5", [_can_demo()], {"env_name": "PickPlaceCan"},
+                           object_layout=CAN_OLD)
+    with pytest.raises(DataError) as e:
+        read_robomimic(path, object_layout=CAN_15)
+    msg = str(e.value)
+    assert str(path) in msg and "differs from the env's" in msg
+    assert "[Can_pos(3), Can_quat(4), Can_to_robot0_eef_pos(3), Can_to_robot0_eef_quat(4)]" in msg  # the file's
+    assert "[Can_to_robot0_eef_pos(3), Can_to_robot0_eef_quat(4), Can_pos(3), Can_quat(4)]" in msg  # the env's
+    assert "collect_demos" in msg and "reorder" in msg
+    ds = read_robomimic(path, object_layout=CAN_OLD)  # the same layout loads; so does an unchecked read
+    assert ds.object_layout == CAN_OLD and read_robomimic(path).object_layout == CAN_OLD
+
+
+def test_writer_layout_loads_and_width_is_checked(tmp_path):
+    path = write_robomimic(tmp_path / "can.hdf5", [_can_demo(), _can_demo(3)], object_layout=CAN_15)
+    with h5py.File(path) as f:
+        assert json.loads(f["data"].attrs["object_obs_layout"]) == [list(p) for p in CAN_15]
+    assert len(read_robomimic(path, object_layout=[list(p) for p in CAN_15])) == 2  # JSON-style pairs work too
+    bad = write_robomimic(tmp_path / "bad.hdf5", [_can_demo()], object_layout=CAN_15[:3])  # 10 != 14 columns
+    with pytest.raises(DataError, match="obs/object has 14 columns but the file's layout"):
+        read_robomimic(bad)
+    with pytest.raises(DataError, match="pairs"):
+        write_robomimic(tmp_path / "x.hdf5", [_can_demo()], object_layout=[("Can_pos", -3)])
+
+
+def test_file_without_layout_warns_once(tmp_path):
+    path = write_robomimic(tmp_path / "robomimic_can.hdf5", [_can_demo()],
+                           {"env_name": "PickPlaceCan", "env_version": "1.2.1"})
+    with pytest.warns(UserWarning, match=r"robosuite 1\.2\.1.*could not be checked") as rec:
+        read_robomimic(path, object_layout=CAN_15)
+        read_robomimic(path, object_layout=CAN_15)
+    assert len([w for w in rec if "could not be checked" in str(w.message)]) == 1
+    assert str(path) in str(rec[0].message)
