@@ -67,9 +67,11 @@ def is_shifted(env_cfg: Any) -> bool:
     return _node(env_cfg).get("shift", {}) != dataclasses.asdict(ShiftConfig())
 
 
-def load_demos(env_cfg: Any, run_dir: Path, obs_keys: list[str], *, seed: int,
-               progress: bool = True) -> tuple[dict[str, np.ndarray], str, int]:
-    """Demonstration transitions for `env_cfg` (collected by the scripted expert when `dataset` is empty)."""
+def load_demos(env_cfg: Any, run_dir: Path, obs_keys: list[str], *, seed: int, progress: bool = True,
+               object_layout: list[tuple[str, int]] | None = None) -> tuple[dict[str, np.ndarray], str, int]:
+    """Demonstration transitions for `env_cfg` (collected by the scripted expert when `dataset` is empty).
+    `object_layout`: the env's "object" sub-observations in order; a file that records a different one is
+    refused (its columns would be read swapped)."""
     from rlkit2.data.robomimic import read_robomimic, to_transitions
 
     path = str(getattr(env_cfg, "dataset", "") or "")
@@ -87,7 +89,8 @@ def load_demos(env_cfg: Any, run_dir: Path, obs_keys: list[str], *, seed: int,
                   flush=True)
     filter_key = str(getattr(env_cfg, "filter_key", "") or "") or None
     cap = int(getattr(env_cfg, "max_demos", 0) or 0)
-    ds = read_robomimic(path, obs_keys=obs_keys, filter_key=filter_key, max_demos=cap or None)
+    ds = read_robomimic(path, obs_keys=obs_keys, filter_key=filter_key, max_demos=cap or None,
+                        object_layout=object_layout)
     return to_transitions(ds, obs_keys), path, len(ds)
 
 
@@ -112,8 +115,10 @@ class ImitationPhase:
         self.nominal_env = (make_env(nominal_env_cfg(cfg.env), eval_seed(self.seed))
                             if is_shifted(cfg.env) and bool(getattr(cfg.env, "eval_nominal", True)) else None)
         self.spec = env_spec(self.eval_env)
-        arrays, self.demo_path, self.num_demos = load_demos(cfg.env, Path(run_dir), list(self.eval_env.obs_keys),
-                                                            seed=self.seed, progress=bool(self.trainer.progress))
+        layout = getattr(self.eval_env, "object_layout", None)
+        arrays, self.demo_path, self.num_demos = load_demos(
+            cfg.env, Path(run_dir), list(self.eval_env.obs_keys), seed=self.seed,
+            progress=bool(self.trainer.progress), object_layout=layout() if callable(layout) else None)
         if arrays["observations"].shape[1] != self.spec.obs_dim or arrays["actions"].shape[1] != self.spec.act_dim:
             raise DataError(f"demos {self.demo_path}: observations {arrays['observations'].shape[1:]}, actions "
                             f"{arrays['actions'].shape[1:]}; env '{cfg.env.task}' with obs_keys "

@@ -182,3 +182,19 @@ def test_file_without_layout_warns_once(tmp_path):
         read_robomimic(path, object_layout=CAN_15)
     assert len([w for w in rec if "could not be checked" in str(w.message)]) == 1
     assert str(path) in str(rec[0].message)
+
+
+def test_the_imitation_runner_checks_the_layout_of_the_demos_it_loads(tmp_path):
+    """`load_demos` (what the imitation phase calls, with the eval env's `object_layout()`) refuses swapped columns."""
+    from types import SimpleNamespace
+
+    from rlkit2.run.imitation import load_demos
+
+    path = write_robomimic(tmp_path / "old_can.hdf5", [_can_demo()], {"env_name": "PickPlaceCan"},
+                           object_layout=CAN_OLD)
+    env_cfg = SimpleNamespace(dataset=str(path), num_demos=0, filter_key="", max_demos=0)
+    keys = list(_can_demo().obs)
+    with pytest.raises(DataError, match="differs from the env's"):
+        load_demos(env_cfg, tmp_path, keys, seed=0, progress=False, object_layout=CAN_15)
+    arrays, used, n = load_demos(env_cfg, tmp_path, keys, seed=0, progress=False, object_layout=CAN_OLD)
+    assert used == str(path) and n == 1 and len(arrays["observations"]) == 4
