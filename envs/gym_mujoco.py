@@ -40,10 +40,13 @@ def gym_id(env_cfg: Any) -> str:
     return resolve_env_id(name)[0]
 
 
-def make_gym_env(env_cfg: Any, seed: int | None = None) -> gym.Env:
+def make_gym_env(env_cfg: Any, seed: int | None = None, render_mode: str | None = None) -> gym.Env:
     env_id = gym_id(env_cfg)
+    kwargs = dict(env_cfg.kwargs or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     try:
-        env = gym.make(env_id, max_episode_steps=int(env_cfg.max_episode_steps), **dict(env_cfg.kwargs or {}))
+        env = gym.make(env_id, max_episode_steps=int(env_cfg.max_episode_steps), **kwargs)
     except gym.error.Error as e:
         raise ConfigError(f"env.id='{env_cfg.id}': Gymnasium cannot make '{env_id}': {e}") from e
     if seed is not None:

@@ -227,4 +227,11 @@ def make_text_env(env_cfg: Any, seed: int | None = None, reward_fn: Any = None, 
 
 
 store("text_schema", TextEnvConfig, group="env")
-register_env_kind("text", lambda cfg, seed: make_text_env(cfg, seed))
+def _make_text_env(cfg: Any, seed: int | None = None, render_mode: str | None = None) -> Any:
+    if render_mode is not None:
+        raise ConfigError(f"the text env has no frames to render (render_mode={render_mode!r}; trainer.video is for "
+                          "control and robot envs)")
+    return make_text_env(cfg, seed)
+
+
+register_env_kind("text", _make_text_env)

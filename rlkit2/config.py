@@ -46,6 +46,9 @@ class TrainerConfig(ValidatedConfig):
     progress: bool = True
     distributed: bool = False
     plot: bool = True  # learning-curve PNG in the run dir at the end
+    # the first episode of every evaluation as videos/step_<step>.mp4 (and to wandb when it logs); control and
+    # robot envs (rendered offscreen as rgb_array: MuJoCo needs EGL or OSMesa on a headless machine)
+    video: bool = False
 
     config_prefix = "trainer"
 
@@ -57,6 +60,10 @@ class TrainerConfig(ValidatedConfig):
         f.count("updates_per_step", what="learner updates per env step")
         f.choice("nan_policy", ("stop", "skip"))
         f.threads("threads")
+        if f.has("video") and f.get("video") and f.has("eval_every") and f.has("eval_episodes") \
+                and not (f.get("eval_every") and f.get("eval_episodes")):
+            raise ConfigError("trainer.video=true records evaluation episodes, but evaluation is off "
+                              "(trainer.eval_every or trainer.eval_episodes is 0)")
 
 
 @dataclasses.dataclass

@@ -34,6 +34,9 @@ class Logger:
     def write(self, metrics: Mapping[str, Any], step: int) -> None:
         raise NotImplementedError
 
+    def video(self, key: str, path: str | os.PathLike[str], step: int) -> None:
+        """A rollout video written at `path` (`trainer.video`); sinks that show videos take it, others ignore it."""
+
     def close(self) -> None:
         pass
 
@@ -141,6 +144,16 @@ class WandbLogger(Logger):
             warnings.warn(f"wandb failed mid-run ({e!r}); disabling it, metrics.jsonl keeps going", stacklevel=2)
             self.run = None
 
+    def video(self, key: str, path: str | os.PathLike[str], step: int) -> None:
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            self.run.log({key: wandb.Video(str(path), format="mp4")}, step=int(step))
+        except Exception as e:  # noqa: BLE001 - a video must never stop training
+            warnings.warn(f"wandb could not take the video {path} ({e!r}); it stays in the run dir", stacklevel=2)
+
     def close(self) -> None:
         if self.run is not None:
             try:
@@ -157,6 +170,10 @@ class MultiLogger(Logger):
         floats = {k: to_float(v) for k, v in metrics.items()}  # one host read, shared by all sinks
         for lg in self.loggers:
             lg.write(floats, step)
+
+    def video(self, key: str, path: str | os.PathLike[str], step: int) -> None:
+        for lg in self.loggers:
+            lg.video(key, path, step)
 
     def close(self) -> None:
         for lg in self.loggers:

@@ -111,17 +111,20 @@ _ENV_MODULES = {"gym": "rlkit2.envs.gym_mujoco", "robosuite": "rlkit2.envs.robos
 
 
 def register_env_kind(kind: str, maker: Callable[..., Any]) -> None:
-    """`maker(env_cfg, seed)` returns a Gymnasium-style env."""
+    """`maker(env_cfg, seed)` returns a Gymnasium-style env; `maker(env_cfg, seed, render_mode="rgb_array")` one
+    that renders frames (a kind that cannot render raises ConfigError)."""
     _ENV_KINDS[kind] = maker
 
 
-def make_env(env_cfg: Any, seed: int | None = None) -> Any:
+def make_env(env_cfg: Any, seed: int | None = None, render_mode: str | None = None) -> Any:
     kind = getattr(env_cfg, "kind", None) or env_cfg["kind"]
     if kind not in _ENV_KINDS and kind in _ENV_MODULES:
         importlib.import_module(_ENV_MODULES[kind])
     if kind not in _ENV_KINDS:
         raise ConfigError(f"unknown env kind '{kind}'; valid kinds: {', '.join(sorted(_ENV_MODULES))}")
-    return _ENV_KINDS[kind](env_cfg, seed)
+    if render_mode is None:
+        return _ENV_KINDS[kind](env_cfg, seed)
+    return _ENV_KINDS[kind](env_cfg, seed, render_mode=render_mode)
 
 
 # Built-in agents (each module calls register_agent at import).

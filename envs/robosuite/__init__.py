@@ -14,10 +14,10 @@ from rlkit2.registry import register_env_kind
 from .config import DEFAULT_OBS_KEYS, RobosuiteEnvConfig, ShiftConfig, as_config
 
 
-def make_robosuite_env(env_cfg: Any | None = None, seed: int | None = None) -> Any:
+def make_robosuite_env(env_cfg: Any | None = None, seed: int | None = None, render_mode: str | None = None) -> Any:
     from .adapter import RobosuiteEnv
 
-    env = RobosuiteEnv(env_cfg, seed=seed)
+    env = RobosuiteEnv(env_cfg, seed=seed, render_mode=render_mode)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)

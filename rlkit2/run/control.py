@@ -29,6 +29,7 @@ from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, v
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.rundir import REFERENCES_FILE
 from rlkit2.seeding import seed_everything
+from rlkit2.video import EpisodeRecorder, evaluation_env
 
 
 class ControlSetup:
@@ -49,7 +50,7 @@ class ControlSetup:
         # everything that explores (env resets, exploration noise) is seeded per rank.
         seed_everything(self.seed + 1000 * self.rank)
         self.env = make_env(cfg.env, self.seed + 1000 * self.rank)
-        self.eval_env = make_env(cfg.env, eval_seed(self.seed))
+        self.eval_env = evaluation_env(cfg.env, eval_seed(self.seed), tr)  # rendering when trainer.video
         self.spec = env_spec(self.env)
         self.offline = entry.offline
         self.dataset_metadata: Any = None
@@ -98,6 +99,7 @@ class ControlPhase:
         self.step, self.total = 0, int(self.trainer.total_steps)
         self.episode = 0
         self.random_rng = np.random.default_rng(setup.seed)
+        self.recorder = setup.eval_env if isinstance(setup.eval_env, EpisodeRecorder) else None
 
     def evaluate(self) -> dict[str, float]:
         s = self.s

@@ -34,6 +34,7 @@ from rlkit2.replay import TransitionReplay
 from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, validate_common
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
+from rlkit2.video import EpisodeRecorder, evaluation_env
 
 ONLINE_SEED_OFFSET = 20_000
 
@@ -111,13 +112,15 @@ class ImitationPhase:
                               f"got '{getattr(cfg.env, 'kind', None)}'")
         self.seed = int(cfg.seed)
         seed_everything(self.seed)
-        self.eval_env = make_env(cfg.env, eval_seed(self.seed))
+        self.eval_env = evaluation_env(cfg.env, eval_seed(self.seed), self.trainer)  # rendering when trainer.video
+        self.recorder = self.eval_env if isinstance(self.eval_env, EpisodeRecorder) else None
+        base = self.eval_env.unwrapped  # the robosuite env itself (a recorder wraps it)
         self.nominal_env = (make_env(nominal_env_cfg(cfg.env), eval_seed(self.seed))
                             if is_shifted(cfg.env) and bool(getattr(cfg.env, "eval_nominal", True)) else None)
         self.spec = env_spec(self.eval_env)
-        layout = getattr(self.eval_env, "object_layout", None)
+        layout = getattr(base, "object_layout", None)
         arrays, self.demo_path, self.num_demos = load_demos(
-            cfg.env, Path(run_dir), list(self.eval_env.obs_keys), seed=self.seed,
+            cfg.env, Path(run_dir), list(base.obs_keys), seed=self.seed,
             progress=bool(self.trainer.progress), object_layout=layout() if callable(layout) else None)
         if arrays["observations"].shape[1] != self.spec.obs_dim or arrays["actions"].shape[1] != self.spec.act_dim:
             raise DataError(f"demos {self.demo_path}: observations {arrays['observations'].shape[1:]}, actions "

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import distributed
-from rlkit2.core import evaluate
+from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, prompts_are_chat, response_logprobs
 from rlkit2.logging import Logger
 from rlkit2.registry import get_agent, register_runner
@@ -63,6 +63,9 @@ class LMPhase:
 
         self.cfg, self.trainer = cfg, cfg.trainer
         self.seed = int(cfg.seed)
+        if bool(getattr(self.trainer, "video", False)):  # honoured or refused: text has no frames
+            raise ConfigError(f"trainer.video=true: agent '{cfg.agent.name}' generates text, which has no frames to "
+                              "record; leave trainer.video=false")
         if self.trainer.distributed:
             distributed.init_from_env(str(self.trainer.device))
         self.rank = distributed.rank()

@@ -31,6 +31,7 @@ from rlkit2.progress import progress
 from rlkit2.run.common import config_diff, crossed, evaluating, resolve_resume, truncate_metrics
 from rlkit2.run.guard import MetricAccumulator, UpdateGuard
 from rlkit2.seeding import rng_state, set_rng_state
+from rlkit2.video import video_path
 
 FORMAT = "rlkit2-run-v2"
 
@@ -155,11 +156,16 @@ class RunLoop:
         # the last step of a shorter run that is later resumed) must not change what is learned.
         saved = rng_state()
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+        recorder = getattr(self.phase, "recorder", None)  # trainer.video: the first episode is filmed
+        if recorder is not None:
+            recorder.arm(video_path(self.run_dir, self.phase.step))
         try:
             with torch.random.fork_rng(devices=devices):
                 self.last_eval = self.phase.evaluate()
         finally:
             set_rng_state(saved)
+        if recorder is not None and recorder.last_video is not None:
+            self.logger.video("eval/video", recorder.last_video, self.phase.step)
         if self.on_evaluate is not None:
             self.on_evaluate(self.phase.step, self.last_eval)
         return self.last_eval
