@@ -5,7 +5,10 @@
 Both sides: the same randomly initialised tiny Gemma 2 (eager attention, float32, 1 CPU thread), the same
 synthetic-summary prompts, the same toy reward (a Python callable), generation of exactly --new-tokens tokens
 (min = max, so lengths match), KL coefficient 0.05 to a frozen reference (reference log-probs computed),
-prompts x samples sequences a rollout, minibatches of --minibatch, one optimisation epoch.
+prompts x samples sequences a rollout, minibatches of --minibatch, one optimisation epoch, and gradient
+checkpointing set alike on both sides (--gradient-checkpointing; default off: TRL's RLOOConfig defaults to
+gradient_checkpointing=True, TrainingArguments and rlkit2's agent.model.gradient_checkpointing to False, so it is
+passed to TRL explicitly).
 TRL's PPO trainer no longer exists in 1.16, so its RLOOTrainer is the peer; rlkit2 is timed both as PPO
 (value head on the shared trunk, GAE) and as RLOO (the like-for-like algorithm).
 
@@ -92,6 +95,10 @@ def run_rlkit2(args: argparse.Namespace, system: str) -> dict[str, Any]:
     import copy
 
     ref = freeze(copy.deepcopy(lm))
+    if args.gradient_checkpointing:  # the policy only, as agent.model.gradient_checkpointing does
+        from rlkit2.lm.adapters import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(lm)
     k = args.samples if algo == "rloo" else 1
     cfg = PpoLmConfig(algo=algo, prompts_per_step=args.prompts * args.samples // k, samples_per_prompt=k,
                       minibatch_size=args.minibatch, ppo_epochs=1, lr=1e-5, kl_coef=0.05,
@@ -140,6 +147,7 @@ def run_trl(args: argparse.Namespace) -> dict[str, Any]:
                          steps_per_generation=steps_per_gen, num_generations=args.samples, num_iterations=1,
                          max_completion_length=args.new_tokens, beta=0.05, learning_rate=1e-5, logging_steps=10_000,
                          save_strategy="no", max_steps=total_iters * steps_per_gen, temperature=1.0,
+                         gradient_checkpointing=args.gradient_checkpointing,  # TRL's own default is True
                          dataloader_num_workers=0, seed=0, disable_tqdm=True,
                          generation_kwargs={"min_new_tokens": args.new_tokens},
                          model_init_kwargs={"attn_implementation": "eager", "dtype": "float32"})
@@ -234,6 +242,8 @@ def main() -> None:
     p.add_argument("--systems", default="ppo,rloo,trl",
                    help="ppo, rloo, trl; ppo-hf / rloo-hf: rlkit2 through the transformers modules (no KVDecoder)")
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="checkpoint activations on both sides (default: off on both; TRL's own default is on)")
     p.add_argument("--out", default="experiments/bench/results/rlhf.json")
     args = p.parse_args()
     ctx = mp.get_context("spawn")
