@@ -143,7 +143,8 @@ def write_job_info(run_dir: Path, overrides: Iterable[str], resumed: bool) -> No
 
     if HydraConfig.initialized():
         hc = HydraConfig.get()
-        job = {"mode": str(hc.mode.name).lower() if hc.mode is not None else None, "num": getattr(hc.job, "num", None),
+        num = OmegaConf.select(hc, "job.num", default=None)  # type: ignore[arg-type]  # "???" outside a multirun
+        job = {"mode": str(hc.mode.name).lower() if hc.mode is not None else None, "num": num,
                "override_dirname": hc.job.override_dirname,
                "sweep_dir": hc.sweep.dir if hc.mode is not None and hc.mode.name == "MULTIRUN" else None}
     info = {"overrides": list(overrides), "argv": list(sys.argv), "resumed": bool(resumed), **job,

@@ -73,4 +73,7 @@ def test_an_offline_run_reports_its_score_beside_zero_action_and_the_behaviour_p
     assert lines[at + 1].split()[1:3] == ["zero", "action"] and "behaviour policy" in lines[at + 2]
     assert "offline_bc (this run, last evaluation)" in lines[at + 3]
     assert (run / "learning_curve.png").stat().st_size > 10_000
+    job = json.loads((run / "job.json").read_text())  # a single run's job.json: no job number, no sweep dir
+    assert job["mode"] == "run" and job["num"] is None and job["sweep_dir"] is None
+    assert "agent=offline_bc" in job["overrides"] and job["resumed"] is False
 
