@@ -371,6 +371,24 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
             "note": f"a policy that outputs zeros; {cfg.eval_episodes} episodes per seed"}
 
 
+def dataset_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any]:
+    """The dataset's own mean episode return (the behaviour policy as it collected the data), normalised with
+    the runs' reference returns."""
+    from rlkit2.envs.gym_mujoco import GymEnvConfig
+
+    from rlkit2.data.d4rl import episode_returns, generation_metadata, read_d4rl
+    from rlkit2.data.references import DATASET_NOTE
+    from rlkit2.data.scores import score_functions
+
+    path = dataset_file(ds, cfg.data_dir)
+    arrays = read_d4rl(path).arrays
+    ret = float(np.mean(episode_returns(arrays["rewards"], arrays["terminals"], arrays["timeouts"])))
+    fns = score_functions(GymEnvConfig(id=ds.env_id, dataset=str(path)), generation_metadata(path))
+    v5 = fns.get(SCORE_V5_KEY)
+    return {"dataset": ds.label, "kind": "dataset", "score": fns[SCORE_KEY](ret) if SCORE_KEY in fns else None,
+            "score_v5": v5(ret) if v5 else None, "return": ret, "note": DATASET_NOTE}
+
+
 def behaviour_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any] | None:
     """The behaviour policy's return from the file's metadata (`rlkit2.data.references.behaviour_return`),
     normalised with the runs' reference returns. None for a file without that metadata (D4RL's own files)."""
@@ -445,6 +463,9 @@ def add_references(cfg: GridConfig, data: dict[str, Any]) -> None:
             data["references"] = [r for r in data["references"] if (r["dataset"], r["kind"]) != (ds.label,
                                                                                                    "zero_action")]
             data["references"].append(zero_action_reference(ds, cfg, seeds))
+            save_results(cfg.results, data)
+        if (ds.label, "dataset") not in have:
+            data["references"].append(dataset_reference(ds, cfg))
             save_results(cfg.results, data)
         if (ds.label, "behaviour") not in have:
             b = behaviour_reference(ds, cfg)

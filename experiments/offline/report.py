@@ -92,7 +92,10 @@ def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str],
             lines.append(f"| zero action | {iv.point:.1f} | {_ci(iv)} | {iv.n} | this grid: {z['note']} |")
         b = refs.get((d, "behaviour"))
         if b:
-            lines.append(f"| behaviour policy | {b['score']:.1f} | — | — | {b['note']} |")
+            lines.append(f"| behaviour policy (greedy) | {b['score']:.1f} | — | — | {b['note']} |")
+        e = refs.get((d, "dataset"))
+        if e and e.get("score") is not None:
+            lines.append(f"| dataset episodes | {e['score']:.1f} | — | — | {e['note']} |")
         for peer, m, s, label in published.published_rows(d):
             lines.append(f"| {peer} (published) | {m:.1f} ± {s:.1f} | — | — | {label} |")
         lines.append("")
@@ -102,7 +105,7 @@ def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str],
 def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str]) -> list[str]:
     by = scores_by(data)
     refs = {(r["dataset"], r["kind"]): r for r in data.get("references", [])}
-    head = ["dataset", *agents, "zero action", "behaviour"]
+    head = ["dataset", *agents, "zero action", "behaviour (greedy)", "dataset episodes"]
     lines = ["## Overview", "", "Mean normalised score over seeds (details and CIs below).", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for d in datasets:
@@ -110,9 +113,10 @@ def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str])
         for a in agents:
             runs = by.get(a, {}).get(d)
             cells.append(f"{np.mean(list(runs.values())):.1f}" if runs else "—")
-        z, b = refs.get((d, "zero_action")), refs.get((d, "behaviour"))
+        z, b, e = refs.get((d, "zero_action")), refs.get((d, "behaviour")), refs.get((d, "dataset"))
         cells.append(_fmt(float(np.mean(z["scores"]))) if z and all(s is not None for s in z["scores"]) else "—")
         cells.append(_fmt(b["score"]) if b else "—")
+        cells.append(_fmt(e["score"]) if e and e.get("score") is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 

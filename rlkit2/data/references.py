@@ -47,10 +47,15 @@ def behaviour_return(metadata: Mapping[str, Any] | None) -> tuple[float, str] | 
     return None
 
 
+DATASET_NOTE = ("the dataset's mean episode return: the behaviour policy as it collected the data (sampled actions; "
+                "a policy's greedy return can be above or below it)")
+
+
 def run_references(env: Any, env_cfg: Any, metadata: Mapping[str, Any] | None, episodes: int,
-                   seed: int) -> dict[str, dict[str, Any]]:
-    """{"zero action": {...}, "behaviour policy": {...}} on the scale the run reports (`eval/normalized_score`
-    when the env has reference returns, else `eval/return`): `level`, `key`, `return`, `note`."""
+                   seed: int, dataset_return: float | None = None) -> dict[str, dict[str, Any]]:
+    """{"zero action": {...}, "behaviour policy": {...}, "dataset episodes": {...}} on the scale the run reports
+    (`eval/normalized_score` when the env has reference returns, else `eval/return`): `level`, `key`, `return`,
+    `note`. "behaviour policy" needs the file's metadata; "dataset episodes" `dataset_return`."""
     from rlkit2.data.scores import score_function
 
     fn = score_function(env_cfg, metadata)
@@ -63,4 +68,8 @@ def run_references(env: Any, env_cfg: Any, metadata: Mapping[str, Any] | None, e
         ret, what = beh
         out["behaviour policy"] = {"key": key, "level": float(fn(ret)) if fn is not None else ret, "return": ret,
                                    "note": f"dataset metadata: {what}"}
+    if dataset_return is not None and _num(dataset_return):
+        ret = float(dataset_return)
+        out["dataset episodes"] = {"key": key, "level": float(fn(ret)) if fn is not None else ret, "return": ret,
+                                   "note": DATASET_NOTE}
     return out

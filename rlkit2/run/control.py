@@ -54,6 +54,7 @@ class ControlSetup:
         self.spec = env_spec(self.env)
         self.offline = entry.offline
         self.dataset_metadata: Any = None
+        self.dataset_return: float | None = None  # offline: the mean episode return of the dataset
         if self.offline:
             self.replay = self._dataset_replay()
         else:
@@ -82,6 +83,7 @@ class ControlSetup:
         replay = TransitionReplay.from_arrays(arrays, seed=self.seed, device=self.device)
         self.dataset_metadata = dataset.metadata
         returns = dataset.episode_returns
+        self.dataset_return = float(np.mean(returns)) if len(returns) else None
         if self.rank == 0:  # the banner's dataset line: which file, how big, how good its behaviour is
             say(f"[rlkit2] dataset {dataset.source}: {len(replay)} transitions, {len(returns)} episodes, "
                 f"mean episode return {float(np.mean(returns)) if len(returns) else float('nan'):.1f}")
@@ -162,7 +164,7 @@ class OfflinePhase(ControlPhase):
         if evaluating(self.trainer):
             s = self.s
             refs = run_references(s.eval_env, self.cfg.env, s.dataset_metadata, int(self.trainer.eval_episodes),
-                                  eval_seed(s.seed))
+                                  eval_seed(s.seed), dataset_return=s.dataset_return)
             atomic_write_bytes(run_dir / REFERENCES_FILE, (json.dumps(refs, indent=1) + "\n").encode())
         return super().finish(final, run_dir)
 

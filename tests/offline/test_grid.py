@@ -130,6 +130,8 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     assert len(refs["zero_action"]["scores"]) == 2 and refs["zero_action"]["episodes"] == 2
     assert all(np.isfinite(refs["zero_action"]["scores"]))
     assert refs["behaviour"]["score"] == pytest.approx(normalized_score(POLICY_RETURN, *D4RL_REFERENCE["hopper"]))
+    assert refs["dataset"]["score"] == pytest.approx(normalized_score(refs["dataset"]["return"],
+                                                                      *D4RL_REFERENCE["hopper"]))
     assert len(data["sessions"]) == 1 and data["sessions"][0]["finished"] == 4 and data["sessions"][0]["seconds"] > 0
     capsys.readouterr()
 
@@ -155,7 +157,8 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     assert report.main(["--results", str(results), "--readme", str(readme), "--reps", "500"]) == 0
     md = (results.parent / "grid.md").read_text()
     section = md[md.index("### hopper-v5-medium"):md.index("## Across datasets")]
-    for row in ("| td3_bc |", "| iql |", "| zero action |", "| behaviour policy |", "| TD3+BC (published) |",
+    for row in ("| td3_bc |", "| iql |", "| zero action |", "| behaviour policy (greedy) |", "| dataset episodes |",
+                "| TD3+BC (published) |",
                 "| IQL (published) |", "| CQL (published) |", "| BC (published) |"):
         assert row in section, row
     assert "not comparable 1:1: generated v5 data" in section

@@ -63,7 +63,7 @@ def test_an_offline_run_reports_its_score_beside_zero_action_and_the_behaviour_p
                 "agent.batch_size=32", "trainer.total_steps=20", "trainer.eval_every=10", "trainer.eval_episodes=2",
                 "trainer.threads=1", f"hydra.run.dir={run}"], cwd=tmp_path)
     refs = json.loads((run / "references.json").read_text())
-    assert set(refs) == {"zero action", "behaviour policy"}
+    assert set(refs) == {"zero action", "behaviour policy", "dataset episodes"}
     from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
 
     assert refs["behaviour policy"]["level"] == pytest.approx(normalized_score(1000.0, *D4RL_REFERENCE["hopper"]))
@@ -71,7 +71,13 @@ def test_an_offline_run_reports_its_score_beside_zero_action_and_the_behaviour_p
     lines = (proc.stdout + proc.stderr).splitlines()
     at = lines.index("[rlkit2] eval/normalized_score:")
     assert lines[at + 1].split()[1:3] == ["zero", "action"] and "behaviour policy" in lines[at + 2]
-    assert "offline_bc (this run, last evaluation)" in lines[at + 3]
+    assert "dataset episodes" in lines[at + 3] and "offline_bc (this run, last evaluation)" in lines[at + 4]
+    from rlkit2.data import read_d4rl
+    from rlkit2.data.d4rl import episode_returns
+
+    rows = read_d4rl(data).arrays
+    mean_return = float(np.mean(episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])))
+    assert refs["dataset episodes"]["return"] == pytest.approx(mean_return)
     assert (run / "learning_curve.png").stat().st_size > 10_000
     job = json.loads((run / "job.json").read_text())  # a single run's job.json: no job number, no sweep dir
     assert job["mode"] == "run" and job["num"] is None and job["sweep_dir"] is None
