@@ -3,7 +3,7 @@
     python experiments/bench/parallel_jobs.py                  # ~5 min on an idle 2-core machine
     python experiments/bench/parallel_jobs.py --updates 2000   # quicker
 
-Each setting launches TD3+BC (256-256, batch 256) on the same 20k-row random Hopper-v5 file through the real
+Each setting launches TD3+BC (256-256, batch 256) on the same 20k-row hopper-v5-random file through the real
 entry point (`rlkit2-train`), as a user would: alone, then N jobs at once as a joblib multirun
 (`hydra/launcher=joblib hydra.launcher.n_jobs=N`), with `trainer.threads` = auto (the default: the physical
 cores divided among the launcher's jobs), 1, and the physical core count (what `auto` chose before it knew
@@ -29,31 +29,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 OUT = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def random_hopper_file(path: Path, rows: int = 20_000) -> Path:
-    import gymnasium as gym
+def random_hopper_file(data_dir: Path, rows: int = 20_000) -> Path:
+    """hopper-v5-random with `rows` rows, made by `rlkit2-data make`'s own generator (throughput does not depend
+    on the data's quality)."""
+    from rlkit2.data.genconfig import GenerationConfig
+    from rlkit2.data.generate import make_dataset
 
-    from rlkit2.data import write_d4rl
-
-    env = gym.make("Hopper-v5")
-    rng = np.random.default_rng(0)
-    keys = ("observations", "actions", "rewards", "terminals", "timeouts")
-    out: dict[str, list] = {k: [] for k in keys}
-    obs, _ = env.reset(seed=0)
-    for _ in range(rows):
-        a = rng.uniform(-1, 1, 3).astype(np.float32)
-        nobs, r, term, trunc, _ = env.step(a)
-        for k, v in zip(keys, (obs, a, r, term, trunc and not term), strict=True):
-            out[k].append(v)
-        obs = nobs if not (term or trunc) else env.reset()[0]
-    arrays = {k: np.asarray(v) for k, v in out.items()}
-    arrays["timeouts"][-1] = not arrays["terminals"][-1]
-    return write_d4rl(path, arrays, metadata={"env_id": "Hopper-v5"})
+    return make_dataset("hopper-v5-random", GenerationConfig(env="hopper", transitions=rows, data_dir=str(data_dir),
+                                                             progress=False))
 
 
 def run_jobs(data: Path, work: Path, jobs: int, threads: str, updates: int) -> list[float]:
@@ -89,7 +76,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = random_hopper_file(work / "hopper-random-20k.hdf5")
+        data = random_hopper_file(work / "data")
         settings = [(1, "auto"), (1, "1")] + [(n, t) for n in args.jobs for t in ("auto", "1", str(cores))]
         for jobs, threads in settings:
             rates = run_jobs(data, work, jobs, threads, args.updates)
