@@ -156,6 +156,31 @@ class RobosuiteEnv(gym.Env):
         """Flattened MuJoCo state (robomimic's `states`)."""
         return np.asarray(self._env.sim.get_state().flatten())
 
+    def reset_to_state(self, state: np.ndarray) -> np.ndarray:
+        """Set the MuJoCo state to a flattened `state` (`sim_state()`'s output, robomimic's `states[t]`), run
+        `forward()`, re-anchor the controllers there and return the observation. The model is not rebuilt: reset
+        the env first (a hard reset builds it). The step counter is left as it is. From a demo's first state
+        (where the robot's joints are its reset configuration) replaying the demo's actions reproduces it."""
+        sim = self._env.sim
+        state = np.asarray(state, dtype=np.float64).ravel()
+        expected = int(np.asarray(sim.get_state().flatten()).size)
+        if state.size != expected:
+            raise ValueError(f"state has {state.size} values; this env's flattened MuJoCo state has {expected}")
+        sim.set_state_from_flattened(state)
+        sim.forward()
+        # The controllers keep their own copy of the robot's pose: the OSC nullspace target is the joint
+        # configuration at reset (noisy per episode) and the goal the pose then. Re-anchor both to this state.
+        for robot in self._env.robots:
+            for controller in robot.part_controllers.values():
+                controller.update_initial_joints(np.array(sim.data.qpos[controller.qpos_index]))
+        # Observables sample on a clock: restart it as a reset does, or they sample at another substep.
+        self._env._obs_cache = {}
+        for observable in self._env._observables.values():
+            observable.reset()
+        raw = self._env._get_observations(force_update=True)
+        self._last_raw = raw
+        return self.flatten(raw)
+
     def env_args(self) -> dict[str, Any]:
         """robomimic's `env_args` attribute for datasets collected in this env: `robosuite.make(env_name,
         **env_kwargs)` rebuilds it (what robomimic's tools do), so the controller goes in as robosuite's own

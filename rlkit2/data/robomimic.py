@@ -17,6 +17,14 @@ only the demos, observation keys and masks it returns, through `rlkit2.data.hdf5
 and storage outside the file are refused, and what is read is bounded by `RLKIT2_MAX_DATASET_BYTES`
 (default 16 GiB; raise it, e.g. `=64G`, for a larger trusted file).
 
+Image observations (e.g. `agentview_image`, uint8 (T, H, W, C)) are read only when named in `image_keys`: as uint8,
+from obs/ only (next_obs images are not read: behaviour cloning does not use them), never flattened into the
+low-dim vector. `to_transitions(..., image_keys=)` returns them as `images/<key>` (N, H, W, C) uint8 arrays beside
+the flat low-dim ones (the BC agent's `agent.image_keys`). Without `obs_keys`, image-like keys are left out.
+
+`replay_demo(env, demo)` checks that a demo reproduces from its recorded `states`: it resets the env to the first
+state, replays the actions and reports the largest deviation of the states and low-dim observations.
+
 obs/object is robosuite's "object-state": sub-observations (e.g. Can_pos, Can_quat, Can_to_robot0_eef_pos, ...)
 concatenated in an order that differs between robosuite versions. Given the env's layout (`RobosuiteEnv.
 object_layout()`), `read_robomimic(..., object_layout=)` refuses a file whose recorded layout differs, and warns
@@ -157,10 +165,17 @@ def _numeric(v: np.ndarray, path: str, demo: str, key: str) -> np.ndarray:
     return v.astype(np.float32)
 
 
+def is_image(shape: Sequence[int], dtype: Any) -> bool:
+    """An image observation: uint8 (T, H, W, C) with C in 1..4 (robomimic's `*_image` keys)."""
+    return np.dtype(dtype) == np.uint8 and len(shape) == 4 and 1 <= int(shape[-1]) <= 4
+
+
 def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | None = None,
                    filter_key: str | None = None, max_demos: int | None = None,
-                   object_layout: Sequence[Sequence[Any]] | None = None) -> RobomimicDataset:
-    """Read a robomimic HDF5 file. `obs_keys` (default: all of the first demo's) must exist in every demo;
+                   object_layout: Sequence[Sequence[Any]] | None = None,
+                   image_keys: Sequence[str] = ()) -> RobomimicDataset:
+    """Read a robomimic HDF5 file. `obs_keys` (default: all of the first demo's but image-like ones) must exist
+    in every demo; `image_keys`: image observations read as uint8 (T, H, W, C) into `Demo.obs` only;
     `filter_key` selects the demos listed under `mask/<filter_key>`. `object_layout`: the env's obs/object
     layout (`RobosuiteEnv.object_layout()`), checked against the file's (`check_object_layout`).
     Malformed files raise DataError."""
@@ -211,13 +226,13 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
                     raise DataError(f"{path}: demo '{name}' (listed in mask/{filter_key}) is missing from data/")
                 if not isinstance(demo, h5py.Group):
                     raise DataError(f"{path}: data/{name} is not a demo group")
-                demos.append(_read_demo(h, demo, name, obs_keys))
+                demos.append(_read_demo(h, demo, name, obs_keys, image_keys))
             except DataError:
                 raise
             except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:  # corrupt storage
                 raise DataError(f"{path}: demo '{name}' could not be read (truncated or corrupt?): {e}") from e
             if obs_keys is None:
-                obs_keys = list(demos[0].obs)
+                obs_keys = [k for k in demos[0].obs if k not in image_keys]
             if file_layout is not None and "object" in demos[-1].obs:
                 width = int(np.prod(demos[-1].obs["object"].shape[1:]))
                 if width != sum(k for _, k in file_layout):
@@ -240,15 +255,25 @@ def _read_masks(h: BoundedFile) -> dict[str, list[str]]:
         raise DataError(f"{h.path}: mask/ could not be read: {e}") from e
 
 
-def _read_demo(h: BoundedFile, g: h5py.Group, name: str, obs_keys: Sequence[str] | None) -> Demo:
+def _read_demo(h: BoundedFile, g: h5py.Group, name: str, obs_keys: Sequence[str] | None,
+               image_keys: Sequence[str] = ()) -> Demo:
     path = h.path
     actions = _numeric(_read_array(h, g, "actions", name), path, name, "actions")
     T = len(actions)
     obs_group = _group(h, g, "obs")
     if obs_group is None:
         raise DataError(f"{path}: demo '{name}' has no 'obs' group (has {sorted(g.keys())})")
-    keys = list(obs_keys) if obs_keys is not None else sorted(obs_group.keys())
+    if obs_keys is not None:
+        keys = [k for k in obs_keys if k not in image_keys]
+    else:  # image-like datasets are left out unless asked for (their shape and dtype are known unread)
+        keys = [k for k in sorted(obs_group.keys()) if k not in image_keys and not (
+            isinstance(d := h.child(obs_group, k), h5py.Dataset) and is_image(d.shape, d.dtype))]
     obs = {k: _read_array(h, obs_group, k, f"{name}/obs") for k in keys}
+    images = {k: _read_array(h, obs_group, k, f"{name}/obs") for k in image_keys}
+    for k, v in images.items():
+        if not is_image(v.shape, v.dtype):
+            raise DataError(f"{path}: demo '{name}' obs/{k} has shape {v.shape} and dtype {v.dtype}; an image key "
+                            "must be uint8 (T, H, W, C) with 1 to 4 channels")
     for k, v in obs.items():
         if v.ndim == 0:
             raise DataError(f"{path}: demo '{name}' field 'obs/{k}' is a scalar, expected one row per step")
@@ -263,6 +288,7 @@ def _read_demo(h: BoundedFile, g: h5py.Group, name: str, obs_keys: Sequence[str]
     fields: dict[str, np.ndarray] = {"rewards": rewards, "dones": dones}
     fields.update({f"obs/{k}": v for k, v in obs.items()})
     fields.update({f"next_obs/{k}": v for k, v in next_obs.items()})
+    fields.update({f"obs/{k}": v for k, v in images.items()})
     if states is not None:
         fields["states"] = states
     for k, v in fields.items():
@@ -283,23 +309,36 @@ def _read_demo(h: BoundedFile, g: h5py.Group, name: str, obs_keys: Sequence[str]
         if not finite.all():
             raise DataError(f"{path}: demo '{name}' field '{k}' has {int((~finite).sum())} NaN/inf value(s), "
                             f"first at index {tuple(int(i) for i in np.argwhere(~finite)[0])}")
-    return Demo(obs, actions, rewards, dones, next_obs, states, name)
+    return Demo({**obs, **images}, actions, rewards, dones, next_obs, states, name)
 
 
-def to_transitions(dataset: RobomimicDataset | Iterable[Demo], obs_keys: Sequence[str]) -> dict[str, np.ndarray]:
+def to_transitions(dataset: RobomimicDataset | Iterable[Demo], obs_keys: Sequence[str],
+                   image_keys: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """Flatten demos into the arrays `TransitionReplay.from_arrays` takes (+ `next_actions`, `timeouts`).
 
     `terminals` = the demo's `dones` (robomimic marks success at the end); the last step of a demo that
-    is not done is a time-out, not a terminal.
+    is not done is a time-out, not a terminal. `image_keys`: also `images/<key>`, the observation images
+    (N, H, W, C) uint8, row for row with `observations` (an image key in `obs_keys` is refused: it would be
+    flattened into the low-dim vector as floats).
     """
     demos = dataset.demos if isinstance(dataset, RobomimicDataset) else list(dataset)
     if not demos:
         raise DataError("no demonstrations to convert")
     obs, nxt, act, rew, term, nact, tout = [], [], [], [], [], [], []
+    imgs: dict[str, list[np.ndarray]] = {k: [] for k in image_keys}
     for d in demos:
-        missing = [k for k in obs_keys if k not in d.obs]
+        missing = [k for k in [*obs_keys, *image_keys] if k not in d.obs]
         if missing:
             raise DataError(f"demo '{d.name}' lacks observation keys {missing} (has {sorted(d.obs)})")
+        flat_images = [k for k in obs_keys if is_image(d.obs[k].shape, d.obs[k].dtype)]
+        if flat_images:
+            raise DataError(f"obs_keys {flat_images} are images (uint8 {d.obs[flat_images[0]].shape[1:]}): pass them "
+                            "as image_keys, not as low-dim observations")
+        for k in image_keys:
+            if not is_image(d.obs[k].shape, d.obs[k].dtype):
+                raise DataError(f"demo '{d.name}' obs/{k} has shape {d.obs[k].shape} and dtype {d.obs[k].dtype}; "
+                                "an image key must be uint8 (T, H, W, C)")
+            imgs[k].append(d.obs[k])
         obs.append(d.flat_obs(obs_keys))
         nxt.append(d.flat_obs(obs_keys, next=True))
         act.append(d.actions.astype(np.float32))
@@ -313,10 +352,13 @@ def to_transitions(dataset: RobomimicDataset | Iterable[Demo], obs_keys: Sequenc
     if len(widths) > 1:
         raise DataError(f"demos disagree on (observation, action) widths {sorted(widths)} "
                         f"for obs_keys {list(obs_keys)}")
+    for k, frames in imgs.items():
+        if len({f.shape[1:] for f in frames}) > 1:
+            raise DataError(f"demos disagree on the shape of image '{k}': {sorted({f.shape[1:] for f in frames})}")
     return {"observations": np.concatenate(obs), "next_observations": np.concatenate(nxt),
             "actions": np.concatenate(act), "rewards": np.concatenate(rew).astype(np.float32),
             "terminals": np.concatenate(term).astype(np.float32), "next_actions": np.concatenate(nact),
-            "timeouts": np.concatenate(tout)}
+            "timeouts": np.concatenate(tout), **{f"images/{k}": np.concatenate(v) for k, v in imgs.items()}}
 
 
 class RobomimicWriter:
@@ -404,3 +446,51 @@ def write_robomimic(path: str | os.PathLike[str], demos: Iterable[Demo], env_arg
         if masks:
             w.set_masks(masks)
     return w.path
+
+
+@dataclasses.dataclass
+class DemoReplay:
+    """How closely a demo reproduces when its actions are replayed from its first recorded state."""
+
+    steps: int
+    max_state_error: float  # max |state - recorded state| over the replayed steps (states[1:])
+    max_obs_error: float  # max |low-dim obs - recorded obs| (obs[0] after the reset, then next_obs)
+    first_bad_step: int | None  # the first step whose state deviates by more than `tolerance` (None: none)
+
+    def reproduces(self, tolerance: float) -> bool:
+        return self.max_state_error <= tolerance and self.max_obs_error <= tolerance
+
+
+def replay_demo(env: Any, demo: Demo, *, obs_keys: Sequence[str] | None = None,
+                tolerance: float = 1e-6) -> DemoReplay:
+    """Reset `env` (the robosuite adapter: `reset_to_state`, `sim_state`, `raw_obs_dict`) to `demo.states[0]`,
+    replay `demo.actions` and compare every state and low-dim observation (`obs_keys`, default the env's) with
+    the recorded ones. The env must be the one the demo was collected in, without deployment shifts (a
+    dynamics shift or action noise changes what the actions do)."""
+    if demo.states is None or len(demo.states) != len(demo):
+        raise DataError(f"demo '{demo.name}' has no recorded states (one per step) to replay from")
+    keys = list(env.obs_keys if obs_keys is None else obs_keys)
+    missing = [k for k in keys if k not in demo.obs or demo.next_obs is None or k not in demo.next_obs]
+    if missing:
+        raise DataError(f"demo '{demo.name}' lacks obs/next_obs keys {missing} to compare")
+    env.reset()  # the model as the env builds it, then the recorded state on top
+    env.reset_to_state(np.asarray(demo.states[0]))
+
+    def obs_error(t: int, recorded: Mapping[str, np.ndarray]) -> float:
+        now = env.raw_obs_dict(keys)
+        return max(float(np.max(np.abs(np.asarray(now[k], np.float64) - np.asarray(recorded[k][t], np.float64))))
+                   for k in keys)
+
+    max_obs = obs_error(0, demo.obs)
+    max_state, first_bad = 0.0, None
+    T = len(demo)
+    for t in range(T):
+        env.step(np.asarray(demo.actions[t]))
+        assert demo.next_obs is not None
+        max_obs = max(max_obs, obs_error(t, demo.next_obs))
+        if t + 1 < T:
+            err = float(np.max(np.abs(np.asarray(env.sim_state(), np.float64) - demo.states[t + 1])))
+            max_state = max(max_state, err)
+            if first_bad is None and err > tolerance:
+                first_bad = t + 1
+    return DemoReplay(T, max_state, max_obs, first_bad)
