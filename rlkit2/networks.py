@@ -196,6 +196,39 @@ class Normalizer(nn.Module):
         return (x - self.mean) / self.std
 
 
+class ImageEncoder(nn.Module):
+    """robomimic-style visual encoder: uint8 images (B, H, W, C) -> /255 -> conv stack (3x3, ReLU; the first
+    layer strides 2) -> spatial softmax (each channel's expected (x, y) position, in [-1, 1]) or global average
+    pooling -> linear -> (B, feature_dim)."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int] = (32, 32), feature_dim: int = 64,
+                 pool: str = "spatial_softmax"):
+        super().__init__()
+        if pool not in ("spatial_softmax", "avg"):
+            raise ValueError(f"pool={pool!r}: expected 'spatial_softmax' or 'avg'")
+        layers: list[nn.Module] = []
+        c = in_channels
+        for i, h in enumerate(channels):
+            layers += [nn.Conv2d(c, h, 3, stride=2 if i == 0 else 1, padding=1), nn.ReLU()]
+            c = h
+        self.conv = nn.Sequential(*layers)
+        self.pool = pool
+        self.out = nn.Linear(2 * c if pool == "spatial_softmax" else c, feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.conv(images.permute(0, 3, 1, 2).float() / 255.0)
+        if self.pool == "avg":
+            return self.out(x.mean(dim=(2, 3)))
+        b, c, h, w = x.shape
+        attention = torch.softmax(x.reshape(b, c, h * w), dim=-1)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        keypoints = torch.cat([(attention * gx.reshape(-1)).sum(-1), (attention * gy.reshape(-1)).sum(-1)], dim=-1)
+        return self.out(keypoints)
+
+
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging target <- (1 - tau) target + tau source, in one fused op per tensor list."""
     with torch.no_grad():

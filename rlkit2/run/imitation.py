@@ -106,6 +106,12 @@ class ImitationPhase:
         if bool(self.trainer.distributed):  # honoured or refused, not ignored
             raise ConfigError(f"agent '{cfg.agent.name}' (family imitation) runs in one process in this version: "
                               "leave trainer.distributed=false")
+        for node, where in ((self.agent_cfg, "agent"), (getattr(self.agent_cfg, "prior", None), "agent.prior")):
+            image_keys = list(getattr(node, "image_keys", None) or [])
+            if image_keys:  # honoured by the BC learner, refused here
+                raise ConfigError(f"{where}.image_keys={image_keys}: the imitation runner evaluates in the "
+                                  "robosuite env, which renders no camera observations here (use_camera_obs=False); "
+                                  "train an image BC policy offline: rlkit2.agents.bc.ImageReplay + make_agent")
         self.device = resolve_device(self.trainer)  # the learner's (through its replays), the planner's
         if getattr(cfg.env, "kind", None) != "robosuite":
             raise ConfigError(f"agent '{cfg.agent.name}' (family imitation) needs env.kind=robosuite, "

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlkit2.core import ConfigError
 from rlkit2.validation import Fields, ValidatedConfig
 
 
@@ -21,6 +22,14 @@ class BCConfig(ValidatedConfig):
     # observation dims the policy sees ([] = all), e.g. features that do not depend on where the object is
     obs_dims: list[int] = dataclasses.field(default_factory=list)
     min_std: float = 0.05  # Gaussian head: lower bound of the std (saturated demo actions would collapse it)
+    # image observation keys (robomimic's e.g. agentview_image, uint8 (H, W, C)): each through its own CNN
+    # (`rlkit2.networks.ImageEncoder`), features concatenated with the low-dim obs before the MLP. The replay
+    # must carry them (`rlkit2.agents.bc.ImageReplay`); the imitation runner refuses them (the robosuite env
+    # renders no camera observations here).
+    image_keys: list[str] = dataclasses.field(default_factory=list)
+    image_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 32])  # conv layer widths
+    image_feature_dim: int = 64  # features per image key
+    image_pool: str = "spatial_softmax"  # or "avg" (global average pooling)
 
     @classmethod
     def check(cls, f: Fields) -> None:
@@ -31,3 +40,10 @@ class BCConfig(ValidatedConfig):
         f.count("batch_size")
         f.in_range("dropout", 0, 1, hi_open=True, label="a dropout rate must")
         f.indices("obs_dims")
+        f.widths("image_channels")
+        f.count("image_feature_dim")
+        f.choice("image_pool", ("spatial_softmax", "avg"))
+        if f.has("image_keys"):
+            keys = f.get("image_keys")
+            if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):
+                raise ConfigError(f"{f.name('image_keys')}={keys!r}: expected a list of distinct observation keys")

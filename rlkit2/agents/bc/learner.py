@@ -1,18 +1,58 @@
-"""BC learner: an MLP policy (tanh-Gaussian or deterministic) fit to demonstration actions."""
+"""BC learner: an MLP policy (tanh-Gaussian or deterministic) fit to demonstration actions; with
+`image_keys`, each image goes through its own CNN and the features join the low-dim obs before the MLP."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn as nn
+from numpy.typing import NDArray
 
 from rlkit2.agents.bc import losses
 from rlkit2.agents.bc.config import BCConfig
-from rlkit2.core import ConfigError, EnvSpec
+from rlkit2.core import ConfigError, DataError, EnvSpec
 from rlkit2.learners import TorchLearner, learner_device, make_adam, optimizer_step
-from rlkit2.networks import DeterministicPolicy, Normalizer, mlp
+from rlkit2.networks import DeterministicPolicy, ImageEncoder, Normalizer, mlp
+from rlkit2.replay import Batch, TransitionReplay
+
+IMAGE_PREFIX = "images/"  # to_transitions(..., image_keys=) names its image arrays images/<key>
+
+
+class ImageReplay(TransitionReplay):
+    """A fixed demo dataset with image observations: the low-dim transitions of a `TransitionReplay` and, row for
+    row, uint8 images (N, H, W, C) per key, stored once as uint8 (torch views of the arrays, no float copy);
+    a batch's images are converted by the encoder."""
+
+    images: dict[str, torch.Tensor]
+
+    @classmethod
+    def from_transitions(cls, arrays: Mapping[str, NDArray[Any]], *, seed: int = 0,
+                         device: str | torch.device = "cpu") -> ImageReplay:
+        """From `rlkit2.data.robomimic.to_transitions(ds, obs_keys, image_keys=...)`'s arrays."""
+        images = {k[len(IMAGE_PREFIX):]: v for k, v in arrays.items() if k.startswith(IMAGE_PREFIX)}
+        if not images:
+            raise DataError(f"no image arrays ({IMAGE_PREFIX}<key>) among {sorted(arrays)}: pass image_keys to "
+                            "to_transitions")
+        replay = cast(ImageReplay, cls.from_arrays(arrays, seed=seed, device=device))
+        for k, v in images.items():
+            if v.dtype != np.uint8 or v.ndim != 4 or len(v) != len(replay):
+                raise DataError(f"images '{k}': {v.dtype} {v.shape}, expected uint8 ({len(replay)}, H, W, C)")
+        replay.images = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in images.items()}
+        return replay
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise DataError("an ImageReplay holds a fixed demo dataset: it does not grow")
+
+    def sample_images(self, batch_size: int) -> tuple[Batch, dict[str, torch.Tensor]]:
+        """A batch of transitions and the same rows' images (uint8, on the replay's device)."""
+        if self._size == 0:
+            raise DataError("cannot sample from an empty replay")
+        idx = torch.randint(0, self._size, (batch_size,), generator=self.generator)
+        return self.gather(idx), {k: v.index_select(0, idx).to(self.device) for k, v in self.images.items()}
 
 
 class GaussianHead(nn.Module):
@@ -46,9 +86,10 @@ class GaussianHead(nn.Module):
 
 
 class BCPolicy(nn.Module):
-    """Normaliser + policy head. `forward(obs)` is the greedy action; `sample` draws one (Gaussian head)."""
+    """Normaliser [+ image encoders] + policy head. `forward(obs[, images])` is the greedy action; `sample` draws
+    one (Gaussian head). `image_shapes`: (H, W, C) per image key the data carries."""
 
-    def __init__(self, config: BCConfig, spec: EnvSpec):
+    def __init__(self, config: BCConfig, spec: EnvSpec, image_shapes: Mapping[str, Sequence[int]] | None = None):
         super().__init__()
         if config.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"agent.head='{config.head}': expected 'gaussian' or 'deterministic'")
@@ -58,13 +99,25 @@ class BCPolicy(nn.Module):
             raise ConfigError(f"agent.obs_dims={dims}: expected distinct dims of a {spec.obs_dim}-dim observation")
         # not a buffer: policies saved before the option existed load unchanged
         self.obs_dims = torch.as_tensor(dims, dtype=torch.long) if dims else None
-        in_dim = len(dims) if dims else spec.obs_dim
-        self.normalizer = Normalizer(in_dim, eps=config.obs_std_eps)
+        low_dim = len(dims) if dims else spec.obs_dim
+        self.normalizer = Normalizer(low_dim, eps=config.obs_std_eps)
+        self.image_keys = list(config.image_keys)
+        shapes = dict(image_shapes or {})
+        missing = [k for k in self.image_keys if k not in shapes]
+        if missing:
+            raise ConfigError(f"agent.image_keys={self.image_keys}: the demonstrations carry no images {missing} "
+                              f"(have {sorted(shapes)}); load them with read_robomimic(..., image_keys=) and "
+                              "to_transitions(..., image_keys=) into an ImageReplay")
+        in_dim = low_dim + len(self.image_keys) * int(config.image_feature_dim)
         if config.head == "gaussian":
             self.net: Any = GaussianHead(in_dim, spec.act_dim, list(config.hidden), spec.action_high,
                                          config.min_std, config.dropout)
         else:
             self.net = DeterministicPolicy(in_dim, spec.act_dim, config.hidden, spec.action_high)
+        # registered after the head: a policy without images has the same parameters and state_dict as before
+        self.encoders = nn.ModuleDict({k: ImageEncoder(int(shapes[k][-1]), list(config.image_channels),
+                                                       int(config.image_feature_dim), str(config.image_pool))
+                                       for k in self.image_keys})
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:  # .to(device) also moves obs_dims (not a buffer)
         if self.obs_dims is not None:
@@ -75,46 +128,66 @@ class BCPolicy(nn.Module):
         """The observation dims the policy sees."""
         return obs if self.obs_dims is None else obs.index_select(-1, self.obs_dims)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def features(self, obs: torch.Tensor, images: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The head's input: the normalised low-dim obs [+ each image key's encoder features]."""
         x = self.normalizer(self.select(obs))
+        if not self.image_keys:
+            return x
+        missing = [k for k in self.image_keys if images is None or k not in images]
+        if missing:
+            raise ConfigError(f"this BC policy sees images {self.image_keys}: call it with images= (missing {missing})")
+        assert images is not None
+        return torch.cat([x, *(self.encoders[k](images[k]) for k in self.image_keys)], dim=-1)
+
+    def forward(self, obs: torch.Tensor, images: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        x = self.features(obs, images)
         return self.net.mode(x) if self.head == "gaussian" else self.net(x)
 
-    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None,
+               images: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         if self.head != "gaussian":
-            return self(obs)
-        return self.net(self.normalizer(self.select(obs)), generator=generator)[0]
+            return self(obs, images)
+        return self.net(self.features(obs, images), generator=generator)[0]
 
-    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.net.log_prob(self.normalizer(self.select(obs)), act)
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor,
+                 images: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return self.net.log_prob(self.features(obs, images), act)
 
 
 class BCLearner(TorchLearner):
-    """One step = one minibatch of (s, a) demo pairs. The normaliser is fit once on the replay's observations."""
+    """One step = one minibatch of (s, a) demo pairs. The normaliser is fit once on the replay's observations.
+    With `config.image_keys` the replay is an `ImageReplay` and each batch carries its rows' images."""
 
     def __init__(self, config: BCConfig, spec: EnvSpec, replay: Any):
         super().__init__()
         self.config, self.replay = config, replay
-        self.policy = BCPolicy(config, spec)
+        shapes = {k: tuple(v.shape[1:]) for k, v in (getattr(replay, "images", None) or {}).items()}
+        self.policy = BCPolicy(config, spec, shapes)
         if config.normalize_obs and len(replay):
             self.policy.normalizer.fit(self.policy.select(torch.as_tensor(replay.arrays()["observations"])))
         self.device = learner_device(replay)
         self.place(self.policy)
-        params = list(self.policy.net.parameters())
+        params = list(self.policy.net.parameters()) + list(self.policy.encoders.parameters())
         self.opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) \
             if config.weight_decay > 0 else make_adam(params, config.lr)
         self.modules = {"policy": self.policy}
         self.optimizers = {"policy": self.opt}
 
-    def loss(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor,
+             images: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         if self.policy.head == "gaussian":
-            return losses.gaussian_nll(self.policy.log_prob(obs, actions))
-        return losses.mse(self.policy(obs), actions)
+            return losses.gaussian_nll(self.policy.log_prob(obs, actions, images))
+        return losses.mse(self.policy(obs, images), actions)
 
     def step(self) -> dict[str, Any]:
-        b = self.replay.sample(self.config.batch_size)
-        loss = self.loss(b.observations, b.actions)
+        images: dict[str, torch.Tensor] | None = None
+        if self.policy.image_keys:
+            b, images = self.replay.sample_images(self.config.batch_size)
+        else:
+            b = self.replay.sample(self.config.batch_size)
+        loss = self.loss(b.observations, b.actions, images)
         optimizer_step(self.opt, loss)
         self.num_steps += 1
         with torch.no_grad():
-            mse = ((self.policy(b.observations) - b.actions) ** 2).sum(-1).mean()
+            mse = ((self.policy(b.observations, images) - b.actions) ** 2).sum(-1).mean()
         return {"bc_loss": loss.detach(), "action_mse": mse}
