@@ -20,7 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from rlkit2.core import ConfigError
-from rlkit2.data.robomimic import Demo, RobomimicWriter
+from rlkit2.data.robomimic import Demo
+from rlkit2.data.robomimic_writer import RobomimicWriter
 
 
 @dataclasses.dataclass

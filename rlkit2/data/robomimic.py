@@ -1,4 +1,5 @@
-"""robomimic-format HDF5 demonstrations: read (real robomimic datasets load) and write (atomic).
+"""robomimic-format HDF5 demonstrations: reading (real robomimic datasets load). Writing, atomically:
+`rlkit2.data.robomimic_writer`; replaying a demo from its states: `rlkit2.data.demo_replay`.
 
 Layout (robomimic v0.3 "low_dim" files):
     data/                      attrs: env_args (JSON: env_name, type, env_kwargs), total (transitions),
@@ -22,7 +23,7 @@ from obs/ only (next_obs images are not read: behaviour cloning does not use the
 low-dim vector. `to_transitions(..., image_keys=)` returns them as `images/<key>` (N, H, W, C) uint8 arrays beside
 the flat low-dim ones (the BC agent's `agent.image_keys`). Without `obs_keys`, image-like keys are left out.
 
-`replay_demo(env, demo)` checks that a demo reproduces from its recorded `states`: it resets the env to the first
+`rlkit2.data.demo_replay.replay_demo(env, demo)` checks that a demo reproduces from its recorded `states`: it resets the env to the first
 state, replays the actions and reports the largest deviation of the states and low-dim observations.
 
 obs/object is robosuite's "object-state": sub-observations (e.g. Can_pos, Can_quat, Can_to_robot0_eef_pos, ...)
@@ -37,7 +38,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -359,138 +359,3 @@ def to_transitions(dataset: RobomimicDataset | Iterable[Demo], obs_keys: Sequenc
             "actions": np.concatenate(act), "rewards": np.concatenate(rew).astype(np.float32),
             "terminals": np.concatenate(term).astype(np.float32), "next_actions": np.concatenate(nact),
             "timeouts": np.concatenate(tout), **{f"images/{k}": np.concatenate(v) for k, v in imgs.items()}}
-
-
-class RobomimicWriter:
-    """Streams demos into a robomimic HDF5 file, atomically: everything goes to a temp file in the
-    target's directory, renamed over `path` only by a successful `close()` (or `with` exit).
-    An exception inside the `with` block deletes the temp file and leaves `path` untouched."""
-
-    def __init__(self, path: str | os.PathLike[str], env_args: Mapping[str, Any] | None = None,
-                 object_layout: Sequence[Sequence[Any]] | None = None):
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
-        self._f = h5py.File(self._tmp, "w")
-        self._data = self._f.create_group("data")
-        self._data.attrs["env_args"] = json.dumps(dict(env_args or {}))
-        if object_layout is not None:  # the env's obs/object layout, checked by read_robomimic(object_layout=)
-            layout = normalize_layout(object_layout)
-            self._data.attrs[OBJECT_LAYOUT_ATTR] = json.dumps([list(p) for p in layout])
-        self.num_demos = 0
-        self.total = 0
-
-    def add(self, demo: Demo) -> str:
-        T = len(demo)
-        if T == 0:
-            raise DataError("cannot write an empty demonstration")
-        name = f"demo_{self.num_demos}"
-        g = self._data.create_group(name)
-        g.attrs["num_samples"] = T
-        g.create_dataset("actions", data=np.asarray(demo.actions))
-        g.create_dataset("rewards", data=np.asarray(demo.rewards).reshape(T))
-        g.create_dataset("dones", data=np.asarray(demo.dones).reshape(T))
-        if demo.states is not None:
-            g.create_dataset("states", data=np.asarray(demo.states))
-        for group, src in (("obs", demo.obs), ("next_obs", demo.next_obs)):
-            if src is None:
-                continue
-            og = g.create_group(group)
-            for k, v in src.items():
-                if len(v) != T:
-                    raise DataError(f"demo {name}: {group}/{k} has {len(v)} rows, actions has {T}")
-                og.create_dataset(k, data=np.asarray(v))
-        self.num_demos += 1
-        self.total += T
-        return name
-
-    def set_masks(self, masks: Mapping[str, Sequence[str]]) -> None:
-        mg = self._f.require_group("mask")
-        for k, names in masks.items():
-            mg.create_dataset(k, data=np.array([n.encode() for n in names], dtype="S"))
-
-    def close(self) -> Path:
-        self._data.attrs["total"] = self.total
-        self._f.flush()
-        self._f.close()
-        with open(self._tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self._tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        try:
-            self._f.close()
-        finally:
-            if os.path.exists(self._tmp):
-                os.unlink(self._tmp)
-
-    def __enter__(self) -> RobomimicWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def write_robomimic(path: str | os.PathLike[str], demos: Iterable[Demo], env_args: Mapping[str, Any] | None = None,
-                    masks: Mapping[str, Sequence[str]] | None = None,
-                    object_layout: Sequence[Sequence[Any]] | None = None) -> Path:
-    """Write demos to `path` atomically (temp file + rename); `object_layout`: see `RobomimicWriter`."""
-    with RobomimicWriter(path, env_args, object_layout) as w:
-        for d in demos:
-            w.add(d)
-        if masks:
-            w.set_masks(masks)
-    return w.path
-
-
-@dataclasses.dataclass
-class DemoReplay:
-    """How closely a demo reproduces when its actions are replayed from its first recorded state."""
-
-    steps: int
-    max_state_error: float  # max |state - recorded state| over the replayed steps (states[1:])
-    max_obs_error: float  # max |low-dim obs - recorded obs| (obs[0] after the reset, then next_obs)
-    first_bad_step: int | None  # the first step whose state deviates by more than `tolerance` (None: none)
-
-    def reproduces(self, tolerance: float) -> bool:
-        return self.max_state_error <= tolerance and self.max_obs_error <= tolerance
-
-
-def replay_demo(env: Any, demo: Demo, *, obs_keys: Sequence[str] | None = None,
-                tolerance: float = 1e-6) -> DemoReplay:
-    """Reset `env` (the robosuite adapter: `reset_to_state`, `sim_state`, `raw_obs_dict`) to `demo.states[0]`,
-    replay `demo.actions` and compare every state and low-dim observation (`obs_keys`, default the env's) with
-    the recorded ones. The env must be the one the demo was collected in, without deployment shifts (a
-    dynamics shift or action noise changes what the actions do)."""
-    if demo.states is None or len(demo.states) != len(demo):
-        raise DataError(f"demo '{demo.name}' has no recorded states (one per step) to replay from")
-    keys = list(env.obs_keys if obs_keys is None else obs_keys)
-    missing = [k for k in keys if k not in demo.obs or demo.next_obs is None or k not in demo.next_obs]
-    if missing:
-        raise DataError(f"demo '{demo.name}' lacks obs/next_obs keys {missing} to compare")
-    env.reset()  # the model as the env builds it, then the recorded state on top
-    env.reset_to_state(np.asarray(demo.states[0]))
-
-    def obs_error(t: int, recorded: Mapping[str, np.ndarray]) -> float:
-        now = env.raw_obs_dict(keys)
-        return max(float(np.max(np.abs(np.asarray(now[k], np.float64) - np.asarray(recorded[k][t], np.float64))))
-                   for k in keys)
-
-    max_obs = obs_error(0, demo.obs)
-    max_state, first_bad = 0.0, None
-    T = len(demo)
-    for t in range(T):
-        env.step(np.asarray(demo.actions[t]))
-        assert demo.next_obs is not None
-        max_obs = max(max_obs, obs_error(t, demo.next_obs))
-        if t + 1 < T:
-            err = float(np.max(np.abs(np.asarray(env.sim_state(), np.float64) - demo.states[t + 1])))
-            max_state = max(max_state, err)
-            if first_bad is None and err > tolerance:
-                first_bad = t + 1
-    return DemoReplay(T, max_state, max_obs, first_bad)

@@ -9,7 +9,8 @@ import pytest
 from rlkit2.data.cli import main as data_main
 from rlkit2.data.d4rl import write_d4rl
 from rlkit2.data.describe import detect_format
-from rlkit2.data.robomimic import Demo, write_robomimic
+from rlkit2.data.robomimic import Demo
+from rlkit2.data.robomimic_writer import write_robomimic
 
 
 def _demo(T: int, seed: int, success: bool = True) -> Demo:

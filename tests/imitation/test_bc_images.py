@@ -13,7 +13,8 @@ import torch
 
 from rlkit2.agents.bc import BCConfig, ImageReplay, make_agent
 from rlkit2.core import ConfigError, DataError
-from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions, write_robomimic
+from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions
+from rlkit2.data.robomimic_writer import write_robomimic
 from rlkit2.registry import EnvSpec
 from rlkit2.replay import TransitionReplay
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from rlkit2.core import DataError
-from rlkit2.data.robomimic import read_robomimic, replay_demo, write_robomimic
+from rlkit2.data.demo_replay import replay_demo
+from rlkit2.data.robomimic import read_robomimic
+from rlkit2.data.robomimic_writer import write_robomimic
 
 pytest.importorskip("robosuite")
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rlkit2.core import DataError
-from rlkit2.data.robomimic import Demo, RobomimicWriter, read_robomimic, to_transitions, write_robomimic
+from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions
+from rlkit2.data.robomimic_writer import RobomimicWriter, write_robomimic
 from rlkit2.replay import TransitionReplay
 
 KEYS = ["object", "robot0_eef_pos"]

@@ -21,7 +21,8 @@ def lift_demos(tmp_path_factory) -> Path:
     not a good demonstrator; the scripted expert is tested in tests/imitation)."""
     import numpy as np
 
-    from rlkit2.data.robomimic import Demo, write_robomimic
+    from rlkit2.data.robomimic import Demo
+    from rlkit2.data.robomimic_writer import write_robomimic
 
     widths = {"object": 10, "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2}
     rng = np.random.default_rng(0)

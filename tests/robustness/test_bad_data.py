@@ -14,7 +14,8 @@ from rlkit2.envs.text import read_jsonl_field
 
 from rlkit2.core import DataError
 from rlkit2.data import read_d4rl
-from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions, write_robomimic
+from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions
+from rlkit2.data.robomimic_writer import write_robomimic
 from rlkit2.train import run
 from tests.helpers import compose_config
 from tests.robustness.common import offline_args

@@ -25,7 +25,8 @@ from rlkit2.envs.text import read_jsonl_field
 
 from rlkit2.core import ConfigError, DataError
 from rlkit2.data.d4rl import read_d4rl, write_d4rl
-from rlkit2.data.robomimic import Demo, read_robomimic, write_robomimic
+from rlkit2.data.robomimic import Demo, read_robomimic
+from rlkit2.data.robomimic_writer import write_robomimic
 from rlkit2.logging import read_metrics
 from rlkit2.rewards.bradley_terry import load_preference_pairs
 
