@@ -23,8 +23,9 @@ from obs/ only (next_obs images are not read: behaviour cloning does not use the
 low-dim vector. `to_transitions(..., image_keys=)` returns them as `images/<key>` (N, H, W, C) uint8 arrays beside
 the flat low-dim ones (the BC agent's `agent.image_keys`). Without `obs_keys`, image-like keys are left out.
 
-`rlkit2.data.demo_replay.replay_demo(env, demo)` checks that a demo reproduces from its recorded `states`: it resets the env to the first
-state, replays the actions and reports the largest deviation of the states and low-dim observations.
+`rlkit2.data.demo_replay.replay_demo(env, demo)` checks that a demo reproduces from its recorded `states`: it
+resets the env to the first state, replays the actions and reports the largest deviation of the states and
+low-dim observations.
 
 obs/object is robosuite's "object-state": sub-observations (e.g. Can_pos, Can_quat, Can_to_robot0_eef_pos, ...)
 concatenated in an order that differs between robosuite versions. Given the env's layout (`RobosuiteEnv.
