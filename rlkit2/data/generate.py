@@ -25,7 +25,7 @@ from `rlkit2.data.collect`, and writes each file atomically with its metadata; `
 (`rlkit2.data.genconfig`) says how. Everything is resumable: SAC training resumes from its checkpoints (the
 control trainer's own), policy snapshots are kept in the work dir (`policies/step_*.pt`: learner state + eval
 return; reusable with `rlkit2.data.behaviour.load_snapshot_agent`), and collection is written in chunks.
-Reference returns measured on v5 (random: the random dataset's complete episodes; expert: the expert's
+Reference returns measured on v5 (random: the complete episodes in the first 100k random rows; expert: the expert's
 greedy return over `ref_episodes` episodes) go into every file's metadata.
 """
 
@@ -74,6 +74,7 @@ from rlkit2.data.scores import (
 
 # shipped medium/expert policies collect this many episodes side by side (one batched forward pass a step)
 LANES = 16
+RANDOM_REFERENCE_ROWS = 100_000  # the v5 random reference: complete episodes in this prefix of the random rows
 
 
 def output_path(cfg: GenerationConfig, name: str) -> Path:
@@ -81,7 +82,8 @@ def output_path(cfg: GenerationConfig, name: str) -> Path:
 
 
 def _random_reference(rows: dict[str, np.ndarray]) -> float:
-    """Mean return of the random dataset's complete episodes (the cut last one excluded)."""
+    """Mean return of the complete episodes (the cut last one excluded) in the first `RANDOM_REFERENCE_ROWS` rows
+    of the uniform-random collection (thousands of episodes: the mean is settled long before 1M rows)."""
     rets = episode_returns(rows["rewards"], rows["terminals"], rows["timeouts"])
     return float(rets[:-1].mean()) if len(rets) > 1 else float(rets.mean())
 
@@ -185,10 +187,12 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
         # selected (or the measured table), otherwise its file carries the random reference only.
         need = parsed.kind != "random" or (cfg.work_dir / "selection.json").is_file()
         sel = select_policies(cfg) if need else None
-    random_rows = collect(work, "random", random_actor_factory(work), cfg.transitions)
-    random_ref = _random_reference(random_rows)
+    # every kind's v5 random reference comes from the same prefix of the random collection (chunks are prefixes),
+    # so making medium does not collect the 1M random rows first
+    random_ref = _random_reference(collect(work, "random", random_actor_factory(work),
+                                           min(cfg.transitions, RANDOM_REFERENCE_ROWS)))
     if parsed.kind == "random":
-        rows = random_rows
+        rows = collect(work, "random", random_actor_factory(work), cfg.transitions)
     elif shipped is not None:
         rows = _shipped_rows_for(work, parsed.kind, shipped)
     else:
@@ -217,8 +221,9 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
         "reference_note": "eval/normalized_score uses D4RL's reference returns (ref_*_return_d4rl: D4RL's random "
                           "and expert policies on the mujoco-py -v2 envs), so it is comparable in spirit with "
                           "D4RL tables but not the same measurement: this data and its evaluation run on the v5 envs",
-        "v5_reference_note": "v5 refs (eval/normalized_score_v5): random = mean return of complete episodes of "
-                             f"the uniform-random dataset; expert = greedy return of {expert_what}",
+        "v5_reference_note": "v5 refs (eval/normalized_score_v5): random = mean return of the complete episodes "
+                             f"in the first {RANDOM_REFERENCE_ROWS} rows of the uniform-random collection; "
+                             f"expert = greedy return of {expert_what}",
     }
     if expert_ref is not None:
         metadata[META_EXPERT_V5] = expert_ref
