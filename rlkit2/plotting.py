@@ -291,7 +291,7 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike
     return out
 
 
-def run_references(run_dirs: Sequence[str | os.PathLike[str]], key: str) -> dict[str, float]:
+def saved_reference_levels(run_dirs: Sequence[str | os.PathLike[str]], key: str) -> dict[str, float]:
     """The reference levels offline runs wrote (`references.json`: zero action, behaviour policy) for `key`,
     when every run that has them agrees (runs on different datasets have different levels: none then)."""
     found = []
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"no metrics.jsonl in {', '.join(missing)}")
     try:
         fig_key = args.key or next((k for r in args.runs if (k := pick_key(read_metrics(r)))), None)
-        refs = dict(args.ref) or (run_references(args.runs, fig_key) if fig_key else {})
+        refs = dict(args.ref) or (saved_reference_levels(args.runs, fig_key) if fig_key else {})
         out = plot_runs(args.runs, args.out, key=args.key, title=args.title, references=refs or None,
                         losses=not args.no_losses)
     except ValueError as e:

@@ -180,13 +180,12 @@ def _finish(cfg: DictConfig, run_dir: Path, final: dict[str, float]) -> dict[str
     refs: dict[str, dict[str, Any]] = json.loads(refs_file.read_text()) if refs_file.is_file() else {}
     if cfg.trainer.plot and (run_dir / "metrics.jsonl").exists():
         from rlkit2.logging import read_metrics
-        from rlkit2.plotting import pick_key, plot_runs
+        from rlkit2.plotting import pick_key, plot_runs, saved_reference_levels
 
         key = pick_key(read_metrics(run_dir))
         if key:
-            levels = {name: r["level"] for name, r in refs.items() if r.get("key") == key}
             plot_runs([run_dir], run_dir / "learning_curve.png", title=f"{cfg.agent.name} on {cfg.env.id}",
-                      references=levels or None)
+                      references=saved_reference_levels([run_dir], key) or None)
     summary = "  ".join(f"{k}={v:.4g}" for k, v in final.items() if isinstance(v, int | float))
     say(f"[rlkit2] done: {summary}")
     if refs:

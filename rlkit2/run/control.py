@@ -85,8 +85,9 @@ class ControlSetup:
         returns = dataset.episode_returns
         self.dataset_return = float(np.mean(returns)) if len(returns) else None
         if self.rank == 0:  # the banner's dataset line: which file, how big, how good its behaviour is
+            mean = self.dataset_return if self.dataset_return is not None else float("nan")
             say(f"[rlkit2] dataset {dataset.source}: {len(replay)} transitions, {len(returns)} episodes, "
-                f"mean episode return {float(np.mean(returns)) if len(returns) else float('nan'):.1f}")
+                f"mean episode return {mean:.1f}")
         self.score_fn = score_function(self.cfg.env, self.dataset_metadata)
         return replay
 
@@ -154,8 +155,8 @@ class OfflinePhase(ControlPhase):
         return Advance(self.step - 1)
 
     def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
-        """Also the levels that make the score mean something (zero-action and behaviour policy), written to
-        `references.json`: the learning curve draws them and the run's last line prints them."""
+        """Also the levels that make the score mean something (zero action, behaviour policy, the dataset's own
+        episodes), written to `references.json`: the learning curve draws them and the run's last lines print them."""
         import json
 
         from rlkit2.checkpoint import atomic_write_bytes
