@@ -426,12 +426,32 @@ def load_results(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
     return {"schema": SCHEMA, "grid": budget, "runs": [], "references": [], "sessions": []}
 
 
+_ROW_KEYS = {"runs": lambda r: (r["agent"], r["dataset"], int(r["seed"])),
+             "references": lambda r: (r["dataset"], r["kind"]),
+             "sessions": lambda r: (r["started"], r.get("launched"), r.get("jobs"))}
+
+
 def save_results(path: Path, data: dict[str, Any]) -> None:
+    """Write `data`, first adopting the rows another grid sitting wrote to the same file since we read it.
+
+    Two sittings (say, one per dataset, each a core) may share one results file: under an exclusive lock the file
+    on disk is re-read and every row whose key `data` lacks is added, so neither sitting drops the other's rows.
+    """
+    import fcntl
+
     from rlkit2.checkpoint import atomic_write_bytes
 
-    data["runs"].sort(key=lambda r: (r["dataset"], r["agent"], r["seed"]))
-    data["references"].sort(key=lambda r: (r["dataset"], r["kind"]))
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            disk = json.loads(path.read_text())
+            for part, key in _ROW_KEYS.items():
+                mine = {key(r) for r in data.setdefault(part, [])}
+                data[part].extend(r for r in disk.get(part, []) if key(r) not in mine)
+        data["runs"].sort(key=lambda r: (r["dataset"], r["agent"], r["seed"]))
+        data["references"].sort(key=lambda r: (r["dataset"], r["kind"]))
+        atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def recorded(data: dict[str, Any]) -> set[tuple[str, str, int]]:

@@ -192,3 +192,21 @@ def test_named_datasets_share_one_multirun(tiny_dataset, tmp_path, capsys):
     assert sorted(r["dataset"] for r in data["runs"]) == ["hopper-v5-medium", "hopper-v5-medium-replay"]
     assert all(Path(r["run_dir"]) == runs_dir / r["dataset"] / "td3_bc" / "s0" for r in data["runs"])
     assert data["references"] == []
+
+
+def test_two_sittings_sharing_a_results_file_keep_each_others_rows(tmp_path):
+    """Each sitting holds its own copy of the results; saving adopts the rows the other wrote meanwhile."""
+    path = tmp_path / "grid.json"
+    row = {"dataset": "d", "score": 1.0}
+    a = grid.load_results(path, {"updates": 10})
+    b = grid.load_results(path, {"updates": 10})
+    a["runs"].append({**row, "agent": "td3_bc", "seed": 0})
+    grid.save_results(path, a)
+    b["runs"].append({**row, "agent": "iql", "seed": 0})
+    b["references"].append({"dataset": "d", "kind": "dataset", "score": 2.0})
+    grid.save_results(path, b)
+    a["runs"].append({**row, "agent": "td3_bc", "seed": 1})
+    grid.save_results(path, a)
+    saved = json.loads(path.read_text())
+    assert {(r["agent"], r["seed"]) for r in saved["runs"]} == {("td3_bc", 0), ("td3_bc", 1), ("iql", 0)}
+    assert [r["kind"] for r in saved["references"]] == ["dataset"]
