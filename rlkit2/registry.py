@@ -136,6 +136,7 @@ for _m in (
     "rlkit2.agents.cql",
     "rlkit2.agents.qsarsa",
     "rlkit2.agents.bc",
+    "rlkit2.agents.bc_rnn",
     "rlkit2.agents.offline_bc",
     "rlkit2.agents.poir",
     "rlkit2.agents.ppo_lm",
