@@ -30,6 +30,15 @@ class BCConfig(ValidatedConfig):
     image_channels: list[int] = dataclasses.field(default_factory=lambda: [32, 32])  # conv layer widths
     image_feature_dim: int = 64  # features per image key
     image_pool: str = "spatial_softmax"  # or "avg" (global average pooling)
+    # BC fine-tuned online on its own successes (the baseline that gets POIR's online budget): the imitation
+    # runner rolls out the greedy action + Gaussian noise of std `online_noise_std` (in units of the action
+    # bound) for `online_env_steps` env steps in the deployment env; the transitions of each *successful*
+    # episode join the training data, and after every episode `online_updates_per_episode` updates draw
+    # `online_success_fraction` of each batch from them (the rest from the demos). 0 steps = offline only.
+    online_env_steps: int = 0
+    online_updates_per_episode: int = 100
+    online_success_fraction: float = 0.5
+    online_noise_std: float = 0.1
 
     @classmethod
     def check(cls, f: Fields) -> None:
@@ -43,6 +52,9 @@ class BCConfig(ValidatedConfig):
         f.widths("image_channels")
         f.count("image_feature_dim")
         f.choice("image_pool", ("spatial_softmax", "avg"))
+        f.budget("online_env_steps", "online_updates_per_episode")
+        f.probability("online_success_fraction", label="a batch fraction must")
+        f.non_negative("online_noise_std")
         if f.has("image_keys"):
             keys = f.get("image_keys")
             if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):

@@ -172,6 +172,10 @@ class BCLearner(TorchLearner):
             if config.weight_decay > 0 else make_adam(params, config.lr)
         self.modules = {"policy": self.policy}
         self.optimizers = {"policy": self.opt}
+        # online fine-tuning (config.online_env_steps > 0): the transitions of successful online episodes
+        self.online_phase = False
+        self.success_obs = torch.zeros(0, spec.obs_dim, device=self.device)
+        self.success_act = torch.zeros(0, spec.act_dim, device=self.device)
 
     def loss(self, obs: torch.Tensor, actions: torch.Tensor,
              images: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -183,11 +187,56 @@ class BCLearner(TorchLearner):
         images: dict[str, torch.Tensor] | None = None
         if self.policy.image_keys:
             b, images = self.replay.sample_images(self.config.batch_size)
+            obs, act = b.observations, b.actions
         else:
-            b = self.replay.sample(self.config.batch_size)
-        loss = self.loss(b.observations, b.actions, images)
+            obs, act = self._batch()
+        loss = self.loss(obs, act, images)
         optimizer_step(self.opt, loss)
         self.num_steps += 1
         with torch.no_grad():
-            mse = ((self.policy(b.observations, images) - b.actions) ** 2).sum(-1).mean()
+            mse = ((self.policy(obs, images) - act) ** 2).sum(-1).mean()
         return {"bc_loss": loss.detach(), "action_mse": mse}
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Demo pairs; online, once a successful episode exists, `online_success_fraction` of them from successes."""
+        n = self.config.batch_size
+        n_succ = int(n * self.config.online_success_fraction) if self.online_phase and len(self.success_obs) else 0
+        b = self.replay.sample(n - n_succ)
+        if not n_succ:
+            return b.observations, b.actions
+        idx = torch.randint(len(self.success_obs), (n_succ,), generator=self.replay.generator).to(self.device)
+        return torch.cat([b.observations, self.success_obs[idx]]), torch.cat([b.actions, self.success_act[idx]])
+
+    # ------------------------------------------------------------------ online fine-tuning (imitation runner)
+    def attach_online(self, replay: TransitionReplay) -> None:
+        """The runner's replay of every online transition; BC learns from the successful episodes only, which
+        `end_episode` hands over whole (a transition's episode outcome is unknown while it is being collected)."""
+        if self.policy.image_keys:
+            raise ConfigError("agent.online_env_steps > 0 with agent.image_keys: online fine-tuning is low-dim only")
+        self.online = replay
+
+    def end_episode(self, observations: np.ndarray, success: bool,
+                    actions: np.ndarray | None = None) -> dict[str, float]:
+        self.online_phase = True
+        if success:
+            if actions is None or len(actions) != len(observations) - 1:
+                raise ValueError("end_episode: a successful episode needs its actions, one fewer than observations")
+            obs = torch.as_tensor(np.asarray(observations[:-1]), dtype=torch.float32, device=self.device)
+            act = torch.as_tensor(np.asarray(actions), dtype=torch.float32, device=self.device)
+            self.success_obs = torch.cat([self.success_obs, obs])
+            self.success_act = torch.cat([self.success_act, act])
+        return {"online/success_transitions": float(len(self.success_obs))}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.config.online_env_steps > 0:  # offline BC checkpoints keep their former layout
+            state.update(online_phase=self.online_phase, success_obs=self.success_obs.cpu().clone(),
+                         success_act=self.success_act.cpu().clone())
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "success_obs" in state:
+            self.online_phase = bool(state["online_phase"])
+            self.success_obs = state["success_obs"].to(self.device)
+            self.success_act = state["success_act"].to(self.device)

@@ -4,6 +4,7 @@ import dataclasses
 from typing import Any
 
 from rlkit2.agents.bc.config import BCConfig
+from rlkit2.core import ConfigError
 from rlkit2.validation import Fields, ValidatedConfig
 
 
@@ -95,6 +96,12 @@ class POIRConfig(ValidatedConfig):
     @classmethod
     def check(cls, f: Fields) -> None:
         BCConfig.check(f.sub("prior"))
+        prior = f.sub("prior")
+        for field in (x for x in dataclasses.fields(BCConfig) if x.name.startswith("online_")):
+            if prior.has(field.name) and prior.get(field.name) != field.default:  # POIR fine-tunes, not its prior
+                raise ConfigError(f"{prior.name(field.name)}={prior.get(field.name)!r}: POIR's prior does not "
+                                  f"fine-tune on its own; set agent.online_env_steps / "
+                                  "agent.online_updates_per_episode / agent.prior_online_fraction (POIR's)")
         f.count("batch_size", "ensemble_size", "score_k", "num_samples", "max_reference")
         f.steps("horizon")
         f.widths("model_hidden")
