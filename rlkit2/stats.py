@@ -3,6 +3,8 @@
 - `bootstrap_ci(values)`: the mean (or any statistic) of one setting's runs with a 95 % percentile-bootstrap CI.
 - `iqm(x)`: the interquartile mean, the mean of the middle 50 % of the scores (scipy's
   `trim_mean(x, 0.25)`: `int(0.25 n)` scores cut from each end, the same as `rliable.metrics.aggregate_iqm`).
+- `nested_bootstrap_ci(per_seed)`: the mean over training seeds of per-episode outcomes (success rates), episodes
+  nested in seeds: each replicate resamples the seeds, then each drawn seed's episodes.
 - `stratified_bootstrap_ci(per_task)`: an aggregate over tasks (IQM by default) with a 95 % CI from the
   stratified bootstrap: each replicate resamples the runs *within* each task, with replacement, and pools them.
 - `performance_profile(per_task, taus)`: the fraction of runs (all tasks pooled) scoring above each threshold,
@@ -117,6 +119,26 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, stat: str | Statistic = "
     idx = rng.integers(0, x.size, size=(int(reps), x.size))
     lo, hi = _percentiles(fn(x[idx]), confidence)
     return Interval(point, float(lo), float(hi), int(x.size))
+
+
+def nested_bootstrap_ci(per_seed: Sequence[Sequence[float] | np.ndarray], *, reps: int = DEFAULT_REPS,
+                        confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Interval:
+    """The mean over training seeds of each seed's mean episode outcome, with a two-level bootstrap CI: each
+    replicate resamples the seeds, then the episodes within every drawn seed (episodes nested in seeds), so the
+    interval carries both the seed-to-seed and the episode-to-episode variation. `n` counts the seeds.
+    """
+    seeds = [np.asarray(x, dtype=np.float64).reshape(-1) for x in per_seed]
+    if not seeds or any(x.size == 0 for x in seeds):
+        raise ValueError("nested_bootstrap_ci needs at least one seed, each with at least one episode")
+    point = float(np.mean([x.mean() for x in seeds]))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(seeds), size=(int(reps), len(seeds)))
+    means = np.empty(picks.shape)
+    for k, x in enumerate(seeds):  # every draw of seed k resamples its episodes afresh
+        where = picks == k
+        means[where] = x[rng.integers(0, x.size, size=(int(where.sum()), x.size))].mean(axis=1)
+    lo, hi = _percentiles(means.mean(axis=1), confidence)
+    return Interval(point, float(lo), float(hi), len(seeds))
 
 
 # --------------------------------------------------------------------------- several tasks' runs

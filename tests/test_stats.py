@@ -96,3 +96,20 @@ def test_probability_of_improvement():
     assert stats.probability_of_improvement(same, same).point == pytest.approx(0.5)
     with pytest.raises(ValueError):
         stats.probability_of_improvement({"a": [1.0]}, {"b": [1.0]})
+
+
+def test_nested_bootstrap_carries_seed_and_episode_variation():
+    from rlkit2.stats import nested_bootstrap_ci
+
+    # seeds that disagree: the interval spans them; equal seeds: only the episodes' spread remains
+    apart = nested_bootstrap_ci([[1.0] * 40, [0.0] * 40, [1.0] * 40, [0.0] * 40], reps=4000)
+    same = nested_bootstrap_ci([[1.0] * 20 + [0.0] * 20] * 4, reps=4000)
+    assert apart.point == same.point == 0.5 and apart.n == same.n == 4
+    assert apart.hi - apart.lo > 2 * (same.hi - same.lo) > 0
+    # one seed: the plain bootstrap of its episodes; constant outcomes: a degenerate interval
+    one = nested_bootstrap_ci([[1.0, 0.0] * 50], reps=4000)
+    assert one.lo < 0.5 < one.hi and one.hi - one.lo < 0.25
+    assert nested_bootstrap_ci([[1.0] * 5] * 3).as_dict() == {"point": 1.0, "lo": 1.0, "hi": 1.0, "n": 3}
+    assert nested_bootstrap_ci([[1, 0], [0, 1]], seed=3) == nested_bootstrap_ci([[1, 0], [0, 1]], seed=3)
+    with pytest.raises(ValueError, match="each with at least one episode"):
+        nested_bootstrap_ci([[1.0], []])
