@@ -55,6 +55,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def update_json(path: str | os.PathLike[str], update: Callable[[Any], Any], default: Any = None) -> Any:
+    """Read the JSON file at `path` (`default` when absent), write back `update(data)` atomically; returns it.
+
+    Under an exclusive lock on `<path>.lock`: processes sharing one results file (seeds or grid sittings run side
+    by side) each re-read it inside the lock, so none overwrites rows another wrote since it last looked.
+    """
+    import fcntl
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.is_file() else default
+        data = update(data)
+        atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    return data
+
+
 # --------------------------------------------------------------------------- weights-only encoding
 
 _ARRAY_TAG = "__rlkit2_ndarray__"

@@ -432,26 +432,19 @@ _ROW_KEYS = {"runs": lambda r: (r["agent"], r["dataset"], int(r["seed"])),
 
 
 def save_results(path: Path, data: dict[str, Any]) -> None:
-    """Write `data`, first adopting the rows another grid sitting wrote to the same file since we read it.
+    """Write `data`, first adopting the rows another grid sitting wrote to the same file since we read it
+    (two sittings, say one per dataset and core, may share one results file)."""
+    from rlkit2.checkpoint import update_json
 
-    Two sittings (say, one per dataset, each a core) may share one results file: under an exclusive lock the file
-    on disk is re-read and every row whose key `data` lacks is added, so neither sitting drops the other's rows.
-    """
-    import fcntl
-
-    from rlkit2.checkpoint import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.is_file():
-            disk = json.loads(path.read_text())
-            for part, key in _ROW_KEYS.items():
-                mine = {key(r) for r in data.setdefault(part, [])}
-                data[part].extend(r for r in disk.get(part, []) if key(r) not in mine)
+    def merge(disk: dict[str, Any] | None) -> dict[str, Any]:
+        for part, key in _ROW_KEYS.items():
+            mine = {key(r) for r in data.setdefault(part, [])}
+            data[part].extend(r for r in (disk or {}).get(part, []) if key(r) not in mine)
         data["runs"].sort(key=lambda r: (r["dataset"], r["agent"], r["seed"]))
         data["references"].sort(key=lambda r: (r["dataset"], r["kind"]))
-        atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+        return data
+
+    update_json(path, merge)
 
 
 def recorded(data: dict[str, Any]) -> set[tuple[str, str, int]]:
