@@ -137,6 +137,8 @@ def test_windows_never_cross_episode_boundaries():
             assert mask.all() and set(episode[rows[:, 0]]) == {0, 2, 4}  # only episodes with >= 5 steps
     with pytest.raises(DataError, match="seq_length=20"):
         SequenceSampler(episode_ends(arrays), 20, pad=False, generator=torch.Generator()).sample_indices(4)
+    with pytest.raises(DataError, match="episode order"):  # a bare sampler cannot give windows
+        make_agent(BCRNNConfig(), EnvSpec(2, 1), type("Sampler", (), {"sample": lambda self, n: None})())
 
 
 def test_losses_on_known_answers():
@@ -155,11 +157,12 @@ def test_losses_on_known_answers():
 
 
 # ----------------------------------------------------------------------------- acting
-def test_actor_resets_at_episode_start_and_every_seq_length_steps():
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_actor_resets_at_episode_start_and_every_seq_length_steps(rnn_type):
     data = to_arrays(memory(8))
     torch.manual_seed(0)
-    agent = train(make_agent(BCRNNConfig(seq_length=4, **SMALL), EnvSpec(2, 1), TransitionReplay.from_arrays(data)),
-                  20)
+    agent = train(make_agent(BCRNNConfig(seq_length=4, rnn_type=rnn_type, **SMALL), EnvSpec(2, 1),
+                             TransitionReplay.from_arrays(data)), 20)
     actor = agent.policy
     obs = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
 

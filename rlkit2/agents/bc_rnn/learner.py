@@ -11,7 +11,7 @@ import torch.nn as nn
 from rlkit2.agents.bc_rnn import losses
 from rlkit2.agents.bc_rnn.config import BCRNNConfig
 from rlkit2.agents.bc_rnn.sequences import SequenceSampler, episode_ends
-from rlkit2.core import EnvSpec
+from rlkit2.core import DataError, EnvSpec
 from rlkit2.learners import TorchLearner, draw_on, learner_device, make_adam, optimizer_step, replay_generator
 from rlkit2.networks import Normalizer, mlp
 
@@ -81,6 +81,9 @@ class BCRNNLearner(TorchLearner):
         super().__init__()
         self.config, self.replay = config, replay
         self.policy = RNNGMMPolicy(config, spec)
+        if not callable(getattr(replay, "arrays", None)):  # windows need the rows in order, not single samples
+            raise DataError(f"bc_rnn samples windows of consecutive steps: it needs a replay of demos in episode "
+                            f"order with arrays() (a TransitionReplay), got {type(replay).__name__}")
         arrays = replay.arrays()  # rows in episode order (a fixed demo replay)
         self.obs = torch.as_tensor(arrays["observations"], dtype=torch.float32)
         self.actions = torch.as_tensor(arrays["actions"], dtype=torch.float32)
