@@ -2,9 +2,12 @@
 
 * the SFT policy: the tiny Gemma 2 of rlkit2.lm (LMConfig defaults) fine-tuned on `sft_example` rows (25 %
   corrupted statements, an imperfect SFT policy), cached as an rlkit2 checkpoint `{"lm": state_dict}` -- the
-  format `agent.init_checkpoint` reads;
+  format `agent.init_checkpoint` reads. It stays a study helper (rlkit2.lm.sft): the runner has no SFT family;
 * the exact-checker score: precision of the summary's statements (supported / statements, 0 for an empty or
-  malformed summary), computed by rlkit2.lm.synthetic.check;
+  malformed summary), computed by rlkit2.lm.synthetic.check. `true_scores` is also the RL runs' reward, as
+  `reward=callable reward.target=experiments.warm.common:true_scores` (conf/experiment/*_synthetic*.yaml);
+* launching a study's training runs through the runner (`launch`: `rlkit2-train <overrides>` in process) and
+  evaluating a run's checkpoints (`run_checkpoints`, `evaluate_point`) on fixed held-out documents;
 * preference pairs labelled by that checker (ties dropped), with optional label noise.
 """
 
@@ -82,6 +85,53 @@ def sample(lm: Any, tok: Any, docs: list[str], k: int = 1, seed: int | None = No
     for i in range(0, len(docs), per):
         out += actor.rollout([TEMPLATE.format(document=d) for d in docs[i: i + per]], num_samples=k).texts
     return out
+
+
+def launch(overrides: list[str], run_dir: Path, reuse: bool = False) -> dict[str, float]:
+    """One training run through the runner, exactly as `rlkit2-train <overrides> hydra.run.dir=<run_dir>` makes it
+    (rlkit2.train.run on the composed config). `reuse`: a run whose last checkpoint is already in `run_dir`
+    (same overrides, recorded in its .hydra/overrides.yaml) is not trained again."""
+    from omegaconf import OmegaConf
+
+    from rlkit2.run_config import OVERRIDES_FILE
+    from rlkit2.train import compose, run
+
+    quiet = ["trainer.progress=false", "trainer.plot=false", "logger.console=false"]
+    overrides = [*quiet, *overrides]
+    cfg = compose(overrides)
+    saved = run_dir / OVERRIDES_FILE
+    done = checkpoint.list_checkpoints(run_dir / "checkpoints")
+    if reuse and done and done[-1][0] == int(cfg.trainer.total_steps) and saved.is_file() \
+            and list(OmegaConf.load(saved)) == overrides:
+        log(f"reusing {run_dir} ({' '.join(overrides[len(quiet):])})")
+        return {}
+    log(f"rlkit2-train {' '.join(overrides[len(quiet):])} hydra.run.dir={run_dir}")
+    return run(cfg, run_dir, overrides)
+
+
+def run_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of a run's checkpoints, oldest first (trainer.keep_checkpoints must keep those wanted)."""
+    return checkpoint.list_checkpoints(run_dir / "checkpoints")
+
+
+def policy_lm(learner: Any) -> Any:
+    """The causal LM a language learner trains (ppo_lm's sits in a PolicyWithValue; warp, jbond expose `lm`)."""
+    return getattr(learner, "lm", None) or learner.policy.lm
+
+
+@torch.no_grad()
+def evaluate_point(lm: Any, reference: Any, tok: Any, docs: list[str], seed: int = 1234) -> dict[str, float]:
+    """Checker score, KL(pi || reference) (the k1 estimate from the policy's own samples, summed over tokens) and
+    words of one temperature-1 sample per document; the same sampling seed for every point of a front."""
+    from rlkit2.lm.generation import response_logprobs
+
+    torch.manual_seed(seed)
+    ro = LMActor(lm, tok, GEN).rollout([TEMPLATE.format(document=d) for d in docs])
+    lp = response_logprobs(lm, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask)["logprobs"]
+    rp = response_logprobs(reference, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask)["logprobs"]
+    kl = ((lp - rp) * ro.response_mask).sum(1)
+    return {"reward": float(true_scores(docs, ro.texts).mean()), "kl": float(kl.mean()),
+            "words": sum(len(t.split()) for t in ro.texts) / len(docs)}
 
 
 def preference_pairs(n: int, seed: int, lm: Any = None, tok: Any = None, policy_fraction: float = 0.5

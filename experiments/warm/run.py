@@ -14,24 +14,42 @@ frozen -- identical in every member, so averaging them is exact and changes noth
 once and shared by all members, WARM and ENS (experiments/warm/cached.py).
 
 Label noise: a fraction of the *training* pairs has chosen/rejected swapped (the paper's 25 % corruption);
-accuracy is measured on clean held-out pairs. Outputs under experiments/warm/results/: results.json,
-warm_accuracy.png, warm_bon.png, warm_rl.png and the tables printed here.
+accuracy is measured on clean held-out pairs.
+
+What trains where: the reward models (Bradley-Terry fine-tunes, `rlkit2.rewards.warm.train_warm`) are trained here --
+the runner has no reward-model family -- and saved twice: the per-member parts (`cached_member*.pt`, what Best-of-N
+scores with, sharing the cache) and whole RewardModel checkpoints (`member*.pt`). The policy RL against them is
+a runner run each: `rlkit2-train experiment=warm_synthetic_rl reward.directory=<members> reward.combine=...`
+(average = WARM, ensemble = ENS, member = the best single member; `reward=warm` loads the `member*.pt`), from
+the SFT policy (`agent.init_checkpoint`); its curve is evaluated here from the run's checkpoints.
+Outputs under <out> (experiments/warm/results/): results.json, warm_accuracy.png, warm_bon.png, warm_rl.png and
+the tables printed here; RL run dirs under --runs-dir.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from experiments.warm.common import ARTIFACTS, GEN, documents, log, preference_pairs, sample, sft_policy, true_scores
+from experiments.warm.common import (
+    ARTIFACTS,
+    documents,
+    launch,
+    log,
+    policy_lm,
+    preference_pairs,
+    run_checkpoints,
+    sample,
+    sft_policy,
+    true_scores,
+)
 from rlkit2.rewards.bradley_terry import BTTrainConfig, flip_labels
-from rlkit2.rewards.warm import PredictionEnsemble, WarmConfig, WeightAveragedRewardModel, save_members, train_warm
+from rlkit2.rewards.warm import WarmConfig, WeightAveragedRewardModel, save_members, train_warm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -61,12 +79,16 @@ def make_rm_factory(frozen_layers: int, max_length: int) -> Any:
     return make
 
 
+def member_dir(noise: float, args: argparse.Namespace) -> Path:
+    return ARTIFACTS / f"rm{args.tag}_noise{noise:g}"
+
+
 def load_members(noise: float, args: argparse.Namespace) -> list[Any]:
     from rlkit2 import checkpoint
 
     make = make_rm_factory(args.frozen_layers, args.max_length)
     members = []
-    for p in sorted((ARTIFACTS / f"rm{args.tag}_noise{noise:g}").glob("cached_member*.pt")):
+    for p in sorted(member_dir(noise, args).glob("cached_member*.pt")):
         m = make()
         m.load_state_dict(checkpoint.load(p)["state_dict"])
         members.append(m.eval())
@@ -96,15 +118,13 @@ def phase_rms(args: argparse.Namespace, out: dict[str, Any]) -> None:
                "specs": [vars(sp) for sp in res.specs]}
         log(f"noise {noise}: {row}")
         out.setdefault("accuracy", []).append(row)
+        from experiments.warm.cached import CachedRM, to_full_model
         from rlkit2 import checkpoint
 
-        for i, m in enumerate(res.members):
-            checkpoint.save({"state_dict": m.state_dict()},
-                            ARTIFACTS / f"rm{args.tag}_noise{noise:g}" / f"cached_member{i:02d}.pt")
-        if args.save_full:  # plain RewardModel checkpoints for `reward=warm reward.directory=...`
-            from experiments.warm.cached import to_full_model
-
-            save_members([to_full_model(m) for m in res.members], ARTIFACTS / f"rm{args.tag}_noise{noise:g}")
+        for i, m in enumerate(res.members):  # the per-member parts, what Best-of-N scores with (shared cache)
+            checkpoint.save({"state_dict": m.state_dict()}, member_dir(noise, args) / f"cached_member{i:02d}.pt")
+        # and whole RewardModel checkpoints (member*.pt), what `reward=warm reward.directory=...` of the RL runs loads
+        save_members([to_full_model(cast(CachedRM, m)) for m in res.members], member_dir(noise, args))
 
 
 def score_all(members: list[Any], docs: list[str], texts: list[str]) -> dict[str, torch.Tensor]:
@@ -148,45 +168,46 @@ def phase_bon(args: argparse.Namespace, out: dict[str, Any]) -> None:
 
 
 def phase_rl(args: argparse.Namespace, out: dict[str, Any]) -> None:
-    from rlkit2.envs.text import TextEnvConfig, make_text_env
+    """RL against each RM, every run by the runner: `rlkit2-train experiment=warm_synthetic_rl` with the members'
+    folder as `reward=warm` (combine: average = WARM, ensemble = ENS, member = the best single member). The curve
+    is evaluated here from the runs' checkpoints (step 0: the SFT policy), on fixed documents and one seed."""
+    from rlkit2.run.lm import load_phase
+    from rlkit2.train import compose
 
-    from rlkit2.agents.ppo_lm.builder import make_agent
-    from rlkit2.agents.ppo_lm.config import PpoLmConfig
-    from rlkit2.rewards.reward_model import RewardModelReward
-
-    _, tok, sft_path = sft_policy()
+    sft = args.sft or str(sft_policy()[2])
     eval_docs = documents(args.rl_eval_docs, seed=8)
+    combines = {"single": ["reward.combine=member"], "warm": ["reward.combine=average"],
+                "ensemble": ["reward.combine=ensemble"]}
     for noise in args.rl_noise:
-        members = load_members(noise, args)
         acc = next((r for r in out.get("accuracy", []) if r["noise"] == noise), None)
         best = int(torch.tensor(acc["members"]).argmax()) if acc else 0
-        rms = {"single": members[best], "warm": WeightAveragedRewardModel.from_models(members),
-               "ensemble": PredictionEnsemble(members)}
-        for name, rm in rms.items():
-            torch.manual_seed(0)
-            reward = RewardModelReward(rm, 128)
-            env = make_text_env(TextEnvConfig(), seed=0, reward_fn=reward)
-            cfg = PpoLmConfig(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), algo="rloo",
-                              samples_per_prompt=2,
-                              prompts_per_step=8, ppo_epochs=1, lr=args.rl_lr, kl_coef=args.rl_kl)
-            learner = make_agent(cfg, env, tokenizer=tok, seed=0).learner
-            curve = []
+        for name, combine in combines.items():
+            overrides = ["experiment=warm_synthetic_rl", f"reward.directory={member_dir(noise, args)}", *combine,
+                         f"reward.member={best}", f"reward.max_length={args.max_length}",
+                         f"agent.init_checkpoint={sft}", f"agent.lr={args.rl_lr}", f"agent.kl_coef={args.rl_kl}",
+                         f"trainer.total_steps={args.rl_steps}", f"trainer.checkpoint_every={args.rl_eval_every}",
+                         f"trainer.keep_checkpoints={max(1, args.rl_steps // args.rl_eval_every)}",
+                         f"seed={args.seed}", f"trainer.threads={args.threads}", "trainer.eval_every=0", *args.set]
+            run_dir = args.runs_dir / f"rl{args.tag}_noise{noise:g}_{name}"
             t0 = time.time()
-            for step in range(args.rl_steps + 1):
-                if step % args.rl_eval_every == 0:
-                    texts = sample(learner.policy.lm, tok, eval_docs, seed=123)
-                    r = float(reward(eval_docs, texts).mean())
-                    t = float(true_scores(eval_docs, texts).mean())
-                    curve.append({"step": step, "rm": r, "true": t})
-                    log(f"RL noise={noise} rm={name} step {step}: rm reward {r:.3f} true {t:.3f} "
-                        f"({time.time() - t0:.0f}s)")
-                if step < args.rl_steps:
-                    learner.step()
-            out.setdefault("rl", []).append({"noise": noise, "rm": name, "curve": curve,
-                                             "seconds": time.time() - t0})
+            launch(overrides, run_dir, reuse=args.reuse)
+            seconds = time.time() - t0
+            phase = load_phase(compose(overrides))  # the SFT policy and this run's reward (the RM)
+            lm, tok, reward = policy_lm(phase.learner), phase.learner.tokenizer, phase.env.reward_fn
+            curve = []
+            for step, path in [(0, None), *run_checkpoints(run_dir)]:
+                if path is not None:
+                    phase.load_checkpoint(path)
+                texts = sample(lm, tok, eval_docs, seed=123)
+                r = float(reward(eval_docs, texts).mean())
+                t = float(true_scores(eval_docs, texts).mean())
+                curve.append({"step": step, "rm": r, "true": t})
+                log(f"RL noise={noise} rm={name} step {step}: rm reward {r:.3f} true {t:.3f}")
+            out.setdefault("rl", []).append({"noise": noise, "rm": name, "curve": curve, "seconds": seconds,
+                                             "overrides": overrides, "run_dir": str(run_dir)})
 
 
-def plot(out: dict[str, Any], tag: str = "") -> None:
+def plot(out: dict[str, Any], where: Path = RESULTS, tag: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +226,7 @@ def plot(out: dict[str, Any], tag: str = "") -> None:
         ax.set_ylabel("pairwise accuracy (clean held-out)")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(RESULTS / f"warm_accuracy{tag}.png", dpi=120)
+        fig.savefig(where / f"warm_accuracy{tag}.png", dpi=120)
         plt.close(fig)
     if out.get("bon"):
         noises = sorted({r["noise"] for r in out["bon"]})
@@ -221,7 +242,7 @@ def plot(out: dict[str, Any], tag: str = "") -> None:
             ax.set_title(f"RMs trained with {int(noise * 100)}% label noise")
             ax.legend()
         fig.tight_layout()
-        fig.savefig(RESULTS / f"warm_bon{tag}.png", dpi=120)
+        fig.savefig(where / f"warm_bon{tag}.png", dpi=120)
         plt.close(fig)
     if out.get("rl"):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -237,11 +258,11 @@ def plot(out: dict[str, Any], tag: str = "") -> None:
             ax.set_xlabel("RL step")
             ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"warm_rl{tag}.png", dpi=120)
+        fig.savefig(where / f"warm_rl{tag}.png", dpi=120)
         plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--phase", default="all", choices=["all", "rms", "bon", "rl", "plot"])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.25])
@@ -249,7 +270,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--lr-scale", type=float, default=3.0)
     ap.add_argument("--frozen-layers", type=int, default=5)
-    ap.add_argument("--save-full", action="store_true")
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--baklava", action="store_true")
     ap.add_argument("--train-pairs", type=int, default=800)
@@ -263,13 +283,20 @@ def main() -> None:
     ap.add_argument("--rl-lr", type=float, default=2e-3)
     ap.add_argument("--rl-kl", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the RL runs")
+    ap.add_argument("--sft", default="", help="SFT checkpoint {'lm': state_dict} (default: train/cache the study's)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides for every RL run")
+    ap.add_argument("--reuse", action="store_true",
+                    help="do not retrain RL runs already finished in --runs-dir with the same overrides")
+    ap.add_argument("--runs-dir", type=Path, default=Path("outputs/warm"))
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--tag", default="", help="suffix of results/plots/member folders (several settings side by side)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"results{args.tag}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"results{args.tag}.json"
     out: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    out["args"] = vars(args)
+    out["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     phases = ["rms", "bon", "rl"] if args.phase == "all" else [args.phase]
     for ph in phases:
         if ph == "plot":
@@ -281,7 +308,7 @@ def main() -> None:
             out.pop("accuracy", None)
         {"rms": phase_rms, "bon": phase_bon, "rl": phase_rl}[ph](args, out)
         path.write_text(json.dumps(out, indent=1))
-    plot(out, args.tag)
+    plot(out, args.out, args.tag)
     print_tables(out)
 
 

@@ -1,25 +1,28 @@
 """WARP's KL-reward front against plain RL at several KL coefficients, on the embedded task.
 
-    python -m experiments.warp.run            # about 8-10 min on one core
+    python -m experiments.warp.run            # about 8-10 min on one idle core
 
-Policy: the tiny Gemma 2 SFT policy of experiments/warm/common.py. Reward: the exact-checker score (statement
-precision), so the front measures the real objective. Every point is evaluated on the same 256 held-out
-documents, one sample each at temperature 1: reward = mean checker score, KL = mean over samples of
-sum_t log pi(y_t) - log pi_sft(y_t) (the k1 estimate of KL(pi || pi_sft)).
-
-* plain RL: RLOO (k = 2) with beta * KL to the *fixed* SFT reference, beta in --betas, checkpoints every
-  --eval-every steps (each beta's trajectory is a set of front points);
-* WARP: `rlkit2.agents.warp.WarpLearner`, beta = 0.1 to the EMA anchor (mu = 0.01), M runs of T steps, SLERP,
-  LITI eta = 0.3, --iterations iterations. Per iteration: the M runs, the SLERP merge, and the LITI path
-  (1 - eta) init + eta * slerp for eta in --etas (WARP's front), against the same path towards each single
-  run (1 - eta) init + eta * run_m (what merging adds).
-Outputs: experiments/warp/results/{results.json, warp_front.png} and the tables printed here.
+Every training is a runner run (`rlkit2.train.run` on the composed config, i.e. `rlkit2-train <overrides>`):
+* WARP: `rlkit2-train experiment=warp_synthetic` (`rlkit2.agents.warp`: beta = 0.1 to the EMA anchor, mu = 0.01,
+  M runs of T steps, SLERP, LITI eta = 0.3, I iterations; `agent.record_merges=true`, so each iteration's
+  checkpoint holds that merge's init, runs and SLERP result);
+* plain RL: `rlkit2-train experiment=warp_synthetic_rl agent.kl_coef=<beta>` for beta in --betas (RLOO, k = 2,
+  beta * KL to the *fixed* SFT reference), a checkpoint every --eval-every steps (each beta's trajectory is a set
+  of front points).
+Policy: the tiny Gemma 2 SFT policy of experiments/warm/common.py (`agent.init_checkpoint`). Reward: the exact
+checker score (`reward=callable reward.target=experiments.warm.common:true_scores`), so the front measures the
+real objective. This script keeps what is the study's own: the SFT checkpoint, launching the runs, and the front:
+every point is evaluated from the runs' checkpoints on the same 256 held-out documents, one sample each at
+temperature 1 with one sampling seed: reward = mean checker score, KL = mean over samples of
+sum_t log pi(y_t) - log pi_sft(y_t) (the k1 estimate of KL(pi || pi_sft)). Per WARP iteration: the M runs, the
+SLERP merge, and the LITI path (1 - eta) init + eta * slerp for eta in --etas (WARP's front), against the same
+path towards each single run (1 - eta) init + eta * run_m (what merging adds).
+Outputs: <out>/{results.json, warp_front.png} and the tables printed here; run dirs under --runs-dir.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -27,35 +30,17 @@ from typing import Any
 
 import torch
 
-from experiments.warm.common import GEN, TEMPLATE, documents, log, sft_policy, true_scores
+from experiments.warm.common import documents, evaluate_point, launch, log, policy_lm, run_checkpoints, sft_policy
 from rlkit2.merging import cosine_similarity, lerp_state_dicts, liti, state_dict_norm, task_vector
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-class CheckerReward:
-    def __call__(self, documents: list[str], responses: list[str]) -> torch.Tensor:
-        return true_scores(list(documents), list(responses))
-
-
-@torch.no_grad()
-def evaluate_point(lm: Any, sft: Any, tok: Any, docs: list[str]) -> dict[str, float]:
-    from rlkit2.lm.generation import LMActor, response_logprobs
-
-    torch.manual_seed(1234)
-    actor = LMActor(lm, tok, GEN)
-    ro = actor.rollout([TEMPLATE.format(document=d) for d in docs])
-    lp = response_logprobs(lm, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask)["logprobs"]
-    rp = response_logprobs(sft, ro.query_ids, ro.query_mask, ro.response_ids, ro.response_mask)["logprobs"]
-    kl = ((lp - rp) * ro.response_mask).sum(1)
-    return {"reward": float(true_scores(docs, ro.texts).mean()), "kl": float(kl.mean()),
-            "words": sum(len(t.split()) for t in ro.texts) / len(docs)}
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--betas", type=float, nargs="*", default=[0.01, 0.1, 0.3])
-    ap.add_argument("--reuse-rl", action="store_true", help="take the plain-RL rows from results.json")
+    ap.add_argument("--reuse", action="store_true",
+                    help="do not retrain runs already finished in --runs-dir with the same overrides")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plot and tables from results{tag}.json")
     ap.add_argument("--rl-steps", type=int, default=120)
     ap.add_argument("--eval-every", type=int, default=40)
@@ -67,81 +52,119 @@ def main() -> None:
     ap.add_argument("--eval-docs", type=int, default=256)
     ap.add_argument("--prompts-per-step", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sft", default="", help="SFT checkpoint {'lm': state_dict} (default: train/cache the study's)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides for every run")
+    ap.add_argument("--runs-dir", type=Path, default=Path("outputs/warp"))
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--tag", default="", help="suffix of the results/plot file names (several settings side by side)")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.plot_only:
-        out = json.loads((RESULTS / f"results{args.tag}.json").read_text())
-        plot(out, RESULTS / f"warp_front{args.tag}.png")
-        print_tables(out)
-        return
+    return ap.parse_args(argv)
 
-    from rlkit2.envs.text import TextEnvConfig, make_text_env
 
-    from rlkit2.agents.ppo_lm.builder import make_agent as make_ppo_lm
-    from rlkit2.agents.ppo_lm.config import PpoLmConfig
-    from rlkit2.agents.warp import WarpConfig
-    from rlkit2.agents.warp.builder import make_agent as make_warp
+def common_overrides(args: argparse.Namespace, sft: str) -> list[str]:
+    return [f"agent.init_checkpoint={sft}", f"agent.prompts_per_step={args.prompts_per_step}", f"agent.lr={args.lr}",
+            f"seed={args.seed}", f"trainer.threads={args.threads}",
+            # the study evaluates every front point itself, from the checkpoints, with one sampling seed
+            "trainer.eval_every=0", *args.set]
 
-    sft, tok, sft_path = sft_policy()
-    docs = documents(args.eval_docs, seed=5)
-    out: dict[str, Any] = {"args": vars(args), "sft": evaluate_point(sft, sft, tok, docs), "rl": [], "warp": []}
-    log(f"SFT: {out['sft']}")
-    common = dict(init_checkpoint=str(sft_path), generation=copy.deepcopy(GEN), prompts_per_step=args.prompts_per_step,
-                  lr=args.lr)
 
-    # ---------------------------------------------------------------- WARP
-    t0 = time.time()
-    torch.manual_seed(0)
-    env = make_text_env(TextEnvConfig(), seed=100, reward_fn=CheckerReward())
-    wcfg = WarpConfig(**common, num_policies=args.num_policies, steps_per_run=args.steps_per_run,
-                      iterations=args.iterations)
-    warp = make_warp(wcfg, env, tokenizer=tok, seed=0).learner
-    scratch = copy.deepcopy(warp.lm)
+def warp_rows(args: argparse.Namespace, run_dir: Path, docs: list[str]) -> list[dict[str, Any]]:
+    """One row per WARP iteration, from the checkpoint at its end (`agent.record_merges`: init, runs, SLERP)."""
+    from rlkit2.run.lm import load_phase
+
+    ckpts = run_checkpoints(run_dir)
+    phase = load_phase(ckpts[0][1])
+    lm, ref, tok = policy_lm(phase.learner), phase.learner.reference, phase.learner.tokenizer
 
     def at(sd: dict[str, torch.Tensor]) -> dict[str, float]:
-        scratch.load_state_dict(sd)
-        return evaluate_point(scratch, sft, tok, docs)
+        lm.load_state_dict(sd)
+        return evaluate_point(lm, ref, tok, docs)
 
-    for it in range(args.iterations):
-        for _ in range(args.num_policies * args.steps_per_run):
-            warp.step()
-        last = warp.last_iteration
+    rows = []
+    for _, path in ckpts:
+        phase.load_checkpoint(path)
+        last = phase.learner.last_iteration
         init, runs, slerp = last["init"], last["runs"], last["slerp"]
         deltas = [task_vector(r, init) for r in runs]
-        row: dict[str, Any] = {"iteration": it, "init": at(init), "runs": [at(r) for r in runs], "slerp": at(slerp),
+        row: dict[str, Any] = {"iteration": phase.learner.iteration - 1, "checkpoint_step": phase.step,
+                               "init": at(init),
+                               "runs": [at(r) for r in runs], "slerp": at(slerp),
                                "liti": [{"eta": e, **at(liti(init, slerp, e))} for e in args.etas],
                                "run_paths": [[{"eta": e, **at(lerp_state_dicts(init, r, e))} for e in args.etas]
                                              for r in runs],
                                "task_vector_cosine": cosine_similarity(deltas[0], deltas[-1]),
                                "task_vector_norms": [state_dict_norm(d) for d in deltas],
                                "slerp_norm": state_dict_norm(task_vector(slerp, init))}
-        out["warp"].append(row)
-        log(f"WARP iteration {it} ({time.time() - t0:.0f}s): runs {row['runs']} slerp {row['slerp']} "
-            f"liti(0.3) {next(p for p in row['liti'] if abs(p['eta'] - 0.3) < 1e-9) if 0.3 in args.etas else ''} "
+        log(f"WARP iteration {row['iteration']}: runs {row['runs']} slerp {row['slerp']} "
             f"cos {row['task_vector_cosine']:.3f}")
-        (RESULTS / f"results{args.tag}.json").write_text(json.dumps(out, indent=1))
+        rows.append(row)
+    return rows
+
+
+def rl_curve(run_dir: Path, docs: list[str]) -> list[dict[str, Any]]:
+    """The front points of one plain-RL run: each checkpoint's policy."""
+    from rlkit2.run.lm import load_phase
+
+    ckpts = run_checkpoints(run_dir)
+    phase = load_phase(ckpts[0][1])
+    curve = []
+    for step, path in ckpts:
+        phase.load_checkpoint(path)
+        curve.append({"step": step, **evaluate_point(policy_lm(phase.learner), phase.learner.reference,
+                                                     phase.learner.tokenizer, docs)})
+    return curve
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"results{args.tag}.json"
+    if args.plot_only:
+        saved = json.loads(path.read_text())
+        plot(saved, args.out / f"warp_front{args.tag}.png")
+        print_tables(saved)
+        return
+    from rlkit2.run.lm import load_phase
+    from rlkit2.train import compose
+
+    sft = args.sft or str(sft_policy()[2])
+    common = common_overrides(args, sft)
+    docs = documents(args.eval_docs, seed=5)
+    out: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                           "runs": {}, "rl": [], "warp": []}
+    sft_phase = load_phase(compose(["experiment=warp_synthetic_rl", *common]))  # step 0: the SFT policy itself
+    out["sft"] = evaluate_point(policy_lm(sft_phase.learner), sft_phase.learner.reference,
+                                sft_phase.learner.tokenizer, docs)
+    log(f"SFT: {out['sft']}")
+
+    # ---------------------------------------------------------------- WARP
+    M, T, iters = args.num_policies, args.steps_per_run, args.iterations
+    overrides = ["experiment=warp_synthetic", *common, f"agent.num_policies={M}", f"agent.steps_per_run={T}",
+                 f"agent.iterations={iters}", f"trainer.total_steps={iters * M * T}",
+                 f"trainer.checkpoint_every={M * T}", f"trainer.keep_checkpoints={iters}"]
+    run_dir = args.runs_dir / f"warp{args.tag}"
+    t0 = time.time()
+    launch(overrides, run_dir, reuse=args.reuse)
     out["warp_seconds"] = time.time() - t0
+    out["runs"]["warp"] = {"overrides": overrides, "run_dir": str(run_dir)}
+    out["warp"] = warp_rows(args, run_dir, docs)
+    path.write_text(json.dumps(out, indent=1))
 
     # ---------------------------------------------------------------- plain RL at several betas
-    if args.reuse_rl:
-        out["rl"] = json.loads((RESULTS / "results.json").read_text())["rl"]
-    for beta in [] if args.reuse_rl else args.betas:
+    for beta in args.betas:
+        overrides = ["experiment=warp_synthetic_rl", *common, f"agent.kl_coef={beta}",
+                     f"trainer.total_steps={args.rl_steps}", f"trainer.checkpoint_every={args.eval_every}",
+                     f"trainer.keep_checkpoints={max(1, args.rl_steps // args.eval_every)}"]
+        run_dir = args.runs_dir / f"rl_beta{beta:g}"
         t0 = time.time()
-        torch.manual_seed(0)
-        env = make_text_env(TextEnvConfig(), seed=100, reward_fn=CheckerReward())
-        learner = make_ppo_lm(PpoLmConfig(**common, algo="rloo", samples_per_prompt=2, ppo_epochs=1, kl_coef=beta),
-                              env, tokenizer=tok, seed=0).learner
-        curve = []
-        for step in range(1, args.rl_steps + 1):
-            learner.step()
-            if step % args.eval_every == 0:
-                curve.append({"step": step, **evaluate_point(learner.policy.lm, sft, tok, docs)})
-        out["rl"].append({"beta": beta, "curve": curve, "seconds": time.time() - t0})
-        log(f"RL beta={beta} ({time.time() - t0:.0f}s): {curve[-1]}")
-        (RESULTS / f"results{args.tag}.json").write_text(json.dumps(out, indent=1))
-    plot(out, RESULTS / f"warp_front{args.tag}.png")
+        launch(overrides, run_dir, reuse=args.reuse)
+        seconds = time.time() - t0
+        out["runs"][f"rl_beta{beta:g}"] = {"overrides": overrides, "run_dir": str(run_dir)}
+        out["rl"].append({"beta": beta, "curve": rl_curve(run_dir, docs), "seconds": seconds})
+        log(f"RL beta={beta} ({seconds:.0f}s): {out['rl'][-1]['curve'][-1]}")
+        path.write_text(json.dumps(out, indent=1))
+    plot(out, args.out / f"warp_front{args.tag}.png")
     print_tables(out)
 
 

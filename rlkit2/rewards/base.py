@@ -3,7 +3,8 @@
 A reward function scores a batch: `reward_fn(documents, responses) -> torch.Tensor [B]` (float32,
 CPU), where `documents` are the raw source texts the prompts were made from (what an NLI premise
 or a reward model's context needs) and `responses` the generated continuations. Any Python
-callable with that signature plugs in (`reward.kind=callable reward.target=pkg.module:fn`).
+callable with that signature plugs in (`reward.kind=callable reward.target=pkg.module:fn`; the module is
+looked up on sys.path, then among the working directory's packages, as `python -m` would find it).
 
 Reward kinds are registered by name (`register_reward_kind`), so a later kind (e.g. `warm`)
 adds itself without touching this file: `make_reward(cfg)` dispatches on `cfg.kind` and
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -96,12 +99,28 @@ class CallableRewardConfig(ShapingOptions):
     target: str = ""  # "package.module:function" taking (documents, responses)
 
 
+def import_target_module(module: str) -> Any:
+    """Import `module`, also from the working directory's packages: `python -m` puts the working directory on
+    sys.path but a console script (`rlkit2-train`) does not, so a study's `experiments.x:fn` run from the
+    repository root would otherwise be found by one entry point and not the other."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        top = module.split(".")[0]
+        here = os.path.isdir(os.path.join(cwd, top)) or os.path.isfile(os.path.join(cwd, top + ".py"))
+        if e.name != top or cwd in sys.path or "" in sys.path or not here:
+            raise
+        sys.path.append(cwd)  # appended: an installed package of the same name still wins
+        return importlib.import_module(module)
+
+
 def load_callable(spec: str) -> Callable[..., Any]:
     if ":" not in spec:
         raise ConfigError(f"reward.target='{spec}' must look like 'package.module:function'")
     mod, _, name = spec.partition(":")
     try:
-        obj = getattr(importlib.import_module(mod), name)
+        obj = getattr(import_target_module(mod), name)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"reward.target='{spec}' could not be imported: {e}") from e
     if not callable(obj):

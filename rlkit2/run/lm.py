@@ -8,6 +8,8 @@ The text env with its reward and the agent's learner are built here; each `advan
 (`eval/return`, `eval/success_rate`) plus the batched task metrics (`eval/true_consistency`, `eval/kl`, ...).
 Under torchrun each rank rolls out its own prompts (its env stream is rank-local state); gradients are
 averaged in `optimizer_step`. The policy is saved as a plain Hugging Face folder (`<run_dir>/policy`).
+`load_phase` rebuilds a run's phase from one of its checkpoints (or its composed config), so a study evaluates
+intermediate policies with the run's own env, reward and reference.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlkit2 import checkpoint as ckpt
 from rlkit2 import distributed
 from rlkit2.core import ConfigError, evaluate
 from rlkit2.lm.generation import LMActor, prompts_are_chat, response_logprobs
 from rlkit2.logging import Logger
 from rlkit2.registry import get_agent, register_runner
-from rlkit2.run.common import crossed, eval_seed, validate_common
-from rlkit2.run.loop import Advance, RunLoop
+from rlkit2.run.common import config_diff, crossed, eval_seed, validate_common
+from rlkit2.run.loop import Advance, RunLoop, upgrade
 from rlkit2.seeding import seed_everything
 
 
@@ -111,11 +114,38 @@ class LMPhase:
         if local.get("env") is not None and hasattr(self.env, "load_state_dict"):
             self.env.load_state_dict(local["env"])
 
+    def load_checkpoint(self, path: str | Path, state: dict[str, Any] | None = None) -> int:
+        """Load the learner's state (and step) of a checkpoint of this run, or of a run with the same agent
+        config; returns its step. The env streams stay where they are: this is for evaluating policies."""
+        state = upgrade(state if state is not None else ckpt.load(path))
+        if state.get("agent") != str(self.cfg.agent.name):
+            raise ConfigError(f"{path}: a checkpoint of agent '{state.get('agent')}', not '{self.cfg.agent.name}'")
+        try:
+            self.learner.load_state_dict(state["learner"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise ConfigError(f"{path} does not fit this run's agent ({config_diff(state, self.cfg, e)})") from e
+        self.step = int(state["step"])
+        return self.step
+
     def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
         from rlkit2.api import save_language_policy
 
         save_language_policy(self.learner, run_dir / "policy")  # a plain HF folder: AutoModelForCausalLM loads it
         return final
+
+
+def load_phase(source: DictConfig | str | Path) -> LMPhase:
+    """An lm run's phase rebuilt outside the run loop, to evaluate its policies (a study's front points): from a
+    composed config, the initial policy (`agent.init_checkpoint`, or a fresh model); from a checkpoint file, the
+    config it records and the learner's state at its step. `LMPhase.load_checkpoint` then moves it to another."""
+    if isinstance(source, DictConfig):
+        return LMPhase(source)
+    state = ckpt.load(source)
+    if not isinstance(state.get("config"), dict):
+        raise ConfigError(f"{source}: the checkpoint records no run config; it was not written by rlkit2-train")
+    phase = LMPhase(OmegaConf.create(state["config"]))
+    phase.load_checkpoint(source, state)
+    return phase
 
 
 def run(cfg: DictConfig, run_dir: Path, logger: Logger) -> dict[str, float]:

@@ -96,6 +96,23 @@ def test_user_callable_plugs_in_with_shaping():
         del sys.modules[mod.__name__]
 
 
+def test_callable_target_is_found_in_the_working_directory(tmp_path, monkeypatch):
+    """A console script (`rlkit2-train`) has no working directory on sys.path; `python -m` has. The target of
+    `reward=callable` is found by both (so a study's `experiments.x:fn` works from the repository root)."""
+    pkg = tmp_path / "rlkit2_test_cwd_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("def two(docs, resps):\n    return [2.0] * len(resps)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    try:
+        assert make_reward({"kind": "callable", "target": "rlkit2_test_cwd_pkg:two"})(["d"], ["r"]).tolist() == [2.0]
+        assert sys.path[-1] == str(tmp_path)  # appended: installed packages keep precedence
+        with pytest.raises(ConfigError, match="could not be imported"):
+            make_reward({"kind": "callable", "target": "rlkit2_test_no_such_pkg:f"})
+    finally:
+        sys.modules.pop("rlkit2_test_cwd_pkg", None)
+
+
 def test_reward_config_errors():
     with pytest.raises(ConfigError, match="unknown reward.kind 'nli'"):
         make_reward({"kind": "nli"})

@@ -31,6 +31,10 @@ class WarpConfig(PpoLmConfig):
     slerp_weights: list[float] = dataclasses.field(default_factory=list)  # empty: uniform (lambda = 1/M)
     liti_eta: float = 0.3
     reset_optimizer: bool = True  # every run starts with fresh Adam moments (independent runs)
+    # the learner's state (so every checkpoint) also holds the last merge's init, runs and SLERP result
+    # (`last_iteration`: M + 2 more copies of the weights), from which a KL-reward front is evaluated; off, a
+    # checkpoint taken after a merge no longer holds the iteration's last run
+    record_merges: bool = False
 
     @classmethod
     def check(cls, f: Fields) -> None:

@@ -120,8 +120,12 @@ class WarpLearner(Learner):
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"inner": self.inner.state_dict(), "init": self.init_sd, "finished": self.finished,
-                "steps": self.steps, "sft_reference": self.reference.state_dict()}
+        state = {"inner": self.inner.state_dict(), "init": self.init_sd, "finished": self.finished,
+                 "steps": self.steps, "sft_reference": self.reference.state_dict()}
+        if self.config.record_merges:  # agent.record_merges: what the last merge combined, for fronts
+            state["last_iteration"] = {k: self.last_iteration[k] for k in ("init", "runs", "slerp")
+                                       } if self.last_iteration else {}
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.inner.load_state_dict(state["inner"])
@@ -129,3 +133,5 @@ class WarpLearner(Learner):
         self.finished = [_clone(s) for s in state["finished"]]
         self.steps = int(state["steps"])
         self.reference.load_state_dict(state["sft_reference"])
+        last = state.get("last_iteration") or {}
+        self.last_iteration = {**last, "liti": self.init_sd} if last else {}  # LITI's result is the next init
