@@ -1,4 +1,6 @@
-"""Scripted demonstrator for Lift: a waypoint state machine on top of the OSC pose controller.
+"""Scripted demonstrators: `make_scripted_expert(env)` picks the one for the env's task (`SCRIPTED_TASKS`).
+
+Lift (here): a waypoint state machine on top of the OSC pose controller.
 
 above the cube -> descend -> close the gripper -> lift; if the cube slips out during the lift
 it goes back to "above the cube" (so demonstrations contain a few natural recoveries).
@@ -8,12 +10,35 @@ Actions are normalised OSC deltas: 1.0 = `OSC_MAX_DELTA` metres per control step
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from rlkit2.core import BaseActor
+from rlkit2.core import BaseActor, ConfigError
 
 OSC_MAX_DELTA = 0.05  # robosuite OSC_POSE output_max for position (m / step at action 1.0)
+# robosuite tasks with a scripted expert (PickPlaceCan's: envs/robosuite/can_expert.py)
+SCRIPTED_TASKS = ("Lift", "PickPlaceCan")
+
+
+def check_scripted_task(task: str) -> None:
+    """Refuse a task no scripted expert solves, naming those that have one (before any env is built)."""
+    if str(task) not in SCRIPTED_TASKS:
+        raise ConfigError(f"env.task='{task}': no scripted expert for this task (scripted experts: "
+                          f"{', '.join(SCRIPTED_TASKS)}); for other tasks give recorded demos, env.dataset=<robomimic "
+                          "HDF5> (rlkit2.data.robomimic.read_robomimic)")
+
+
+def make_scripted_expert(env: Any, *, noise: float = 0.0, seed: int = 0) -> BaseActor:
+    """The scripted expert for the robosuite adapter `env`'s task (`env.cfg.task`), reading `env`'s observation
+    layout; a task without one is refused (`check_scripted_task`)."""
+    task = str(env.cfg.task)
+    check_scripted_task(task)
+    if task == "PickPlaceCan":
+        from .can_expert import ScriptedCanExpert  # imports this module (OSC_MAX_DELTA): imported here
+
+        return ScriptedCanExpert.from_env(env, noise=noise, seed=seed)
+    return ScriptedLiftExpert(env.obs_slices, noise=noise, seed=seed)
 
 
 class ScriptedLiftExpert(BaseActor):

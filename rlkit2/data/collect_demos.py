@@ -1,6 +1,10 @@
-"""Collect robomimic-format demonstrations with the scripted Lift expert in the *nominal* env.
+"""Collect robomimic-format demonstrations with a task's scripted expert in the *nominal* env.
 
     python -m rlkit2.data.collect_demos --out demos/lift.hdf5 --num-demos 50 --seed 0
+    python -m rlkit2.data.collect_demos --task PickPlaceCan --out demos/can.hdf5 --num-demos 50
+
+The expert is picked by `env.task` (rlkit2.envs.robosuite.expert.SCRIPTED_TASKS: Lift, PickPlaceCan); a task
+without one is refused with the list of those that have one.
 
 Only successful episodes are kept (as in robomimic's datasets); the expert's success rate over
 all attempts is reported. The file records the env's obs/object layout (data.attrs["object_obs_layout"]),
@@ -19,9 +23,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from rlkit2.core import ConfigError
 from rlkit2.data.robomimic import Demo
 from rlkit2.data.robomimic_writer import RobomimicWriter
+
+# The presets' horizons (conf/env/robosuite/{lift,can}.yaml): the CLI's default per task
+DEFAULT_HORIZONS = {"Lift": 200, "PickPlaceCan": 400}
 
 
 @dataclasses.dataclass
@@ -69,18 +75,16 @@ def rollout_demo(env: Any, actor: Any, seed: int) -> tuple[Demo, bool]:
 
 def collect_demos(env_cfg: Any, out: str | Path, num_demos: int, *, seed: int = 0, expert_noise: float = 0.0,
                   max_attempts: int | None = None, progress: bool = True) -> CollectStats:
-    """Collect `num_demos` successful scripted-expert demos in the nominal version of `env_cfg`."""
+    """Collect `num_demos` successful demos of the task's scripted expert in the nominal version of `env_cfg`."""
     from rlkit2.envs.robosuite import RobosuiteEnvConfig, ShiftConfig, make_robosuite_env
-    from rlkit2.envs.robosuite.expert import ScriptedLiftExpert
+    from rlkit2.envs.robosuite.expert import check_scripted_task, make_scripted_expert
 
-    if str(env_cfg.task) != "Lift":
-        raise ConfigError(f"env.task='{env_cfg.task}': the scripted expert only solves Lift; for other tasks "
-                          "load real robomimic demos with rlkit2.data.robomimic.read_robomimic")
+    check_scripted_task(str(env_cfg.task))  # before building the env: refused fast, with the tasks that have one
     # Demonstrations come from the nominal env only: drop any shift the config carries.
     fields = {f.name: getattr(env_cfg, f.name) for f in dataclasses.fields(RobosuiteEnvConfig) if f.name != "shift"}
     nominal = RobosuiteEnvConfig(**{**fields, "obs_keys": list(fields["obs_keys"])}, shift=ShiftConfig())
     env = make_robosuite_env(nominal, seed=seed)
-    expert = ScriptedLiftExpert(env.obs_slices, noise=expert_noise, seed=seed)
+    expert = make_scripted_expert(env, noise=expert_noise, seed=seed)
     max_attempts = max_attempts or 3 * num_demos
     attempts, lengths = 0, []
     with RobomimicWriter(out, env.env_args(), object_layout=env.object_layout()) as writer:
@@ -107,16 +111,20 @@ def collect_demos(env_cfg: Any, out: str | Path, num_demos: int, *, seed: int = 
 
 def main(argv: list[str] | None = None) -> None:
     from rlkit2.envs.robosuite import RobosuiteEnvConfig
+    from rlkit2.envs.robosuite.expert import SCRIPTED_TASKS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
+    p.add_argument("--task", default="Lift", choices=SCRIPTED_TASKS)
     p.add_argument("--num-demos", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--horizon", type=int, default=200)
+    p.add_argument("--horizon", type=int, default=None,
+                   help=f"max steps per episode (default: the task's conf/env/robosuite preset, {DEFAULT_HORIZONS})")
     p.add_argument("--expert-noise", type=float, default=0.0)
     args = p.parse_args(argv)
-    stats = collect_demos(RobosuiteEnvConfig(horizon=args.horizon), args.out, args.num_demos, seed=args.seed,
-                          expert_noise=args.expert_noise)
+    horizon = args.horizon if args.horizon is not None else DEFAULT_HORIZONS[args.task]
+    stats = collect_demos(RobosuiteEnvConfig(task=args.task, horizon=horizon), args.out, args.num_demos,
+                          seed=args.seed, expert_noise=args.expert_noise)
     print(json.dumps(stats.as_dict(), indent=2))
 
 
