@@ -3,6 +3,7 @@ checkpoints, resumes to the same weights, and writes a policy.pt that acts as th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -98,13 +99,14 @@ def test_sigkill_resume_equals_uninterrupted(demos, tmp_path):
 
 
 @pytest.mark.slow
-def test_rlkit2_train_bc_rnn_lift(demos, tmp_path):
-    """`rlkit2-train` end to end on 6 scripted demos (a smaller RNN than robomimic's, for a CPU)."""
-    cmd = [sys.executable, "-m", "rlkit2.train", "experiment=bc_rnn_lift", f"env.dataset={demos}",
-           f"hydra.run.dir={tmp_path}", "trainer.total_steps=1500", "trainer.eval_every=1500",
-           "trainer.eval_episodes=8", "trainer.progress=false", "agent.rnn_dim=100", "agent.lr=1e-3"]
-    subprocess.run(cmd, check=True, timeout=1800)
+def test_rlkit2_train_bc_rnn_lift(tmp_path):
+    """`rlkit2-train experiment=bc_rnn_lift` end to end: 10 scripted demos collected by the runner, a smaller RNN
+    than robomimic's (for a CPU); measured nominal success 0.9-1.0 from 500 updates on."""
+    cmd = [sys.executable, "-m", "rlkit2.train", "experiment=bc_rnn_lift", "env.num_demos=10",
+           f"hydra.run.dir={tmp_path}", "trainer.total_steps=1000", "trainer.eval_every=1000",
+           "trainer.eval_episodes=10", "trainer.progress=false", "agent.rnn_dim=100", "agent.lr=1e-3"]
+    subprocess.run(cmd, check=True, timeout=1800, env={**os.environ, "OMP_NUM_THREADS": "1"})
     from rlkit2.logging import read_metrics
 
     evals = [r for r in read_metrics(tmp_path) if "eval_nominal/success_rate" in r]
-    assert evals and evals[-1]["eval_nominal/success_rate"] >= 0.5, evals
+    assert evals and evals[-1]["eval_nominal/success_rate"] >= 0.6, evals
