@@ -130,16 +130,25 @@ def test_warp_study_launches_runner_runs_and_evaluates_their_checkpoints(tmp_pat
 
 
 def test_bond_study_launches_a_runner_run(tmp_path, sft):
+    from experiments.warm.common import run_checkpoints
+
     out, runs = tmp_path / "out", tmp_path / "runs"
-    _study("experiments.bond.run", ["--ns", "1", "2", "--steps", "2", "--eval-every", "1", "--eval-docs", "4",
-                                    "--prompts-per-step", "4", "--sft", sft, "--set", *TINY, "--out", str(out),
-                                    "--runs-dir", str(runs)])
+    argv = ["--ns", "1", "2", "--steps", "2", "--eval-every", "1", "--eval-docs", "4", "--prompts-per-step", "4",
+            "--sft", sft, "--set", *TINY, "--out", str(out), "--runs-dir", str(runs)]
+    _study("experiments.bond.run", argv)
     res = json.loads((out / "results.json").read_text())
     assert [r["n"] for r in res["bon"]] == [1, 2]
     curve = res["jbond"][0]["curve"]
     assert [c["step"] for c in curve] == [0, 1, 2] and curve[1]["train_score"] is not None
     cfg = _saved_config(runs / "jbond")
     assert cfg.agent.name == "jbond" and cfg.reward.target == CHECKER and cfg.agent.init_checkpoint == sft
+    stamps = [p.stat().st_mtime_ns for _, p in run_checkpoints(runs / "jbond")]
+    _study("experiments.bond.run", [*argv, "--reuse", "--reuse-bon"])  # a finished run is evaluated, not retrained
+    assert [p.stat().st_mtime_ns for _, p in run_checkpoints(runs / "jbond")] == stamps
+    again = json.loads((out / "results.json").read_text())["jbond"][0]["curve"]
+    drop = "ms_per_query"  # a wall time; every other number is evaluated again, the same
+    assert [{k: v for k, v in c.items() if k != drop} for c in again] == [
+        {k: v for k, v in c.items() if k != drop} for c in curve]
 
 
 def test_warm_rl_phase_runs_the_runner_against_warm_members(tmp_path, sft, monkeypatch):
