@@ -88,6 +88,11 @@ class RunConfig:
     # "" starts fresh; "true"/"auto" resumes from this run dir's checkpoints (set hydra.run.dir to
     # the old dir); any other value is a run dir or checkpoint file to resume from.
     resume: str = ""
+    # A checkpoint file a *new* run starts from (fine-tuning, e.g. POIR's or BC's online stage in a shifted env
+    # from an offline run): learner, phase state and step counter are loaded, and this run's own config applies
+    # (its differences from the checkpoint's are printed). Unlike `resume`, settings may change; a resume of this
+    # run dir's own checkpoints (resume=true after a kill) takes precedence.
+    init_from: str = ""
     # Load checkpoints that hold pickled Python objects (rlkit2 < 0.2): unpickling runs any code the file
     # carries, so only for files you made yourself; convert them instead with `python -m rlkit2.checkpoint convert`.
     trust_pickle: bool = False

@@ -70,6 +70,16 @@ def _today(saved: DictConfig) -> DictConfig:
     return out
 
 
+def config_changes(saved: Any, cfg: Any) -> list[str]:
+    """`key: X -> Y` for every setting of `cfg` that differs from the config a checkpoint saved (`init_from`)."""
+    if not isinstance(saved, dict):
+        return []
+    now = _flat(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
+    before = _flat(saved)
+    return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(now) | set(before))
+            if before.get(k) != now.get(k) and not _under(k, ("resume", "init_from"))]
+
+
 def saved_run_dir(resume: str, run_dir: Path) -> Path:
     """The run dir whose saved config a `resume=` value points at (itself, a run dir, its checkpoints or one)."""
     r = str(resume).strip()

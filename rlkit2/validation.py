@@ -23,9 +23,11 @@ import numbers
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rlkit2.core import ConfigError
+from rlkit2.rundir import resuming
 
 __all__ = ["ConfigWarning", "Fields", "ValidatedConfig", "check_online_memory", "in_range", "learning_rate",
            "logical_cpus", "non_negative", "positive_finite", "probability", "validate_agent", "validate_env",
@@ -358,6 +360,13 @@ def validate_run(cfg: Any) -> None:
         seed = top.get("seed")
         if not _is_int(seed) or seed < 0:
             raise _fail("seed", seed, "seeds must be integers >= 0 (Gymnasium, NumPy and torch refuse negative ones)")
+    if top.has("init_from") and str(top.get("init_from") or ""):
+        init = str(top.get("init_from"))
+        if not Path(init).is_file():
+            raise _fail("init_from", init, "must be a checkpoint file (a run dir's checkpoints/step_*.pt)")
+        resume = str(top.get("resume") or "").strip().lower() if top.has("resume") else ""
+        if resume not in ("true", "auto", "1") and resuming(resume):
+            raise _fail("init_from", init, "starts a new run: it cannot be combined with resume=<another run>")
     validate_trainer(cfg.trainer)
     if top.has("env") and top.get("env") is not None:
         validate_env(cfg.env)

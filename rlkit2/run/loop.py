@@ -30,6 +30,7 @@ from rlkit2.logging import Logger, MultiLogger, say
 from rlkit2.progress import progress
 from rlkit2.run.common import config_diff, crossed, evaluating, resolve_resume, truncate_metrics
 from rlkit2.run.guard import MetricAccumulator, UpdateGuard
+from rlkit2.run_config import config_changes
 from rlkit2.seeding import rng_state, set_rng_state
 from rlkit2.video import video_path
 
@@ -126,14 +127,30 @@ class RunLoop:
         self.guard.skipped = int(state.get("skipped_updates", 0))
         self.last_saved_step = self.phase.step
 
+    def init_from(self) -> None:
+        """A new run starting from another run's checkpoint (`init_from`): its state and step, this run's config."""
+        path = str(self.cfg.get("init_from", "") or "")
+        if not path:
+            return
+        state = upgrade(ckpt.load(path, trust=bool(self.cfg.get("trust_pickle", False))))
+        try:
+            self.load_state(state)
+        except ConfigError as e:
+            raise ConfigError(f"init_from={path}: {e}") from e
+        changed = config_changes(state.get("config"), self.cfg)
+        say(f"[rlkit2] initialised from {path} at step {self.phase.step}"
+            + (f"; settings changed since: {', '.join(changed)}" if changed else ""))
+
     def resume(self) -> None:
         source = resolve_resume(str(self.cfg.resume), self.run_dir)
         if source is None:
+            self.init_from()
             return
         found = ckpt.resume_state(source, trust=bool(self.cfg.get("trust_pickle", False)), own_dir=self.ckpt_dir)
         if found is None:
             say(f"[rlkit2] resume: no valid checkpoint in {source}; starting fresh")
             truncate_metrics(self.logger, 0)  # rows a run killed before its first checkpoint logged are redone
+            self.init_from()
             return
         path, state = found
         try:

@@ -1,0 +1,239 @@
+"""The fair imitation study: {BC, POIR} x {full observation, POIR's feature set}, BC fine-tuned online with
+POIR's online budget, and robomimic's BC-RNN-GMM, under deployment shifts, on held-out episodes.
+
+    python -m experiments.imitation.study run --seed 0          # one training seed, every policy and cell
+    python -m experiments.imitation.study run --seed 1 ...      # seeds side by side: one process (core) each
+    python -m experiments.imitation.study report                # tables + plot from the committed JSON
+    python -m experiments.imitation.study run --quick --seed 0 --out /tmp/study   # smoke run (minutes)
+
+Every training is an ordinary `rlkit2-train` run (`rlkit2.train.run` on composed overrides), its raw run dir
+under `--runs` (outside the repository); what the report reads is `results/study/<task>.json`, one row per
+(policy, cell, seed) with every held-out episode's outcome.
+
+Clean evaluation (why each rule is there):
+* each training seed k has its **own demo set**: the scripted expert in the nominal env, collection seed
+  DEMO_SEED + k, so seed-to-seed variation includes which demos were drawn;
+* each seed is evaluated on its **own held-out episodes** (reset seeds HELD_OUT + 1000 k + i, same for every
+  policy of that seed, so policies are compared on the same cube placements, start joints and noise draws).
+  No design choice of the agents or of this study looked at these seeds: the planner and fine-tuning settings
+  were chosen on the runners' development episodes (`rlkit2.run.common.eval_seed`), which this study does not
+  evaluate on (`trainer.eval_episodes=0`);
+* intervals: 95 % nested bootstrap over seeds and, within each, its episodes (`rlkit2.stats.nested_bootstrap_ci`).
+
+Fairness: BC and POIR's BC prior are the same network (deterministic MLP 256-256, 2000 updates); "features"
+gives BC exactly the observation dims POIR's score and proposals use (the preset's `agent.score_dims`) and
+POIR's prior the same; BC-online gets POIR's online budget (env steps, updates per episode) in the same
+deployment env and learns from its own successful episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.imitation.poir_lift import compose, parse_cells, shift_overrides
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "experiments" / "imitation" / "results" / "study"
+RUNS = REPO / "outputs" / "imitation-study"
+DEMO_SEED = 1_000
+HELD_OUT = 7_000_000
+CELLS = "all:0,all:0.1,object:0.1,robot:0.1,noise:0.1"
+ONLINE_CELLS = "all:0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    label: str
+    preset: str  # the experiment preset its run starts from
+    overrides: tuple[str, ...] = ()
+    features: str = ""  # "obs": the policy sees only the task's features; "score": POIR scores on them
+    online_from: str = ""  # fine-tuned online per cell from this offline policy's checkpoint
+
+
+# "features" = the task's feature dims (POIR's preset score_dims); filled in per task by `overrides_for`
+POLICIES = {
+    "bc": Policy("BC, full obs", "bc_lift"),
+    "bc_features": Policy("BC, features", "bc_lift", features="bc"),
+    "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn_lift"),
+    "poir": Policy("POIR, full obs (prior and score)", "poir_lift", ("agent.score_dims=[]",)),
+    "poir_features": Policy("POIR, features (prior and score)", "poir_lift", features="poir"),
+    "bc_features_online": Policy("BC, features, fine-tuned online", "bc_lift", features="bc",
+                                 online_from="bc_features"),
+    "poir_features_online": Policy("POIR, features, fine-tuned online", "poir_lift", features="poir",
+                                   online_from="poir_features"),
+}
+OFFLINE = [k for k, p in POLICIES.items() if not p.online_from]
+
+
+@dataclasses.dataclass
+class Budget:
+    demos: int = 30
+    offline_updates: int = 2000
+    online_steps: int = 2000
+    online_updates_per_episode: int = 100
+    episodes: int = 50  # held-out episodes per (policy, cell, seed)
+
+
+def features(task_preset: str = "poir_lift") -> list[int]:
+    """The task's feature dims: what POIR's preset scores (and proposes) on."""
+    return [int(d) for d in compose([f"experiment={task_preset}"]).agent.score_dims]
+
+
+def overrides_for(name: str, seed: int, demos: Path, budget: Budget, online_steps: int = 0) -> list[str]:
+    """The run's overrides: offline (`online_steps=0`), or the online fine-tuning of `name`'s offline run."""
+    p = POLICIES[name]
+    feats = "[" + ",".join(map(str, features())) + "]"
+    extra = {"": [], "bc": [f"agent.obs_dims={feats}"], "poir": [f"agent.prior.obs_dims={feats}"]}[p.features]
+    if online_steps or p.preset == "poir_lift":  # the POIR preset fine-tunes by default: 0 for its offline run
+        extra += [f"agent.online_env_steps={online_steps}",
+                  f"agent.online_updates_per_episode={budget.online_updates_per_episode}"]
+    return [f"experiment={p.preset}", f"env.dataset={demos}", f"env.num_demos={budget.demos}", f"seed={seed}",
+            f"trainer.total_steps={budget.offline_updates}", "trainer.eval_episodes=0", "trainer.plot=false",
+            "trainer.progress=false", "env.eval_nominal=false", "trainer.checkpoint_every=1000",
+            *p.overrides, *extra]
+
+
+def demo_file(seed: int, runs: Path, budget: Budget) -> Path:
+    """Training seed `seed`'s own demo set (collected once, nominal env)."""
+    from rlkit2.envs.robosuite import RobosuiteEnvConfig
+
+    from rlkit2.data.collect_demos import collect_demos
+
+    path = runs / f"seed{seed}" / "demos.hdf5"
+    if not path.is_file():
+        horizon = int(compose(["experiment=poir_lift"]).env.horizon)
+        stats = collect_demos(RobosuiteEnvConfig(horizon=horizon), path, budget.demos, seed=DEMO_SEED + seed,
+                              progress=False)
+        print(f"[study] seed {seed}: {stats.demos} demos ({stats.success_rate:.2f} expert success)", flush=True)
+    return path
+
+
+def train(name: str, cell: tuple[str, float] | None, seed: int, runs: Path, budget: Budget) -> Path:
+    """The run dir of `name` (offline, or fine-tuned online in `cell`), trained if its policy is not saved yet."""
+    from rlkit2.train import run
+
+    p = POLICIES[name]
+    demos = demo_file(seed, runs, budget)
+    if not p.online_from:
+        run_dir = runs / f"seed{seed}" / name
+        if not (run_dir / "policy.pt").is_file():
+            run(compose([*overrides_for(name, seed, demos, budget), *shift_overrides("all", 0.0)]), run_dir)
+        return run_dir
+    start = train(p.online_from, None, seed, runs, budget)
+    ckpt = start / "checkpoints" / f"step_{budget.offline_updates:09d}.pt"
+    axis, s = cell or ("all", 0.0)
+    run_dir = runs / f"seed{seed}" / f"{name}_{axis}_s{s:g}"
+    if not (run_dir / "policy.pt").is_file():
+        run(compose([*overrides_for(p.online_from, seed, demos, budget, budget.online_steps),
+                     *shift_overrides(axis, s), f"init_from={ckpt}"]), run_dir)
+    return run_dir
+
+
+def held_out(run_dir: Path, cell: tuple[str, float], seed: int, episodes: int) -> dict[str, Any]:
+    """The saved policy on seed `seed`'s held-out episodes of `cell`: every episode's success, and its cost."""
+    from rlkit2.core import EnvironmentLoop
+    from rlkit2.policy import load_policy
+    from rlkit2.registry import make_env
+
+    cfg = compose(["experiment=poir_lift", *shift_overrides(*cell)])
+    first = HELD_OUT + 1000 * seed
+    policy = load_policy(run_dir)
+    env = make_env(cfg.env, first)
+    t0 = time.perf_counter()
+    results = EnvironmentLoop(env, policy).run(episodes, seed=first)
+    steps = sum(r.length for r in results)
+    return {"success": [int(r.success) for r in results], "first_episode_seed": first,
+            "ms_per_step": 1e3 * (time.perf_counter() - t0) / max(steps, 1)}
+
+
+def versions() -> dict[str, str]:
+    import robosuite
+    import torch
+
+    import rlkit2
+
+    return {"rlkit2": rlkit2.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "robosuite": robosuite.__version__, "python": platform.python_version()}
+
+
+def run_seed(args: argparse.Namespace) -> None:
+    import torch
+
+    from rlkit2.checkpoint import update_json
+
+    torch.set_num_threads(1)
+    budget, runs, path = args.budget, Path(args.runs).resolve(), Path(args.out) / "lift.json"
+    cells, online_cells = parse_cells(args.cells), parse_cells(args.online_cells) if args.online_cells else []
+    done = {(r["policy"], r["axis"], r["shift"], r["seed"])
+            for r in (json.loads(path.read_text())["rows"] if path.is_file() else [])}
+    todo = [(n, c) for n in args.policies if not POLICIES[n].online_from for c in cells] + \
+           [(n, c) for n in args.policies if POLICIES[n].online_from for c in online_cells]
+    for name, cell in todo:
+        if (name, cell[0], cell[1], args.seed) in done:
+            continue
+        t0 = time.perf_counter()
+        run_dir = train(name, cell, args.seed, runs, budget)
+        row = {"policy": name, "axis": cell[0], "shift": cell[1], "seed": args.seed, **held_out(
+            run_dir, cell, args.seed, budget.episodes), "seconds": time.perf_counter() - t0}
+        print(f"[study] {name} {cell[0]}:{cell[1]:g} seed {args.seed}: success {np.mean(row['success']):.2f} "
+              f"({row['seconds']:.0f} s)", flush=True)
+
+        def add(data: dict[str, Any] | None, row: dict[str, Any] = row) -> dict[str, Any]:
+            data = data or {"task": "Lift", "budget": dataclasses.asdict(budget), "rows": []}
+            if data["budget"] != dataclasses.asdict(budget):
+                raise SystemExit(f"{path} holds rows of another budget ({data['budget']}); pass --out elsewhere")
+            data.update(machine={"cpu": platform.processor() or platform.machine(), "cores": _cores()},
+                        versions=versions(), held_out_offset=HELD_OUT, demo_seed_offset=DEMO_SEED)
+            data["rows"] = sorted([*data["rows"], row], key=lambda r: (r["policy"], r["axis"], r["shift"], r["seed"]))
+            return data
+
+        update_json(path, add)
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m experiments.imitation.study", description=__doc__.split("\n")[0])
+    ap.add_argument("command", choices=("run", "report"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    ap.add_argument("--cells", default=CELLS, help="comma list of axis:strength (axes: all, object, robot, noise)")
+    ap.add_argument("--online-cells", default=ONLINE_CELLS, help="cells the online policies are fine-tuned in")
+    ap.add_argument("--episodes", type=int, default=Budget.episodes, help="held-out episodes per policy, cell, seed")
+    ap.add_argument("--quick", action="store_true", help="smoke-size budget (pass --out and --runs elsewhere)")
+    ap.add_argument("--out", default=str(RESULTS), help="results dir (default: %(default)s)")
+    ap.add_argument("--runs", default=str(RUNS), help="raw run dirs (default: %(default)s)")
+    args = ap.parse_args(argv)
+    if args.episodes <= 0:
+        ap.error("--episodes must be positive")
+    args.budget = Budget(episodes=args.episodes)
+    if args.quick:
+        args.budget = Budget(demos=4, offline_updates=100, online_steps=80, online_updates_per_episode=5, episodes=2)
+        args.cells, args.online_cells = "all:0,all:0.1", "all:0.1"
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.command == "run":
+        run_seed(args)
+    else:
+        from experiments.imitation.study_report import report
+
+        report(Path(args.out))
+
+
+if __name__ == "__main__":
+    main()

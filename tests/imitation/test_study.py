@@ -1,0 +1,86 @@
+"""The fair imitation study: what each policy is given, clean evaluation seeds, and its report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.imitation import study, study_report
+from experiments.imitation.poir_lift import compose
+
+
+def test_bc_and_poir_get_the_same_features_and_budget(tmp_path):
+    feats = study.features()
+    assert feats == [2, 7, 8, 9, 12, 17, 18]  # POIR's preset score_dims: what "features" means for both
+    budget = study.Budget()
+    cfgs = {n: compose(study.overrides_for(n, 3, tmp_path / "d.hdf5", budget)) for n in study.OFFLINE}
+    assert list(cfgs["bc_features"].agent.obs_dims) == list(cfgs["poir_features"].agent.prior.obs_dims) == feats
+    assert list(cfgs["poir_features"].agent.score_dims) == feats and list(cfgs["poir"].agent.score_dims) == []
+    assert list(cfgs["bc"].agent.obs_dims) == [] and list(cfgs["poir"].agent.prior.obs_dims) == []
+    # BC is POIR's prior network with the same number of updates, seed and demos
+    for name in ("bc", "bc_features"):
+        bc, prior = cfgs[name].agent, cfgs["poir"].agent.prior
+        assert (bc.head, list(bc.hidden), bc.lr, bc.batch_size) == (prior.head, list(prior.hidden), prior.lr,
+                                                                     prior.batch_size)
+    for cfg in cfgs.values():
+        assert cfg.trainer.total_steps == budget.offline_updates and cfg.seed == 3
+        assert cfg.trainer.eval_episodes == 0  # no development-episode evaluation in the study
+        assert str(cfg.env.dataset).endswith("d.hdf5")
+    assert cfgs["poir_features"].agent.online_env_steps == 0
+    # online: BC gets POIR's online budget
+    bc_on, poir_on = (compose(study.overrides_for(n, 3, tmp_path / "d.hdf5", budget, budget.online_steps))
+                      for n in ("bc_features", "poir_features"))
+    assert bc_on.agent.online_env_steps == poir_on.agent.online_env_steps == budget.online_steps
+    assert bc_on.agent.online_updates_per_episode == poir_on.agent.online_updates_per_episode
+
+
+def _rows():
+    rows = []
+    for seed in range(3):
+        for policy, p in (("bc_features", 0.5), ("poir_features", 1.0), ("bc", 0.0)):
+            k = int(10 * p)
+            rows.append({"policy": policy, "axis": "all", "shift": 0.1, "seed": seed,
+                         "success": [1] * k + [0] * (10 - k), "ms_per_step": 5.0, "seconds": 60.0})
+    return rows
+
+
+def test_report_tables_and_paired_comparisons(tmp_path):
+    data = {"task": "Lift", "budget": {"demos": 30, "offline_updates": 2000, "online_steps": 2000,
+                                       "online_updates_per_episode": 100, "episodes": 10}, "rows": _rows(),
+            "machine": {"cores": 2}, "versions": {"rlkit2": "0"}}
+    cells, table = study_report.success_table(data["rows"])
+    assert cells == ["all:0.1"] and table["poir_features"]["all:0.1"].point == 1.0
+    verdicts = {(c["a"], c["b"]): c["verdict"] for c in study_report.comparisons(data["rows"])}
+    assert verdicts[("poir_features", "bc_features")] == "wins" and verdicts[("bc_features", "bc")] == "wins"
+    out = tmp_path / "results" / "study"
+    out.mkdir(parents=True)
+    (out / "lift.json").write_text(json.dumps(data))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{study_report.BEGIN}\nold\n{study_report.END}\nrest\n")
+    study_report.report(out, readme=readme)
+    md = (out / "lift.md").read_text()
+    assert "| BC, features | 0.50 [0.33, 0.67] |" in md and (out / "lift.png").is_file()
+    text = readme.read_text()
+    assert text.startswith("intro\n" + study_report.BEGIN) and text.endswith(study_report.END + "\nrest\n")
+    assert "old" not in text and md in text and "results/study/lift.png" in text
+
+
+def test_held_out_episodes_differ_per_seed_and_from_development_episodes():
+    from rlkit2.run.common import eval_seed
+
+    held = [set(range(study.HELD_OUT + 1000 * s, study.HELD_OUT + 1000 * s + 200)) for s in range(10)]
+    dev = set().union(*(range(eval_seed(s), eval_seed(s) + 200) for s in range(10)))
+    assert all(not (a & b) for i, a in enumerate(held) for b in held[i + 1:])
+    assert not set().union(*held) & dev
+
+
+@pytest.mark.slow
+def test_quick_study_runs_end_to_end(tmp_path):
+    pytest.importorskip("robosuite")
+    study.main(["run", "--quick", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs"),
+                "--policies", "bc_features", "bc_features_online"])
+    rows = json.loads((tmp_path / "res" / "lift.json").read_text())["rows"]
+    assert {(r["policy"], r["axis"], r["shift"]) for r in rows} == {
+        ("bc_features", "all", 0.0), ("bc_features", "all", 0.1), ("bc_features_online", "all", 0.1)}
+    assert all(len(r["success"]) == 2 for r in rows)
