@@ -79,7 +79,7 @@ class Budget:
     offline_updates: int = 2000
     online_steps: int = 2000
     online_updates_per_episode: int = 100
-    episodes: int = 50  # held-out episodes per (policy, cell, seed)
+    episodes: int = 30  # held-out episodes per (policy, cell, seed): 150 per cell over 5 seeds
 
 
 def features(task_preset: str = "poir_lift") -> list[int]:
