@@ -134,7 +134,6 @@ class ScriptedCanExpert(BaseActor):
         quat = obs[self.sl["robot0_eef_quat"]] if "robot0_eef_quat" in self.sl else None
         grip = -1.0
         above = can + np.array([0.0, 0.0, self.hover])
-        held = self.hold if self.hold is not None else np.zeros(3)
         target = eef.copy()
         if self.phase == self.APPROACH:
             # rise first when below the hover height and off to the side: do not sweep the fingers into a wall
@@ -145,8 +144,11 @@ class ScriptedCanExpert(BaseActor):
                 self.phase, self.timer, self.last_z = self.DESCEND, 0, float(eef[2])
         if self.phase == self.DESCEND:
             target = can + np.array([0.0, 0.0, self.grasp_z])
-            if np.linalg.norm((can - eef)[:2]) > 0.02:  # drifted: hover again
+            xy_gap = float(np.linalg.norm((can - eef)[:2]))
+            if xy_gap > 0.02:  # drifted: hover again
                 self.phase, target = self.APPROACH, above
+            elif xy_gap > 0.01:  # off centre: realign before going lower (an off-centre grasp takes the rim)
+                target[2], self.timer = eef[2], 0
             else:
                 # the palm meets the can's top ~1 cm above its centre: a stalled descent grasps too
                 self.timer = self.timer + 1 if eef[2] > self.last_z - 0.002 else 0
@@ -164,6 +166,7 @@ class ScriptedCanExpert(BaseActor):
             self.timer += 1
             if self.timer >= self.grasp_steps:
                 self.phase, self.hold = self.LIFT, (eef - can).copy()
+        held = self.hold if self.hold is not None else np.zeros(3)  # read after GRASP sets it
         if self.phase in (self.LIFT, self.CARRY, self.LOWER):
             grip = 1.0
             if np.linalg.norm(eef - can - held) > self.slip:  # the can slipped out: start over from where it is
