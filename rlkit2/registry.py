@@ -90,8 +90,11 @@ def agent_names() -> list[str]:
 
 # --------------------------------------------------------------------------- training loops
 # A family's runner: run(cfg, run_dir, logger) -> dict of final metrics, registered by its module
-# (rlkit2.run.control for "control"); each builds the one run loop (rlkit2.run.loop) with its phase.
+# (rlkit2.run.control for "control"); each builds the one run loop (rlkit2.run.loop) with its phase. Imported by
+# name on first use, as agents are, so the layers below the runners (data generation trains SAC) reach a runner
+# through this table without importing the runner layer.
 _RUNNERS: dict[str, Callable[..., dict[str, float]]] = {}
+_RUNNER_MODULES = {"control": "rlkit2.run.control", "imitation": "rlkit2.run.imitation", "lm": "rlkit2.run.lm"}
 
 
 def register_runner(family: str, fn: Callable[..., dict[str, float]]) -> None:
@@ -99,6 +102,8 @@ def register_runner(family: str, fn: Callable[..., dict[str, float]]) -> None:
 
 
 def get_runner(family: str) -> Callable[..., dict[str, float]]:
+    if family not in _RUNNERS and family in _RUNNER_MODULES:
+        importlib.import_module(_RUNNER_MODULES[family])
     if family not in _RUNNERS:
         raise ConfigError(f"no training loop registered for family '{family}' (have {sorted(_RUNNERS)})")
     return _RUNNERS[family]

@@ -35,9 +35,6 @@ from rlkit2.run_config import override_keys
 from rlkit2.rundir import REFERENCES_FILE, resuming
 from rlkit2.validation import validate_run
 
-# Families whose runner lives outside the agent modules.
-_RUNNER_MODULES = {"control": "rlkit2.run.control", "imitation": "rlkit2.run.imitation", "lm": "rlkit2.run.lm"}
-
 
 JOB_DIR_MAX = 80
 
@@ -136,7 +133,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) 
     if resuming(cfg.resume):  # before anything is written: a refused resume changes nothing on disk
         cfg = run_config.for_resume(cfg, run_dir, None if overrides is None else override_keys(overrides))
     entry = get_agent(cfg.agent.name)
-    importlib.import_module(_RUNNER_MODULES.get(entry.family, "rlkit2.run.control"))
+    runner = get_runner(entry.family)  # imports the family's runner module (its Hydra schemas too)
     validate_run(cfg)  # seed, trainer, env and agent ranges, before any work (rlkit2.validation)
     set_threads(cfg.trainer.threads)
     fresh = rundir.is_unused(run_dir)
@@ -148,7 +145,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] | None = None) 
         _banner(cfg, run_dir)
         logger = build_logger(cfg, run_dir)
         try:
-            final = get_runner(entry.family)(cfg, run_dir, logger)
+            final = runner(cfg, run_dir, logger)
         except BaseException:
             distributed.shutdown(clean=False)
             logger.close()

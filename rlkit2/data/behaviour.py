@@ -50,7 +50,7 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
     from rlkit2.agents.sac import SACConfig
     from rlkit2.config import RunConfig, TrainerConfig
     from rlkit2.logging import JsonlLogger
-    from rlkit2.run.control import control_loop
+    from rlkit2.registry import get_runner
 
     torch.set_num_threads(cfg.threads)
     run_dir = cfg.work_dir / "sac"
@@ -68,16 +68,12 @@ def train_behaviour_policies(cfg: GenerationConfig) -> list[dict[str, Any]]:
     logger = JsonlLogger(run_dir)
     t0 = time.perf_counter()
     try:
-        loop = control_loop(run_cfg, run_dir, logger)
-        agent = loop.phase.s.agent  # type: ignore[attr-defined]
-
-        def snapshot(step: int, ev: dict[str, float]) -> None:  # the policy at every evaluation
+        def snapshot(step: int, ev: dict[str, float], agent: Any) -> None:  # the policy at every evaluation
             ckpt.save({"step": step, "eval_return": ev["eval/return"], "agent": "sac",
                        "agent_config": dataclasses.asdict(agent.config), "spec": dataclasses.asdict(agent.spec),
                        "env_id": cfg.gym_id, "learner": agent.learner.state_dict()}, _snapshot_path(cfg, step))
 
-        loop.on_evaluate = snapshot
-        loop.run()
+        get_runner("control")(run_cfg, run_dir, logger, on_evaluate=snapshot)
     finally:
         logger.close()
     return _finish_training(cfg, {"seconds": time.perf_counter() - t0, "stopped_early": False})

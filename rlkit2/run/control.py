@@ -282,9 +282,15 @@ def control_loop(cfg: Any, run_dir: Path, logger: Logger,
     return RunLoop(cfg, run_dir, logger, phase, setup.agent.learner, [setup.replay], on_evaluate=on_evaluate)
 
 
-def run_control(cfg: Any, run_dir: Path, logger: Logger) -> dict[str, float]:
-    """Runner for family "control"."""
-    return control_loop(cfg, run_dir, logger).run()
+def run_control(cfg: Any, run_dir: Path, logger: Logger,
+                on_evaluate: Callable[[int, dict[str, float], Agent], None] | None = None) -> dict[str, float]:
+    """Runner for family "control". `on_evaluate(step, metrics, agent)` after every evaluation (the dataset
+    generator snapshots its behaviour policy there)."""
+    loop = control_loop(cfg, run_dir, logger)
+    if on_evaluate is not None:
+        agent = loop.phase.s.agent  # type: ignore[attr-defined]
+        loop.on_evaluate = lambda step, metrics: on_evaluate(step, metrics, agent)
+    return loop.run()
 
 
 register_runner("control", run_control)
