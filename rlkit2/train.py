@@ -35,7 +35,6 @@ from rlkit2.run_config import override_keys
 from rlkit2.rundir import REFERENCES_FILE, resuming
 from rlkit2.validation import validate_run
 
-
 JOB_DIR_MAX = 80
 
 
