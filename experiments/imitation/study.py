@@ -1,13 +1,14 @@
 """The fair imitation study: {BC, POIR} x {full observation, POIR's feature set}, BC fine-tuned online with
 POIR's online budget, and robomimic's BC-RNN-GMM, under deployment shifts, on held-out episodes.
 
-    python -m experiments.imitation.study run --seed 0          # one training seed, every policy and cell
+    python -m experiments.imitation.study run --seed 0          # Lift, one training seed, every policy and cell
     python -m experiments.imitation.study run --seed 1 ...      # seeds side by side: one process (core) each
-    python -m experiments.imitation.study report                # tables + plot from the committed JSON
-    python -m experiments.imitation.study run --quick --seed 0 --out /tmp/study   # smoke run (minutes)
+    python -m experiments.imitation.study run --task can --seed 0   # PickPlaceCan (its smaller grid)
+    python -m experiments.imitation.study report                # tables + plots from the committed JSON
+    python -m experiments.imitation.study run --quick --seed 0 --out /tmp/study --runs /tmp/runs   # smoke run
 
 Every training is an ordinary `rlkit2-train` run (`rlkit2.train.run` on composed overrides), its raw run dir
-under `--runs` (outside the repository); what the report reads is `results/study/<task>.json`, one row per
+under `--runs`/<task>/seed<k>/ (outside the repository); the report reads `results/study/<task>.json`, one row per
 (policy, cell, seed) with every held-out episode's outcome.
 
 Clean evaluation (why each rule is there):
@@ -52,7 +53,7 @@ ONLINE_CELLS = "all:0.1"
 @dataclasses.dataclass(frozen=True)
 class Policy:
     label: str
-    preset: str  # the experiment preset its run starts from
+    role: str  # which of the task's presets its run starts from: "bc", "bc_rnn" or "poir"
     overrides: tuple[str, ...] = ()
     features: str = ""  # "obs": the policy sees only the task's features; "score": POIR scores on them
     online_from: str = ""  # fine-tuned online per cell from this offline policy's checkpoint
@@ -60,14 +61,13 @@ class Policy:
 
 # "features" = the task's feature dims (POIR's preset score_dims); filled in per task by `overrides_for`
 POLICIES = {
-    "bc": Policy("BC, full obs", "bc_lift"),
-    "bc_features": Policy("BC, features", "bc_lift", features="bc"),
-    "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn_lift"),
-    "poir": Policy("POIR, full obs (prior and score)", "poir_lift", ("agent.score_dims=[]",)),
-    "poir_features": Policy("POIR, features (prior and score)", "poir_lift", features="poir"),
-    "bc_features_online": Policy("BC, features, fine-tuned online", "bc_lift", features="bc",
-                                 online_from="bc_features"),
-    "poir_features_online": Policy("POIR, features, fine-tuned online", "poir_lift", features="poir",
+    "bc": Policy("BC, full obs", "bc"),
+    "bc_features": Policy("BC, features", "bc", features="bc"),
+    "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn"),
+    "poir": Policy("POIR, full obs (prior and score)", "poir", ("agent.score_dims=[]",)),
+    "poir_features": Policy("POIR, features (prior and score)", "poir", features="poir"),
+    "bc_features_online": Policy("BC, features, fine-tuned online", "bc", features="bc", online_from="bc_features"),
+    "poir_features_online": Policy("POIR, features, fine-tuned online", "poir", features="poir",
                                    online_from="poir_features"),
 }
 OFFLINE = [k for k, p in POLICIES.items() if not p.online_from]
@@ -82,68 +82,88 @@ class Budget:
     episodes: int = 30  # held-out episodes per (policy, cell, seed): 150 per cell over 5 seeds
 
 
-def features(task_preset: str = "poir_lift") -> list[int]:
-    """The task's feature dims: what POIR's preset scores (and proposes) on."""
-    return [int(d) for d in compose([f"experiment={task_preset}"]).agent.score_dims]
+@dataclasses.dataclass(frozen=True)
+class Task:
+    name: str  # robosuite's
+    presets: dict[str, str]  # role -> experiment preset (conf/experiment/)
+    budget: Budget
+    cells: str
+    online_cells: str
 
 
-def overrides_for(name: str, seed: int, demos: Path, budget: Budget, online_steps: int = 0) -> list[str]:
+TASKS = {
+    "lift": Task("Lift", {"bc": "bc_lift", "bc_rnn": "bc_rnn_lift", "poir": "poir_lift"}, Budget(), CELLS,
+                 ONLINE_CELLS),
+    # longer episodes (mean 124 expert steps vs Lift's ~24) and a place goal: more updates and online steps, a
+    # smaller grid of cells
+    "can": Task("PickPlaceCan", {"bc": "bc_can", "bc_rnn": "bc_rnn_can", "poir": "poir_can"},
+                Budget(offline_updates=5000, online_steps=4000, episodes=20), "all:0,all:0.1,object:0.1", "all:0.1"),
+}
+
+
+def features(task: Task = TASKS["lift"]) -> list[int]:
+    """The task's feature dims: what its POIR preset scores (and proposes) on."""
+    return [int(d) for d in compose([f"experiment={task.presets['poir']}"]).agent.score_dims]
+
+
+def overrides_for(name: str, seed: int, demos: Path, budget: Budget, online_steps: int = 0,
+                  task: Task = TASKS["lift"]) -> list[str]:
     """The run's overrides: offline (`online_steps=0`), or the online fine-tuning of `name`'s offline run."""
     p = POLICIES[name]
-    feats = "[" + ",".join(map(str, features())) + "]"
+    feats = "[" + ",".join(map(str, features(task))) + "]"
     extra = {"": [], "bc": [f"agent.obs_dims={feats}"], "poir": [f"agent.prior.obs_dims={feats}"]}[p.features]
-    if online_steps or p.preset == "poir_lift":  # the POIR preset fine-tunes by default: 0 for its offline run
+    if online_steps or p.role == "poir":  # the POIR presets fine-tune by default: 0 for the offline run
         extra += [f"agent.online_env_steps={online_steps}",
                   f"agent.online_updates_per_episode={budget.online_updates_per_episode}"]
-    return [f"experiment={p.preset}", f"env.dataset={demos}", f"env.num_demos={budget.demos}", f"seed={seed}",
+    return [f"experiment={task.presets[p.role]}", f"env.dataset={demos}", f"env.num_demos={budget.demos}",
+            f"seed={seed}",
             f"trainer.total_steps={budget.offline_updates}", "trainer.eval_episodes=0", "trainer.plot=false",
             "trainer.progress=false", "env.eval_nominal=false", "trainer.checkpoint_every=1000",
             *p.overrides, *extra]
 
 
-def demo_file(seed: int, runs: Path, budget: Budget) -> Path:
+def demo_file(task: Task, seed: int, runs: Path, budget: Budget) -> Path:
     """Training seed `seed`'s own demo set (collected once, nominal env)."""
-    from rlkit2.envs.robosuite import RobosuiteEnvConfig
-
     from rlkit2.data.collect_demos import collect_demos
+    from rlkit2.run.imitation import env_config_object, nominal_env_cfg
 
     path = runs / f"seed{seed}" / "demos.hdf5"
     if not path.is_file():
-        horizon = int(compose(["experiment=poir_lift"]).env.horizon)
-        stats = collect_demos(RobosuiteEnvConfig(horizon=horizon), path, budget.demos, seed=DEMO_SEED + seed,
-                              progress=False)
+        env = env_config_object(nominal_env_cfg(compose([f"experiment={task.presets['poir']}"]).env))
+        stats = collect_demos(env, path, budget.demos, seed=DEMO_SEED + seed, progress=False)
         print(f"[study] seed {seed}: {stats.demos} demos ({stats.success_rate:.2f} expert success)", flush=True)
     return path
 
 
-def train(name: str, cell: tuple[str, float] | None, seed: int, runs: Path, budget: Budget) -> Path:
+def train(task: Task, name: str, cell: tuple[str, float] | None, seed: int, runs: Path, budget: Budget) -> Path:
     """The run dir of `name` (offline, or fine-tuned online in `cell`), trained if its policy is not saved yet."""
     from rlkit2.train import run
 
     p = POLICIES[name]
-    demos = demo_file(seed, runs, budget)
+    demos = demo_file(task, seed, runs, budget)
     if not p.online_from:
         run_dir = runs / f"seed{seed}" / name
         if not (run_dir / "policy.pt").is_file():
-            run(compose([*overrides_for(name, seed, demos, budget), *shift_overrides("all", 0.0)]), run_dir)
+            run(compose([*overrides_for(name, seed, demos, budget, task=task), *shift_overrides("all", 0.0)]),
+                run_dir)
         return run_dir
-    start = train(p.online_from, None, seed, runs, budget)
+    start = train(task, p.online_from, None, seed, runs, budget)
     ckpt = start / "checkpoints" / f"step_{budget.offline_updates:09d}.pt"
     axis, s = cell or ("all", 0.0)
     run_dir = runs / f"seed{seed}" / f"{name}_{axis}_s{s:g}"
     if not (run_dir / "policy.pt").is_file():
-        run(compose([*overrides_for(p.online_from, seed, demos, budget, budget.online_steps),
+        run(compose([*overrides_for(p.online_from, seed, demos, budget, budget.online_steps, task),
                      *shift_overrides(axis, s), f"init_from={ckpt}"]), run_dir)
     return run_dir
 
 
-def held_out(run_dir: Path, cell: tuple[str, float], seed: int, episodes: int) -> dict[str, Any]:
+def held_out(task: Task, run_dir: Path, cell: tuple[str, float], seed: int, episodes: int) -> dict[str, Any]:
     """The saved policy on seed `seed`'s held-out episodes of `cell`: every episode's success, and its cost."""
     from rlkit2.core import EnvironmentLoop
     from rlkit2.policy import load_policy
     from rlkit2.registry import make_env
 
-    cfg = compose(["experiment=poir_lift", *shift_overrides(*cell)])
+    cfg = compose([f"experiment={task.presets['poir']}", *shift_overrides(*cell)])
     first = HELD_OUT + 1000 * seed
     policy = load_policy(run_dir)
     env = make_env(cfg.env, first)
@@ -170,7 +190,8 @@ def run_seed(args: argparse.Namespace) -> None:
     from rlkit2.checkpoint import update_json
 
     torch.set_num_threads(1)
-    budget, runs, path = args.budget, Path(args.runs).resolve(), Path(args.out) / "lift.json"
+    task = TASKS[args.task]
+    budget, runs, path = args.budget, Path(args.runs).resolve() / args.task, Path(args.out) / f"{args.task}.json"
     cells, online_cells = parse_cells(args.cells), parse_cells(args.online_cells) if args.online_cells else []
     done = {(r["policy"], r["axis"], r["shift"], r["seed"])
             for r in (json.loads(path.read_text())["rows"] if path.is_file() else [])}
@@ -180,14 +201,14 @@ def run_seed(args: argparse.Namespace) -> None:
         if (name, cell[0], cell[1], args.seed) in done:
             continue
         t0 = time.perf_counter()
-        run_dir = train(name, cell, args.seed, runs, budget)
+        run_dir = train(task, name, cell, args.seed, runs, budget)
         row = {"policy": name, "axis": cell[0], "shift": cell[1], "seed": args.seed, **held_out(
-            run_dir, cell, args.seed, budget.episodes), "seconds": time.perf_counter() - t0}
+            task, run_dir, cell, args.seed, budget.episodes), "seconds": time.perf_counter() - t0}
         print(f"[study] {name} {cell[0]}:{cell[1]:g} seed {args.seed}: success {np.mean(row['success']):.2f} "
               f"({row['seconds']:.0f} s)", flush=True)
 
         def add(data: dict[str, Any] | None, row: dict[str, Any] = row) -> dict[str, Any]:
-            data = data or {"task": "Lift", "budget": dataclasses.asdict(budget), "rows": []}
+            data = data or {"task": task.name, "budget": dataclasses.asdict(budget), "rows": []}
             if data["budget"] != dataclasses.asdict(budget):
                 raise SystemExit(f"{path} holds rows of another budget ({data['budget']}); pass --out elsewhere")
             data.update(machine={"cpu": platform.processor() or platform.machine(), "cores": _cores()},
@@ -207,18 +228,23 @@ def _cores() -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m experiments.imitation.study", description=__doc__.split("\n")[0])
     ap.add_argument("command", choices=("run", "report"))
+    ap.add_argument("--task", default="lift", choices=list(TASKS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
-    ap.add_argument("--cells", default=CELLS, help="comma list of axis:strength (axes: all, object, robot, noise)")
-    ap.add_argument("--online-cells", default=ONLINE_CELLS, help="cells the online policies are fine-tuned in")
-    ap.add_argument("--episodes", type=int, default=Budget.episodes, help="held-out episodes per policy, cell, seed")
+    ap.add_argument("--cells", help="comma list of axis:strength (axes: all, object, robot, noise); default: the "
+                    f"task's ({', '.join(f'{k}: {t.cells}' for k, t in TASKS.items())})")
+    ap.add_argument("--online-cells", help="cells the online policies are fine-tuned in (default: the task's)")
+    ap.add_argument("--episodes", type=int, help="held-out episodes per policy, cell, seed (default: the task's)")
     ap.add_argument("--quick", action="store_true", help="smoke-size budget (pass --out and --runs elsewhere)")
     ap.add_argument("--out", default=str(RESULTS), help="results dir (default: %(default)s)")
-    ap.add_argument("--runs", default=str(RUNS), help="raw run dirs (default: %(default)s)")
+    ap.add_argument("--runs", default=str(RUNS), help="raw run dirs, <runs>/<task>/seed<k>/ (default: %(default)s)")
     args = ap.parse_args(argv)
-    if args.episodes <= 0:
+    task = TASKS[args.task]
+    if args.episodes is not None and args.episodes <= 0:
         ap.error("--episodes must be positive")
-    args.budget = Budget(episodes=args.episodes)
+    args.budget = dataclasses.replace(task.budget, episodes=args.episodes or task.budget.episodes)
+    args.cells = args.cells or task.cells
+    args.online_cells = task.online_cells if args.online_cells is None else args.online_cells
     if args.quick:
         args.budget = Budget(demos=4, offline_updates=100, online_steps=80, online_updates_per_episode=5, episodes=2)
         args.cells, args.online_cells = "all:0,all:0.1", "all:0.1"

@@ -84,3 +84,17 @@ def test_quick_study_runs_end_to_end(tmp_path):
     assert {(r["policy"], r["axis"], r["shift"]) for r in rows} == {
         ("bc_features", "all", 0.0), ("bc_features", "all", 0.1), ("bc_features_online", "all", 0.1)}
     assert all(len(r["success"]) == 2 for r in rows)
+    assert (tmp_path / "runs" / "lift" / "seed0" / "bc_features_online_all_s0.1" / "policy.pt").is_file()
+
+
+def test_can_gets_the_same_design_with_its_own_features_and_budget(tmp_path):
+    task = study.TASKS["can"]
+    feats = study.features(task)
+    assert feats == [0, 1, 2, 9, 14, 15, 16, 21, 22]
+    cfgs = {n: compose(study.overrides_for(n, 0, tmp_path / "d.hdf5", task.budget, task=task)) for n in study.OFFLINE}
+    assert {str(c.env.task) for c in cfgs.values()} == {"PickPlaceCan"}
+    assert {int(c.env.horizon) for c in cfgs.values()} == {250}
+    assert list(cfgs["bc_features"].agent.obs_dims) == list(cfgs["poir_features"].agent.prior.obs_dims) == feats
+    assert {int(c.trainer.total_steps) for c in cfgs.values()} == {task.budget.offline_updates}
+    args = study.parse_args(["run", "--task", "can"])
+    assert args.cells == task.cells and args.budget == task.budget
