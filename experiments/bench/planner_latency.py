@@ -70,7 +70,7 @@ def competitor(core: int | None) -> Iterator[subprocess.Popen]:
 
 
 def states(demos: Path, n: int) -> np.ndarray:
-    from experiments.imitation.poir_lift import compose
+    from experiments.imitation.study import compose
     from rlkit2.data.robomimic import read_robomimic, to_transitions
 
     keys = list(compose(["experiment=poir_lift"]).env.obs_keys)  # the order the policy was trained on

@@ -39,8 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from experiments.imitation.poir_lift import compose, parse_cells, shift_overrides
-
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "experiments" / "imitation" / "results" / "study"
 RUNS = REPO / "outputs" / "imitation-study"
@@ -48,6 +46,44 @@ DEMO_SEED = 1_000
 HELD_OUT = 7_000_000
 CELLS = "all:0,all:0.1,object:0.1,robot:0.1,noise:0.1"
 ONLINE_CELLS = "all:0.1"
+
+
+AXES = ("all", "object", "robot", "noise")
+
+
+def shift_overrides(axis: str, s: float) -> list[str]:
+    """Hydra overrides of `env.shift` for one cell `axis:s` (the other axes nominal): `object` widens the
+    object's placement range, `robot` perturbs the start joints, `noise` adds Gaussian noise of std s to every
+    executed action, `all` does the three at once (envs/robosuite/shifts.py)."""
+    if axis not in AXES:
+        raise ValueError(f"unknown shift axis {axis!r}; expected one of {AXES}")
+    init = s if axis in ("all", "object", "robot") else 0.0
+    noise = s if axis in ("all", "noise") else 0.0
+    return [f"env.shift.init={init}", f"env.shift.action_noise={noise}",
+            f"env.shift.robot_init_scale={0.0 if axis == 'object' else 1.0}",
+            f"env.shift.object_init_scale={0.0 if axis == 'robot' else 1.0}"]
+
+
+def parse_cells(text: str) -> list[tuple[str, float]]:
+    """`all:0,object:0.1` -> [("all", 0.0), ("object", 0.1)]."""
+    cells = []
+    for item in text.split(","):
+        axis, _, s = item.partition(":")
+        shift_overrides(axis, 0.0)
+        cells.append((axis, float(s)))
+    return cells
+
+
+def compose(overrides: list[str]) -> Any:
+    """The run config `rlkit2-train` would compose from `overrides`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    from rlkit2.train import register_schemas
+
+    register_schemas()
+    with initialize_config_module("rlkit2.conf", version_base=None):
+        return hydra_compose("config", overrides=overrides)
 
 
 @dataclasses.dataclass(frozen=True)

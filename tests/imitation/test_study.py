@@ -7,7 +7,22 @@ import json
 import pytest
 
 from experiments.imitation import study, study_report
-from experiments.imitation.poir_lift import compose
+from experiments.imitation.study import compose
+
+
+def test_each_axis_shifts_only_itself():
+    def as_dict(axis, s):
+        return dict(o.split("=") for o in study.shift_overrides(axis, s))
+
+    obj, rob, noi, both = (as_dict(a, 0.1) for a in ("object", "robot", "noise", "all"))
+    assert obj == {"env.shift.init": "0.1", "env.shift.action_noise": "0.0", "env.shift.robot_init_scale": "0.0",
+                   "env.shift.object_init_scale": "1.0"}
+    assert rob["env.shift.object_init_scale"] == "0.0" and rob["env.shift.robot_init_scale"] == "1.0"
+    assert noi["env.shift.init"] == "0.0" and noi["env.shift.action_noise"] == "0.1"
+    assert both["env.shift.init"] == both["env.shift.action_noise"] == "0.1"
+    with pytest.raises(ValueError, match="unknown shift axis"):
+        study.parse_cells("all:0.1,friction:0.2")
+    assert study.parse_cells("all:0,noise:0.2") == [("all", 0.0), ("noise", 0.2)]
 
 
 def test_bc_and_poir_get_the_same_features_and_budget(tmp_path):
