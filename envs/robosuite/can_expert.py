@@ -123,6 +123,9 @@ class ScriptedCanExpert(BaseActor):
         self.phase, self.timer, self.last_z, self.last_gap = self.APPROACH, 0, 0.0, np.inf
         self.hold: np.ndarray | None = None  # eef minus can at the grasp: carried so the *can* lands on target
         self.yaw = 0.0  # the fingers' turn about world z from TOP_DOWN (0 or pi/2)
+        # recoveries this episode (diagnostics): "slip" (the can left the grasp), "wall" (a quarter turn after a
+        # stalled descent), "off_target" (released off target), "drift" (hovered again while descending)
+        self.events: dict[str, int] = {"slip": 0, "wall": 0, "off_target": 0, "drift": 0}
 
     def _move(self, eef: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.clip(self.gain * (target - eef) / OSC_MAX_DELTA, -1.0, 1.0)
@@ -141,26 +144,31 @@ class ScriptedCanExpert(BaseActor):
             target = above if eef[2] > can[2] + 0.5 * self.hover or xy_gap < 0.02 else \
                 np.array([eef[0], eef[1], above[2]])
             if xy_gap < 0.01 and abs(above[2] - eef[2]) < 0.02:
-                self.phase, self.timer, self.last_z = self.DESCEND, 0, float(eef[2])
+                self.phase, self.timer, self.last_z, self.last_gap = self.DESCEND, 0, float(eef[2]), xy_gap
         if self.phase == self.DESCEND:
             target = can + np.array([0.0, 0.0, self.grasp_z])
             xy_gap = float(np.linalg.norm((can - eef)[:2]))
+            # stalled: for 5 steps neither lower (2 mm) nor closer over the can (1 mm) than ever before in this
+            # descent (records, not the last step: the gap jitters around the realign threshold)
+            if eef[2] < self.last_z - 0.002 or xy_gap < self.last_gap - 0.001:
+                self.timer, self.last_z, self.last_gap = 0, min(self.last_z, float(eef[2])), min(self.last_gap, xy_gap)
+            else:
+                self.timer += 1
             if xy_gap > 0.02:  # drifted: hover again
                 self.phase, target = self.APPROACH, above
+                self.events["drift"] += 1
+            elif abs(target[2] - eef[2]) < 0.01 or (self.timer >= 5 and eef[2] < target[2] + 0.02):
+                # (the palm meets the can's top ~1 cm above its centre: a descent stalled there grasps too)
+                self.phase, self.timer = self.GRASP, 0
+            elif self.timer >= 5:
+                # stalled high: a finger rests on a wall the can stands against (the init shift allows it),
+                # fingers across it. Turn them a quarter turn, to close along the wall, and hover again.
+                # (+pi/2 turns the last joint away from its upper limit, towards the middle of its range)
+                self.yaw = np.pi / 2 if self.yaw == 0 else 0.0
+                self.phase, self.timer, target = self.APPROACH, 0, above
+                self.events["wall"] += 1
             elif xy_gap > 0.01:  # off centre: realign before going lower (an off-centre grasp takes the rim)
-                target[2], self.timer = eef[2], 0
-            else:
-                # the palm meets the can's top ~1 cm above its centre: a stalled descent grasps too
-                self.timer = self.timer + 1 if eef[2] > self.last_z - 0.002 else 0
-                if abs(target[2] - eef[2]) < 0.01 or (self.timer >= 5 and eef[2] < can[2] + self.grasp_z + 0.02):
-                    self.phase, self.timer = self.GRASP, 0
-                elif self.timer >= 5:
-                    # stalled high: a finger rests on a wall or divider (the can lies against it, fingers
-                    # across it). Turn the fingers a quarter turn so they close along the wall, and hover again.
-                    # (+pi/2 turns the last joint away from its upper limit, towards the middle of its range)
-                    self.yaw = np.pi / 2 if self.yaw == 0 else 0.0
-                    self.phase, self.timer, target = self.APPROACH, 0, above
-            self.last_z = float(eef[2])
+                target[2] = eef[2]
         if self.phase == self.GRASP:
             target, grip = eef.copy(), 1.0
             self.timer += 1
@@ -171,6 +179,7 @@ class ScriptedCanExpert(BaseActor):
             grip = 1.0
             if np.linalg.norm(eef - can - held) > self.slip:  # the can slipped out: start over from where it is
                 self.phase, grip, target = self.APPROACH, -1.0, np.array([eef[0], eef[1], above[2]])
+                self.events["slip"] += 1
         if self.phase == self.LIFT:
             target = np.array([eef[0], eef[1], self.carry_z])
             if eef[2] > self.carry_z - 0.03:
@@ -200,6 +209,7 @@ class ScriptedCanExpert(BaseActor):
             # still here, clear of the can, with the can off target (it tipped or bounced out): pick it up again
             if eef[2] > can[2] + 0.06 and np.linalg.norm(can[:2] - self.target_xy) > self.place_tol:
                 self.phase, self.hold, target = self.APPROACH, None, above
+                self.events["off_target"] += 1
         pos = self._move(eef, target)
         rot = np.zeros(3)
         if quat is not None and self.ori_gain > 0:

@@ -10,8 +10,9 @@ Conditions (envs/robosuite/config.py ShiftConfig; the other axes stay nominal):
 Episode i of every condition uses seed `--seed + i` (same can placements where the placement is nominal).
 Per condition: success rate (with its binomial standard error), mean / max length of the successful episodes,
 mean length of all episodes (failures count the horizon), how many episodes needed a recovery (re-grasp after a
-slip or an off-target landing, or a quarter turn of the fingers at a wall), and each failure's seed and the
-expert's phase at the horizon. Writes a table to stdout and `--out` (JSON, with machine, wall time, versions).
+slip or an off-target landing, a quarter turn of the fingers at a wall, a new hover after drifting off the
+can) and how many of each, and each failure's seed, the expert's phase at the horizon and its recoveries.
+Writes a table to stdout and `--out` (JSON, with machine, wall time, versions).
 """
 
 from __future__ import annotations
@@ -40,23 +41,19 @@ PHASES = ("approach", "descend", "grasp", "lift", "carry", "lower", "release", "
 
 
 def run_episode(env: Any, expert: Any, seed: int) -> dict[str, Any]:
-    """One expert episode; `recoveries` counts returns to "approach" after the first grasp or a quarter turn."""
+    """One expert episode; `recoveries`: the expert's recovery counts (ScriptedCanExpert.events)."""
     obs, _ = env.reset(seed=seed)
     expert.observe_first(obs)
-    recoveries, grasped, length, success, phase = 0, False, 0, False, expert.phase
+    length, success = 0, False
     while True:
         action = expert.act(obs)
-        if expert.phase == expert.APPROACH and (grasped or expert.yaw) and phase != expert.APPROACH:
-            recoveries += 1
-        grasped = grasped or expert.phase >= expert.GRASP
-        phase = expert.phase
         obs, reward, terminated, truncated, info = env.step(action)
         expert.observe(action, obs, reward, terminated, truncated)
         length += 1
         success = bool(info["success"])
         if terminated or truncated:
             break
-    return {"seed": seed, "success": success, "length": length, "recoveries": recoveries,
+    return {"seed": seed, "success": success, "length": length, "recoveries": dict(expert.events),
             "final_phase": PHASES[int(expert.phase)]}
 
 
@@ -69,7 +66,8 @@ def summarise(episodes: list[dict[str, Any]], horizon: int) -> dict[str, Any]:
         "mean_length_success": float(np.mean([e["length"] for e in ok])) if ok else None,
         "max_length_success": int(max(e["length"] for e in ok)) if ok else None,
         "mean_length_all": float(np.mean([e["length"] for e in episodes])),
-        "with_recovery": sum(e["recoveries"] > 0 for e in episodes),
+        "with_recovery": sum(sum(e["recoveries"].values()) > 0 for e in episodes),
+        "recoveries": {k: sum(e["recoveries"][k] for e in episodes) for k in episodes[0]["recoveries"]},
         "failures": [{"seed": e["seed"], "final_phase": e["final_phase"], "recoveries": e["recoveries"]}
                      for e in episodes if not e["success"]],
         "horizon": horizon,
@@ -121,12 +119,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"len {r['mean_length_success']}  [{r['wall_s']} s]", flush=True)
 
     print(f"\n{'condition':10s} {'success':>12s} {'len (succ.)':>12s} {'max len':>8s} {'len (all)':>10s} "
-          f"{'recovered':>10s}  failures (seed: phase at the horizon)")
+          f"{'recovered':>10s}  {'slip/wall/off/drift':>19s}  failures (seed: phase at the horizon)")
     for name, r in results.items():
         fails = ", ".join(f"{f['seed']}: {f['final_phase']}" for f in r["failures"]) or "-"
         mean_ok = f"{r['mean_length_success']:.1f}" if r["mean_length_success"] is not None else "-"
         print(f"{name:10s} {r['success_rate']:6.2f} ± {r['success_se']:.2f} {mean_ok:>12s} "
-              f"{str(r['max_length_success']):>8s} {r['mean_length_all']:10.1f} {r['with_recovery']:10d}  {fails}")
+              f"{str(r['max_length_success']):>8s} {r['mean_length_all']:10.1f} {r['with_recovery']:10d}  "
+              f"{'/'.join(str(v) for v in r['recoveries'].values()):>19s}  {fails}")
     wall = time.time() - start
     report = {
         "command": "python experiments/imitation/can_expert.py " + " ".join(sys.argv[1:] if argv is None else argv),
