@@ -5,6 +5,7 @@ as `reward=callable` (WARM's RL: `reward=warm`), and the studies evaluate the ru
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,23 @@ def test_warm_rl_phase_runs_the_runner_against_warm_members(tmp_path, sft, monke
         cfg = _saved_config(runs / f"rl_noise0.25_{name}")
         assert cfg.reward.kind == "warm" and cfg.reward.combine == combine and cfg.agent.init_checkpoint == sft
         assert cfg.reward.directory == str(tmp_path / "artifacts" / "rm_noise0.25")
+
+
+def test_console_script_from_the_repository_root_finds_the_study_reward(tmp_path, sft):
+    """`rlkit2-train experiment=warp_synthetic_rl` as typed in the repository root: the console script has no
+    working directory on sys.path, yet `reward.target=experiments.warm.common:true_scores` is found."""
+    import os
+    import subprocess
+
+    exe = Path(sys.executable).parent / "rlkit2-train"
+    if not exe.is_file():
+        pytest.skip("the rlkit2-train console script is not installed next to this interpreter")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    proc = subprocess.run([str(exe), "experiment=warp_synthetic_rl", f"agent.init_checkpoint={sft}",
+                           "agent.prompts_per_step=2", *TINY, "trainer.total_steps=1", "trainer.eval_every=0",
+                           "trainer.progress=false", "trainer.plot=false", "logger.console=false",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _saved_config(tmp_path / "run").reward.target == CHECKER
+    assert (tmp_path / "run" / "policy").is_dir()
