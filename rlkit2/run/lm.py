@@ -116,7 +116,8 @@ class LMPhase:
 
     def load_checkpoint(self, path: str | Path, state: dict[str, Any] | None = None) -> int:
         """Load the learner's state (and step) of a checkpoint of this run, or of a run with the same agent
-        config; returns its step. The env streams stay where they are: this is for evaluating policies."""
+        config; returns its step. For evaluating policies: the phase's env streams stay where they are (unless
+        the learner's own state holds its prompt stream, as jbond's does)."""
         state = upgrade(state if state is not None else ckpt.load(path))
         if state.get("agent") != str(self.cfg.agent.name):
             raise ConfigError(f"{path}: a checkpoint of agent '{state.get('agent')}', not '{self.cfg.agent.name}'")
