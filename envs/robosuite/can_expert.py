@@ -91,7 +91,7 @@ class ScriptedCanExpert(BaseActor):
 
     def __init__(self, obs_slices: Mapping[str, slice], target_xy: Sequence[float] | np.ndarray, *,
                  object_layout: Sequence[tuple[str, int]] = CAN_OBJECT_LAYOUT, gain: float = 1.5,
-                 hover: float = 0.08, grasp_z: float = 0.02, grasp_steps: int = 8, carry_z: float = 1.02,
+                 hover: float = 0.08, grasp_z: float = 0.0, grasp_steps: int = 8, carry_z: float = 1.02,
                  place_z: float = 0.87, release_steps: int = 6, retreat: float = 0.10, place_tol: float = 0.08,
                  slip: float = 0.03, ori_gain: float = 1.0, noise: float = 0.0, seed: int = 0):
         for k in ("object", "robot0_eef_pos"):
@@ -157,8 +157,9 @@ class ScriptedCanExpert(BaseActor):
             if xy_gap > 0.02:  # drifted: hover again
                 self.phase, target = self.APPROACH, above
                 self.events["drift"] += 1
-            elif abs(target[2] - eef[2]) < 0.01 or (self.timer >= 5 and eef[2] < target[2] + 0.02):
-                # (the palm meets the can's top ~1 cm above its centre: a descent stalled there grasps too)
+            elif abs(target[2] - eef[2]) < 0.01 or (self.timer >= 5 and eef[2] < target[2] + 0.03):
+                # (the palm meets the can's top ~1 cm above its centre: a descent stalled there grasps too;
+                # grasping higher, ~2.5 cm up, the fingers hold the can's narrower top and it slips out more)
                 self.phase, self.timer = self.GRASP, 0
             elif self.timer >= 5:
                 # stalled high: a finger rests on a wall the can stands against (the init shift allows it),
