@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import platform
 import time
@@ -139,7 +140,12 @@ TASKS = {
 
 def features(task: Task = TASKS["lift"]) -> list[int]:
     """The task's feature dims: what its POIR preset scores (and proposes) on."""
-    return [int(d) for d in compose([f"experiment={task.presets['poir']}"]).agent.score_dims]
+    return list(_score_dims(task.presets["poir"]))
+
+
+@functools.cache
+def _score_dims(preset: str) -> tuple[int, ...]:
+    return tuple(int(d) for d in compose([f"experiment={preset}"]).agent.score_dims)
 
 
 def overrides_for(name: str, seed: int, demos: Path, budget: Budget, online_steps: int = 0,
