@@ -78,8 +78,8 @@ class ScriptedCanExpert(BaseActor):
     `obs_slices` is `RobosuiteEnv.obs_slices` (needs "object" and "robot0_eef_pos"; "robot0_eef_quat" is
     used when present), `target_xy` the (x, y) the can is carried to (the centre of its quadrant of bin 2),
     `object_layout` the "object" observation's layout (`RobosuiteEnv.object_layout()`).
-    Distances in metres. `hover`, `grasp_z`, `retreat`: gripper heights above the can's centre (`Can_pos`, 6 cm
-    above its bottom, 4 cm below its top); `carry_z`: the gripper's world height while carrying (bins' floors
+    Distances in metres. `hover`, `grasp_z`: gripper heights above the can's centre (`Can_pos`, 6 cm above its
+    bottom, 4 cm below its top); `retreat`: how far the gripper rises after the release; `carry_z`: the gripper's world height while carrying (bins' floors
     at z = 0.8, the can hangs ~7 cm below the gripper); `place_z`: the can centre's height at release (resting:
     0.86); `place_tol`: how far (x, y) from `target_xy` a released can counts as off target (its quadrant is
     +-9.75 x +-12.25 cm); `slip`: how far the can may move relative to the gripper, since the grasp, before it
@@ -193,19 +193,26 @@ class ScriptedCanExpert(BaseActor):
             self.timer = self.timer + 1 if gap > self.last_gap - 0.001 else 0
             self.last_gap = gap
             if gap < 0.03 or (gap < self.place_tol - 0.02 and self.timer >= 5):
-                self.phase, self.timer = self.LOWER, 0
+                self.phase, self.timer, self.last_z = self.LOWER, 0, float(eef[2])
         if self.phase == self.LOWER:
             goal_xy = self.target_xy + held[:2]
             target = np.array([goal_xy[0], goal_xy[1], eef[2] + (self.place_z - can[2])])
-            if can[2] < self.place_z + 0.01:
+            # stalled (5 steps without a new lowest height by 2 mm): the fingers are on the floor, e.g. holding
+            # a tipped can higher than its centre; release there
+            if eef[2] < self.last_z - 0.002:
+                self.timer, self.last_z = 0, float(eef[2])
+            else:
+                self.timer += 1
+            if can[2] < self.place_z + 0.01 or self.timer >= 5:
                 self.phase, self.timer = self.RELEASE, 0
         if self.phase == self.RELEASE:
             target = eef.copy()
             self.timer += 1
             if self.timer >= self.release_steps:
-                self.phase = self.RETREAT
+                self.phase, self.last_z = self.RETREAT, float(eef[2])
         if self.phase == self.RETREAT:
-            target = np.array([eef[0], eef[1], can[2] + self.retreat])
+            # up from the release height (not from the can: a can wedged in the open fingers would lead it on)
+            target = np.array([eef[0], eef[1], self.last_z + self.retreat])
             # robosuite ends the episode once the can rests in its quadrant and the gripper is clear of it;
             # still here, clear of the can, with the can off target (it tipped or bounced out): pick it up again
             if eef[2] > can[2] + 0.06 and np.linalg.norm(can[:2] - self.target_xy) > self.place_tol:
