@@ -79,12 +79,12 @@ class ScriptedCanExpert(BaseActor):
     used when present), `target_xy` the (x, y) the can is carried to (the centre of its quadrant of bin 2),
     `object_layout` the "object" observation's layout (`RobosuiteEnv.object_layout()`).
     Distances in metres. `hover`, `grasp_z`: gripper heights above the can's centre (`Can_pos`, 6 cm above its
-    bottom, 4 cm below its top); `retreat`: how far the gripper rises after the release; `carry_z`: the gripper's world height while carrying (bins' floors
-    at z = 0.8, the can hangs ~7 cm below the gripper); `place_z`: the can centre's height at release (resting:
-    0.86); `place_tol`: how far (x, y) from `target_xy` a released can counts as off target (its quadrant is
-    +-9.75 x +-12.25 cm); `slip`: how far the can may move relative to the gripper, since the grasp, before it
-    counts as dropped. `gain`, `ori_gain`: proportional gains (position, orientation). `noise`: std of
-    Gaussian noise on the arm's action dims (diverse demos).
+    bottom, 4 cm below its top); `retreat`: how far the gripper rises after the release; `carry_z`: the
+    gripper's world height while carrying (bins' floors at z = 0.8, the can hangs ~7 cm below the gripper);
+    `place_z`: the can centre's height at release (resting: 0.86); `place_tol`: how far (x, y) from
+    `target_xy` a released can counts as off target (its quadrant is +-9.75 x +-12.25 cm); `slip`: how far the
+    can may move relative to the gripper, since the grasp, before it counts as dropped. `gain`, `ori_gain`:
+    proportional gains (position, orientation). `noise`: std of Gaussian noise on the arm's action dims.
     """
 
     APPROACH, DESCEND, GRASP, LIFT, CARRY, LOWER, RELEASE, RETREAT = range(8)
