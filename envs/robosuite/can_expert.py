@@ -4,8 +4,9 @@ above the can -> descend -> close the gripper -> lift out of bin 1 -> carry over
 quadrant of bin 2 -> lower -> open the gripper -> retreat upwards (robosuite counts the can as placed only
 once the gripper is > ~4 cm from it). Recoveries (so demonstrations contain a few natural ones): the can
 slips out while lifted or carried -> "above the can" wherever it fell; the descent stalls high (a finger rests
-on a bin wall the can leans against, which the init shift allows) -> turn the fingers a quarter turn, hover
-again; the can lands off target -> pick it up again.
+on a bin wall the can leans against, which the init shift allows, or the controller settles off centre) -> turn
+the fingers a quarter turn, hover again; the can lands off target -> pick it up again; the lowering stalls (a
+tipped can held above its centre) -> release there.
 
 What it reads: the can's position from the adapter's "object" observation (robosuite 1.5's "object-state"
 for PickPlaceCan is `Can_to_robot0_eef_pos(3), Can_to_robot0_eef_quat(4), Can_pos(3), Can_quat(4)`; the
