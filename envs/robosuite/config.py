@@ -53,7 +53,8 @@ class RobosuiteEnvConfig:
     hard_reset: bool = False  # False: ~100x cheaper resets (same model reused)
     shift: ShiftConfig = dataclasses.field(default_factory=ShiftConfig)
     # Demonstrations (imitation agents): a robomimic HDF5 file; "" collects `num_demos` scripted-expert
-    # demos (Lift only) in the nominal env into the run dir. `max_demos` caps how many are loaded (0: all).
+    # demos (the tasks with one: Lift, PickPlaceCan, envs/robosuite/expert.py) in the nominal env into the run dir.
+    # `max_demos` caps how many are loaded (0: all).
     dataset: str = ""
     num_demos: int = 50
     max_demos: int = 0
