@@ -11,7 +11,9 @@ matmul loop, the load of a second training job). The bench pins itself to one co
 another where the OS allows (`sched_setaffinity`). 20 Hz control leaves 50 ms a step: the table says which
 settings fit at p95. `--pause PID ...` stops those processes (SIGSTOP) for the measurement and resumes them
 (SIGCONT) after, so background jobs do not distort it; the load average before it is recorded.
-Writes `experiments/bench/results/planner_latency.json`.
+`--success-cell all:0.1 --episodes 30` also prices each setting in success: the policy with that setting
+deployed, on the *development* episodes of its training seed (the runners' `eval_seed`, never the study's
+held-out ones) in that shift cell. Writes `experiments/bench/results/planner_latency.json`.
 """
 
 from __future__ import annotations
@@ -96,6 +98,25 @@ def time_setting(actor: object, settings: object, obs: np.ndarray) -> dict[str, 
             "max_ms": float(a.max()), "calls": len(a)}
 
 
+def success(actor: object, settings: object, cell: str, seed: int, episodes: int) -> dict[str, float]:
+    """The deployed policy's success with `settings` as its planner, on `seed`'s development episodes."""
+    from experiments.imitation.study import compose, parse_cells, shift_overrides
+    from rlkit2.core import evaluate
+    from rlkit2.registry import make_env
+    from rlkit2.run.common import eval_seed
+
+    learner = actor.learner  # type: ignore[attr-defined]
+    deployed = learner.arm_stats.best()
+    kept = learner.arms[deployed]
+    learner.arms[deployed] = settings
+    try:
+        env = make_env(compose(["experiment=poir_lift", *shift_overrides(*parse_cells(cell)[0])]).env, eval_seed(seed))
+        out = evaluate(env, actor, episodes, seed=eval_seed(seed))  # type: ignore[arg-type]
+    finally:
+        learner.arms[deployed] = kept
+    return {"cell": cell, "episodes": episodes, "success_rate": out["eval/success_rate"]}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--policy", required=True, help="a POIR run dir or its policy.pt")
@@ -103,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--pause", type=int, nargs="*", default=[], help="PIDs to SIGSTOP during the measurement")
     ap.add_argument("--out", default=str(OUT / "planner_latency.json"))
+    ap.add_argument("--success-cell", default="", help="axis:s of the study's cells: also measure success there")
+    ap.add_argument("--episodes", type=int, default=30, help="development episodes per setting (--success-cell)")
+    ap.add_argument("--seed", type=int, default=0, help="the policy's training seed (its development episodes)")
     args = ap.parse_args(argv)
     import torch
 
@@ -130,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
         if mine is not None:
             os.sched_setaffinity(0, set(cores))
+    if args.success_cell:
+        for row, (_, over) in zip(rows, VARIANTS, strict=True):
+            row["success"] = success(actor, dataclasses.replace(base, **over), args.success_cell, args.seed,
+                                     args.episodes)
     import rlkit2
 
     result = {"policy": str(args.policy), "torch_threads": 1, "budget_ms": BUDGET_MS, "rows": rows,
@@ -146,8 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         a, c = r["alone"], r["with_competitor"]
         fits = "yes" if c["p95_ms"] <= BUDGET_MS else "NO"
+        won = f" | success {r['success']['success_rate']:.2f}" if "success" in r else ""
         print(f"{r['setting']:28s} {r['horizon']:2d} {r['num_samples']:3d} | {a['mean_ms']:6.1f} / "
-              f"{a['p95_ms']:6.1f} ms | {c['mean_ms']:8.1f} / {c['p95_ms']:6.1f} ms | {fits}")
+              f"{a['p95_ms']:6.1f} ms | {c['mean_ms']:8.1f} / {c['p95_ms']:6.1f} ms | {fits}{won}")
 
 
 if __name__ == "__main__":

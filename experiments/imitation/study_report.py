@@ -21,6 +21,7 @@ from rlkit2.stats import Interval, nested_bootstrap_ci
 
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
+PLANNED_SEEDS = 5
 COMPARISONS = [("poir_features", "bc_features"), ("poir", "bc"), ("poir_features_online", "bc_features_online"),
                ("bc_features", "bc"), ("bc_rnn_gmm", "bc"), ("poir_features_online", "poir_features"),
                ("bc_features_online", "bc_features")]
@@ -66,7 +67,9 @@ def markdown(data: dict[str, Any]) -> str:
     seeds = sorted({int(r["seed"]) for r in rows})
     eps = sorted({len(r["success"]) for r in rows})
     b = data["budget"]
-    lines = [f"**{data['task']}**, held-out episodes: {len(seeds)} training seeds ({', '.join(map(str, seeds))}), "
+    lines = [f"**Preliminary: {len(seeds)} of the planned {PLANNED_SEEDS} training seeds** (the study resumes; "
+             "this block is regenerated as seeds finish).", ""] if len(seeds) < PLANNED_SEEDS else []
+    lines += [f"**{data['task']}**, held-out episodes: {len(seeds)} training seeds ({', '.join(map(str, seeds))}), "
              f"{'/'.join(map(str, eps))} episodes per seed and cell; {b['demos']} scripted demos per seed (own set), "
              f"{b['offline_updates']} offline updates, online policies {b['online_steps']} env steps in the cell "
              f"with {b['online_updates_per_episode']} updates per episode. Success rate, mean over seeds "
