@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.imitation.study import POLICIES
+from experiments.imitation.study import POLICIES, TASKS
 from rlkit2.stats import Interval, nested_bootstrap_ci
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -125,7 +125,9 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 def report(out: Path, readme: Path = README) -> None:
     blocks = []
-    for path in sorted(out.glob("*.json")):
+    order = list(TASKS)  # Lift first, as the README introduces them
+    for path in sorted(out.glob("*.json"), key=lambda q: (order.index(q.stem) if q.stem in order else len(order),
+                                                          q.stem)):
         data = json.loads(path.read_text())
         if not data.get("rows"):
             continue
