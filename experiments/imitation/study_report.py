@@ -1,6 +1,6 @@
 """Tables and a plot of the fair imitation study from its committed JSON (`results/study/<task>.json`).
 
-    python -m experiments.imitation.study report     # writes results/study/<task>.md + .png, and the README block
+    python -m experiments.imitation.study report     # prints the tables; writes <task>.png and the README block
 
 Success rates: mean over training seeds of each seed's held-out success rate, 95 % nested bootstrap CI (seeds,
 then episodes within each). Comparisons: per-episode paired differences (the two policies of a seed meet the
@@ -131,8 +131,7 @@ def report(out: Path, readme: Path = README) -> None:
         data = json.loads(path.read_text())
         if not data.get("rows"):
             continue
-        md = markdown(data)
-        path.with_suffix(".md").write_text(md)
+        md = markdown(data)  # the tables live in the README block (no second copy beside the JSON)
         plot(data, path.with_suffix(".png"))
         print(md)
         blocks.append(md + f"\n![{data['task']}](results/study/{path.with_suffix('.png').name})\n")
