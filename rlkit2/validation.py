@@ -362,9 +362,9 @@ def validate_run(cfg: Any) -> None:
             raise _fail("seed", seed, "seeds must be integers >= 0 (Gymnasium, NumPy and torch refuse negative ones)")
     if top.has("init_from") and str(top.get("init_from") or ""):
         init = str(top.get("init_from"))
-        if not Path(init).is_file():
-            raise _fail("init_from", init, "must be a checkpoint file (a run dir's checkpoints/step_*.pt)")
         resume = str(top.get("resume") or "").strip().lower() if top.has("resume") else ""
+        if not resuming(resume) and not Path(init).is_file():  # resuming: the run's own checkpoints come first
+            raise _fail("init_from", init, "must be a checkpoint file (a run dir's checkpoints/step_*.pt)")
         if resume not in ("true", "auto", "1") and resuming(resume):
             raise _fail("init_from", init, "starts a new run: it cannot be combined with resume=<another run>")
     validate_trainer(cfg.trainer)

@@ -128,15 +128,29 @@ class RunLoop:
         self.last_saved_step = self.phase.step
 
     def init_from(self) -> None:
-        """A new run starting from another run's checkpoint (`init_from`): its state and step, this run's config."""
+        """A new run starting from another run's checkpoint (`init_from`): its state and step, this run's config
+        (optimiser hyper-parameters included; schedulers continue the checkpoint's schedule; same seed)."""
         path = str(self.cfg.get("init_from", "") or "")
         if not path:
             return
+        if not Path(path).is_file():
+            raise ConfigError(f"init_from={path}: no such checkpoint file (and no checkpoint of this run to resume)")
         state = upgrade(ckpt.load(path, trust=bool(self.cfg.get("trust_pickle", False))))
+        saved_seed = (state.get("config") or {}).get("seed")
+        if saved_seed is not None and int(saved_seed) != int(self.cfg.seed):
+            raise ConfigError(f"init_from={path}: seed={self.cfg.seed}, the checkpoint's run had seed={saved_seed}; "
+                              "a run started from a checkpoint continues its random streams, so keep its seed")
+        # the optimisers' hyper-parameters are this run's (a fine-tuning learning rate), not the checkpoint's
+        optimizers = dict(getattr(self.learner, "optimizers", {}) or {})
+        settings = {k: [{h: v for h, v in g.items() if h != "params"} for g in o.param_groups]
+                    for k, o in optimizers.items()}
         try:
             self.load_state(state)
         except ConfigError as e:
             raise ConfigError(f"init_from={path}: {e}") from e
+        for k, o in optimizers.items():
+            for group, mine in zip(o.param_groups, settings[k], strict=True):
+                group.update(mine)
         changed = config_changes(state.get("config"), self.cfg)
         say(f"[rlkit2] initialised from {path} at step {self.phase.step}"
             + (f"; settings changed since: {', '.join(changed)}" if changed else ""))

@@ -63,3 +63,32 @@ def test_bad_init_from_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="cannot be combined with resume"):
         run(compose_config(_overrides(data, 10, init_from=tmp_path / "x.pt", resume=tmp_path)), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_new_runs_optimiser_settings_apply_and_a_changed_seed_is_refused(tmp_path):
+    from rlkit2.run.control import control_loop
+    from rlkit2.train import run
+
+    data = tiny_hopper_file(tmp_path / "tiny.hdf5", steps=200)
+    run(compose_config(_overrides(data, 10)), tmp_path / "first")
+    start = tmp_path / "first" / "checkpoints" / "step_000000010.pt"
+    cfg = compose_config(_overrides(data, 20, init_from=start, **{"agent.actor_lr": 1e-5, "agent.critic_lr": 2e-5}))
+    loop = control_loop(cfg, tmp_path / "second", _NoLogger())
+    loop.init_from()
+    lrs = {k: [g["lr"] for g in o.param_groups] for k, o in loop.learner.optimizers.items()}
+    assert lrs["actor"] == [1e-5] and lrs["critic"] == [2e-5], lrs  # not the checkpoint's 3e-4
+    assert loop.phase.step == 10
+    with pytest.raises(ConfigError, match="seed=1, the checkpoint's run had seed=0"):
+        control_loop(compose_config(_overrides(data, 20, init_from=start, seed=1)), tmp_path / "third",
+                     _NoLogger()).init_from()
+
+
+class _NoLogger:
+    def write(self, *args, **kwargs):
+        pass
+
+    def video(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
