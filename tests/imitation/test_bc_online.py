@@ -71,12 +71,21 @@ def test_offline_bc_has_no_explorer_and_keeps_its_checkpoint_layout():
     agent = make_agent(BCConfig(hidden=[8]), EnvSpec(2, 1), TransitionReplay.from_arrays(_demos()))
     assert agent.explorer is None
     assert "success_obs" not in agent.learner.state_dict()
+    # an online checkpoint loaded into an offline learner brings no successes along
+    online = make_agent(_config(), EnvSpec(2, 1), TransitionReplay.from_arrays(_demos())).learner
+    online.attach_online(TransitionReplay(100, 2, 1))
+    online.end_episode(np.zeros((3, 2), np.float32), True, actions=np.zeros((2, 1), np.float32))
+    offline = make_agent(BCConfig(head="deterministic", hidden=[32, 32], lr=3e-3, batch_size=64), EnvSpec(2, 1),
+                         TransitionReplay.from_arrays(_demos())).learner
+    offline.load_state_dict(online.state_dict())
+    assert not offline.online_phase and len(offline.success_obs) == 0
 
 
 @pytest.mark.parametrize("override, match", [
-    (dict(online_success_fraction=1.5), "online_success_fraction"),
-    (dict(online_noise_std=-0.1), "online_noise_std"),
-    (dict(online_updates_per_episode=-1), "online_updates_per_episode"),
+    (dict(online_env_steps=10, online_success_fraction=1.5), "online_success_fraction"),
+    (dict(online_env_steps=10, online_noise_std=-0.1), "online_noise_std"),
+    (dict(online_env_steps=10, online_updates_per_episode=-1), "online_updates_per_episode"),
+    (dict(online_noise_std=0.3), "online_noise_std=0.3 with agent.online_env_steps=0"),
 ])
 def test_bad_online_settings_are_refused(override, match):
     with pytest.raises(ConfigError, match=match):

@@ -55,6 +55,12 @@ class BCConfig(ValidatedConfig):
         f.budget("online_env_steps", "online_updates_per_episode")
         f.probability("online_success_fraction", label="a batch fraction must")
         f.non_negative("online_noise_std")
+        if f.has("online_env_steps") and f.get("online_env_steps") == 0:  # offline: the online_* knobs do nothing
+            for field in (x for x in dataclasses.fields(BCConfig) if x.name.startswith("online_") and
+                          x.name != "online_env_steps"):
+                if f.has(field.name) and f.get(field.name) != field.default:
+                    raise ConfigError(f"{f.name(field.name)}={f.get(field.name)!r} with "
+                                      f"{f.name('online_env_steps')}=0: there is no online stage to use it")
         if f.has("image_keys"):
             keys = f.get("image_keys")
             if isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):

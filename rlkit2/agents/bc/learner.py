@@ -236,7 +236,7 @@ class BCLearner(TorchLearner):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        if "success_obs" in state:
+        if "success_obs" in state and self.config.online_env_steps > 0:  # an offline run starts without them
             self.online_phase = bool(state["online_phase"])
             self.success_obs = state["success_obs"].to(self.device)
             self.success_act = state["success_act"].to(self.device)
