@@ -67,6 +67,9 @@ def test_report_tables_and_paired_comparisons(tmp_path):
     cells, table = study_report.success_table(data["rows"])
     assert cells == ["all:0.1"] and table["poir_features"]["all:0.1"].point == 1.0
     verdicts = {(c["a"], c["b"]): c["verdict"] for c in study_report.comparisons(data["rows"])}
+    assert verdicts[("poir_features", "bc_features")] == "(no verdict: 3 of 5 seeds)"
+    five = [{**r, "seed": r["seed"] + k} for k in (0, 3) for r in _rows() if r["seed"] + k < 5]
+    verdicts = {(c["a"], c["b"]): c["verdict"] for c in study_report.comparisons(five)}
     assert verdicts[("poir_features", "bc_features")] == "wins" and verdicts[("bc_features", "bc")] == "wins"
     out = tmp_path / "results" / "study"
     out.mkdir(parents=True)
