@@ -48,13 +48,16 @@ VARIANTS = [("configured", {}), ("32 candidates", {"num_samples": 32}), ("16 can
 
 @contextlib.contextmanager
 def paused(pids: list[int]) -> Iterator[None]:
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    stopped: list[int] = []
     try:
-        yield
-    finally:
         for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        yield
+    finally:  # every process stopped here runs again, whatever failed
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 @contextlib.contextmanager
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     mine, other = (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
     load_before = os.getloadavg()
-    base = actor.learner.arms[0]  # type: ignore[attr-defined]
+    learner = actor.learner  # type: ignore[attr-defined]
+    base = learner.arms[learner.arm_stats.best()]  # the setting the saved policy deploys
     rows = []
     with paused(args.pause):
         if mine is not None:

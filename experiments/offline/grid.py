@@ -442,6 +442,9 @@ def save_results(path: Path, data: dict[str, Any]) -> None:
     from rlkit2.checkpoint import update_json
 
     def merge(disk: dict[str, Any] | None) -> dict[str, Any]:
+        if disk is not None and disk.get("grid") != data.get("grid"):
+            raise SystemExit(f"{path} now holds runs of another budget ({disk.get('grid')}); this grid is "
+                             f"{data.get('grid')}: not merging. Pass --results <another file>.")
         for part, key in _ROW_KEYS.items():
             mine = {key(r) for r in data.setdefault(part, [])}
             data[part].extend(r for r in (disk or {}).get(part, []) if key(r) not in mine)

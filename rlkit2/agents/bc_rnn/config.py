@@ -7,8 +7,11 @@ from rlkit2.validation import Fields, ValidatedConfig
 
 @dataclasses.dataclass
 class BCRNNConfig(ValidatedConfig):
-    """BC-RNN with a GMM head (robomimic's BC-RNN-GMM, low-dim); the defaults are robomimic's (Mandlekar et al.,
-    2021): 2-layer LSTM of 400 units, windows of 10 steps, 5 modes, min std 1e-4, softplus, Adam 1e-4, batch 100."""
+    """BC-RNN with a GMM head (robomimic's BC-RNN-GMM, low-dim). The network and training defaults are robomimic's
+    (Mandlekar et al., 2021): 2-layer LSTM of 400 units, windows of 10 steps, 5 modes, min std 1e-4, softplus,
+    Adam 1e-4, batch 100. Two defaults differ from robomimic's: evaluation acts with the most likely mode's mean
+    (`eval_mode="mode"`; robomimic's low-noise sampling is `eval_mode="low_noise"`), and observations are
+    normalised with the demos' mean/std as `bc` does (`normalize_obs`; robomimic's low-dim default does not)."""
 
     name: str = "bc_rnn"
     rnn_type: str = "lstm"  # "lstm" or "gru"
