@@ -170,7 +170,14 @@ def demo_file(task: Task, seed: int, runs: Path, budget: Budget) -> Path:
     from rlkit2.run.imitation import env_config_object, nominal_env_cfg
 
     path = runs / f"seed{seed}" / "demos.hdf5"
-    if not path.is_file():
+    if path.is_file():
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            have = len(f["data"].keys())
+        if have != budget.demos:
+            raise SystemExit(f"{path} holds {have} demos, this study {budget.demos}: pass another --runs dir")
+    else:
         env = env_config_object(nominal_env_cfg(compose([f"experiment={task.presets['poir']}"]).env))
         stats = collect_demos(env, path, budget.demos, seed=DEMO_SEED + seed, progress=False)
         print(f"[study] seed {seed}: {stats.demos} demos ({stats.success_rate:.2f} expert success)", flush=True)
@@ -185,18 +192,37 @@ def train(task: Task, name: str, cell: tuple[str, float] | None, seed: int, runs
     demos = demo_file(task, seed, runs, budget)
     if not p.online_from:
         run_dir = runs / f"seed{seed}" / name
-        if not (run_dir / "policy.pt").is_file():
-            run(compose([*overrides_for(name, seed, demos, budget, task=task), *shift_overrides("all", 0.0)]),
-                run_dir)
+        cfg = compose([*overrides_for(name, seed, demos, budget, task=task), *shift_overrides("all", 0.0)])
+        if not _finished(run_dir, cfg):
+            run(cfg, run_dir)
         return run_dir
     start = train(task, p.online_from, None, seed, runs, budget)
     ckpt = start / "checkpoints" / f"step_{budget.offline_updates:09d}.pt"
     axis, s = cell or ("all", 0.0)
     run_dir = runs / f"seed{seed}" / f"{name}_{axis}_s{s:g}"
-    if not (run_dir / "policy.pt").is_file():
-        run(compose([*overrides_for(p.online_from, seed, demos, budget, budget.online_steps, task),
-                     *shift_overrides(axis, s), f"init_from={ckpt}"]), run_dir)
+    cfg = compose([*overrides_for(p.online_from, seed, demos, budget, budget.online_steps, task),
+                   *shift_overrides(axis, s), f"init_from={ckpt}"])
+    if not _finished(run_dir, cfg):
+        run(cfg, run_dir)
     return run_dir
+
+
+def _finished(run_dir: Path, cfg: Any) -> bool:
+    """Whether `run_dir` holds this very run, finished; a finished run of other settings (a --quick run, an older
+    budget) is refused rather than evaluated as this one."""
+    from omegaconf import OmegaConf
+
+    from rlkit2.run_config import CONFIG_FILE, config_changes
+
+    if not (run_dir / "policy.pt").is_file():
+        return False
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG_FILE), resolve=True)
+    # the demo file is this seed's own in the same runs dir (checked by `demo_file`); its path may have moved
+    changed = [c for c in config_changes(saved, cfg) if not c.startswith(("env.dataset:", "init_from:"))]
+    if changed:
+        raise SystemExit(f"{run_dir} holds a finished run of other settings ({'; '.join(changed)}): pass another "
+                         "--runs dir, or remove it")
+    return True
 
 
 def held_out(task: Task, run_dir: Path, cell: tuple[str, float], seed: int, episodes: int) -> dict[str, Any]:

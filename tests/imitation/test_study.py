@@ -116,3 +116,20 @@ def test_can_gets_the_same_design_with_its_own_features_and_budget(tmp_path):
     assert {int(c.trainer.total_steps) for c in cfgs.values()} == {task.budget.offline_updates}
     args = study.parse_args(["run", "--task", "can"])
     assert args.cells == task.cells and args.budget == task.budget
+
+
+def test_a_finished_run_of_other_settings_is_refused_not_reused(tmp_path):
+    from omegaconf import OmegaConf
+
+    budget = study.Budget()
+    cfg = compose(study.overrides_for("bc_features", 0, tmp_path / "d.hdf5", budget))
+    quick = compose(study.overrides_for("bc_features", 0, tmp_path / "d.hdf5", study.Budget(offline_updates=100)))
+    run_dir = tmp_path / "bc_features"
+    assert not study._finished(run_dir, cfg)  # nothing there: train it
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "policy.pt").write_bytes(b"")
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(quick, resolve=True))
+    with pytest.raises(SystemExit, match="trainer.total_steps: 100 -> 2000"):
+        study._finished(run_dir, cfg)
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    assert study._finished(run_dir, cfg)
