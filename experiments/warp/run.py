@@ -73,7 +73,7 @@ def warp_rows(args: argparse.Namespace, run_dir: Path, docs: list[str]) -> list[
     from rlkit2.run.lm import load_phase
 
     ckpts = run_checkpoints(run_dir)
-    phase = load_phase(ckpts[0][1])
+    phase = load_phase(ckpts[0][1], trust_config=True)
     lm, ref, tok = policy_lm(phase.learner), phase.learner.reference, phase.learner.tokenizer
 
     def at(sd: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -106,7 +106,7 @@ def rl_curve(run_dir: Path, docs: list[str]) -> list[dict[str, Any]]:
     from rlkit2.run.lm import load_phase
 
     ckpts = run_checkpoints(run_dir)
-    phase = load_phase(ckpts[0][1])
+    phase = load_phase(ckpts[0][1], trust_config=True)
     curve = []
     for step, path in ckpts:
         phase.load_checkpoint(path)

@@ -135,15 +135,24 @@ class LMPhase:
         return final
 
 
-def load_phase(source: DictConfig | str | Path) -> LMPhase:
+def load_phase(source: DictConfig | str | Path, *, trust_config: bool = False) -> LMPhase:
     """An lm run's phase rebuilt outside the run loop, to evaluate its policies (a study's front points): from a
     composed config, the initial policy (`agent.init_checkpoint`, or a fresh model); from a checkpoint file, the
-    config it records and the learner's state at its step. `LMPhase.load_checkpoint` then moves it to another."""
+    config it records and the learner's state at its step. `LMPhase.load_checkpoint` then moves it to another.
+
+    A checkpoint whose config names user code (`reward=callable`: its `target` is imported and called) is
+    refused unless `trust_config=True`: loading a file must not run code the file chooses (your own runs only)."""
     if isinstance(source, DictConfig):
         return LMPhase(source)
     state = ckpt.load(source)
     if not isinstance(state.get("config"), dict):
         raise ConfigError(f"{source}: the checkpoint records no run config; it was not written by rlkit2-train")
+    targets = [str(node.get("target")) for node in (state["config"].get("reward"),
+                                                     (state["config"].get("env") or {}).get("reward"))
+               if isinstance(node, dict) and node.get("kind") == "callable"]
+    if targets and not trust_config:
+        raise ConfigError(f"{source}: its config imports and calls {', '.join(targets)} (reward=callable); pass "
+                          "trust_config=True for a run of your own, or build the phase from a config you composed")
     phase = LMPhase(OmegaConf.create(state["config"]))
     phase.load_checkpoint(source, state)
     return phase

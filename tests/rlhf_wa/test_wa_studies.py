@@ -58,7 +58,7 @@ def test_presets_train_on_the_checker_from_the_sft_policy(tmp_path, sft, preset,
     assert "eval/reward" in final and "eval/kl" in final
     steps_saved = [s for s, _ in common.run_checkpoints(tmp_path)]
     assert steps_saved == [2, 4]
-    phase = load_phase(common.run_checkpoints(tmp_path)[-1][1])
+    phase = load_phase(common.run_checkpoints(tmp_path)[-1][1], trust_config=True)
     assert phase.step == 4 and isinstance(phase.env.reward_fn, CallableReward)
     assert phase.env.reward_fn.fn is common.true_scores  # the study's exact checker scores the rollouts
     docs = phase.env.sample_documents(2)
@@ -80,7 +80,9 @@ def test_load_phase_restores_a_checkpoints_policy(tmp_path, sft):
     assert start.step == 0
     assert all(torch.equal(v, w) for v, w in zip(start.learner.policy.lm.state_dict().values(),
                                                  checkpoint.load(sft)["lm"].values(), strict=True))
-    phase = load_phase(p1)
+    with pytest.raises(ConfigError, match=r"imports and calls experiments\.warm\.common:true_scores"):
+        load_phase(p1)  # the checkpoint's config names user code: not run unless trusted
+    phase = load_phase(p1, trust_config=True)
     assert phase.step == s1 == 1
     assert phase.load_checkpoint(p2) == s2 == 2
     saved = checkpoint.load(p2)["learner"]["policy"]
@@ -100,12 +102,12 @@ def test_warp_record_merges_keeps_the_last_merge_in_the_checkpointed_state(tmp_p
             "trainer.checkpoint_every=2", "trainer.eval_every=0", "trainer.progress=false", "trainer.plot=false",
             "logger.console=false"]
     run(compose(over), tmp_path / "on")
-    phase = load_phase(run_checkpoints(tmp_path / "on")[-1][1])
+    phase = load_phase(run_checkpoints(tmp_path / "on")[-1][1], trust_config=True)
     last = phase.learner.last_iteration
     assert len(last["runs"]) == 2 and set(last) == {"init", "runs", "slerp", "liti"}
     assert all(torch.equal(last["liti"][k], v) for k, v in phase.learner.lm.state_dict().items())
     run(compose([*over, "agent.record_merges=false"]), tmp_path / "off")
-    assert load_phase(run_checkpoints(tmp_path / "off")[-1][1]).learner.last_iteration == {}
+    assert load_phase(run_checkpoints(tmp_path / "off")[-1][1], trust_config=True).learner.last_iteration == {}
 
 
 def _study(module: str, argv: list[str]) -> None:
