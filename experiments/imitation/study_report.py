@@ -86,7 +86,8 @@ def markdown(data: dict[str, Any]) -> str:
     for r in rows:
         ms[r["policy"]].append(r["ms_per_step"])
     for policy in [p for p in POLICIES if p in table]:
-        vals = [table[policy][c].format(2) if c in table[policy] else "—" for c in cells]
+        vals = [table[policy][c].format(2) + (f" ({table[policy][c].n} seeds)" if table[policy][c].n != len(seeds)
+                                               else "") if c in table[policy] else "—" for c in cells]
         lines.append(f"| {POLICIES[policy].label} | " + " | ".join(vals) + f" | {np.mean(ms[policy]):.1f} |")
     lines += ["", "ms/step: wall time per env step of the held-out episodes (simulation + policy, one thread, "
               "machine shared with other jobs).", "", "| comparison (A − B) | cell | difference [95 % CI] | A vs B |",
