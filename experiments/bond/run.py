@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         logged = train_scores(run_dir)
         curve: list[dict[str, Any]] = [{"step": 0, **evaluate_point(sft, sft_phase.learner.reference, tok, docs)}]
         ckpts = run_checkpoints(run_dir)
-        phase = load_phase(ckpts[0][1])
+        phase = load_phase(ckpts[0][1], trust_config=True)
         lm = policy_lm(phase.learner)
         for step, path in ckpts:
             phase.load_checkpoint(path)
