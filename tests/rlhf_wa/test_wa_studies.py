@@ -156,22 +156,12 @@ def test_bond_study_launches_a_runner_run(tmp_path, sft):
 
 def test_warm_rl_phase_runs_the_runner_against_warm_members(tmp_path, sft, monkeypatch):
     """`--phase rl`: one runner run per RM (reward=warm: average, ensemble, one member), tiny BERT members."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
     import experiments.warm.run as study
-    from rlkit2.rewards.entailment import minilm_path
-    from rlkit2.rewards.reward_model import RewardModel
     from rlkit2.rewards.warm import save_members
+    from tests.rlhf_wa.toy_rm import patch_tiny_bert
 
-    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
-
-    def tiny(name_or_path, pooling="mean", max_length=64, dropout=0.0):
-        torch.manual_seed(0)
-        trunk = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32))
-        return RewardModel(trunk, tok, pooling, max_length, dropout)
-
-    monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(lambda cls, *a, **k: tiny(*a, **k)))
+    tiny = patch_tiny_bert(monkeypatch)
     monkeypatch.setattr(study, "ARTIFACTS", tmp_path / "artifacts")
     members = []
     for s in range(2):

@@ -20,7 +20,7 @@ from rlkit2.rewards.warm import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from toy_rm import BagOfWordsRM, toy_pairs  # noqa: E402
+from toy_rm import BagOfWordsRM, patch_tiny_bert, toy_pairs  # noqa: E402
 
 
 def test_warm_of_identical_members_is_that_member():
@@ -81,22 +81,11 @@ def test_train_warm_on_noisy_labels(baklava):
 
 def test_reward_kind_warm_loads_members(tmp_path, monkeypatch):
     """`reward=warm`: member checkpoints -> WARM average / ENS / one member, as a RewardFunction."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
     from rlkit2.rewards import make_reward
-    from rlkit2.rewards.entailment import minilm_path
-    from rlkit2.rewards.reward_model import RewardModel
     from rlkit2.rewards.warm import save_members
 
-    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
-
-    def tiny(name_or_path, pooling="mean", max_length=64, dropout=0.0):
-        torch.manual_seed(0)
-        trunk = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32))
-        return RewardModel(trunk, tok, pooling, max_length, dropout)
-
-    monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(lambda cls, *a, **k: tiny(*a, **k)))
+    tiny = patch_tiny_bert(monkeypatch)
     members = []
     for s in range(2):
         m = tiny("x")

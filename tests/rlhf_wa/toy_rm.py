@@ -53,3 +53,23 @@ def toy_pairs(n: int, seed: int = 0):
         hi, lo = max(a, b), min(a, b)
         pairs.append(PreferencePair("p", resp(hi), resp(lo)))
     return pairs
+
+
+def patch_tiny_bert(monkeypatch):
+    """Make `RewardModel.from_pretrained` build a tiny seeded 1-layer BERT on the shipped MiniLM tokenizer (no
+    weights to download); returns that factory, `tiny(name_or_path, pooling, max_length, dropout)`."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from rlkit2.rewards.entailment import minilm_path
+    from rlkit2.rewards.reward_model import RewardModel
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+
+    def tiny(name_or_path, pooling="mean", max_length=64, dropout=0.0):
+        torch.manual_seed(0)
+        trunk = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32))
+        return RewardModel(trunk, tok, pooling, max_length, dropout)
+
+    monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(lambda cls, *a, **k: tiny(*a, **k)))
+    return tiny
