@@ -19,7 +19,9 @@ Clean evaluation (why each rule is there):
   No design choice of the agents or of this study looked at these seeds: the planner and fine-tuning settings
   were chosen on the runners' development episodes (`rlkit2.run.common.eval_seed`), which this study does not
   evaluate on (`trainer.eval_episodes=0`);
-* intervals: 95 % nested bootstrap over seeds and, within each, its episodes (`rlkit2.stats.nested_bootstrap_ci`).
+* intervals: 95 % nested bootstrap over seeds and, within each, its episodes (`rlkit2.stats.nested_bootstrap_ci`);
+* reference rows on the same episodes: the zero-action policy and the scripted expert that made the demos
+  (nothing trained: `zero_action`, `expert`).
 
 Fairness: BC and POIR's BC prior are the same network (deterministic MLP 256-256, 2000 updates); "features"
 gives BC exactly the observation dims POIR's score and proposals use (the preset's `agent.score_dims`) and
@@ -94,6 +96,7 @@ class Policy:
     overrides: tuple[str, ...] = ()
     features: str = ""  # "obs": the policy sees only the task's features; "score": POIR scores on them
     online_from: str = ""  # fine-tuned online per cell from this offline policy's checkpoint
+    reference: str = ""  # "zero" or "expert": a reference level, evaluated as is (nothing trained)
 
 
 # "features" = the task's feature dims (POIR's preset score_dims); filled in per task by `overrides_for`
@@ -106,8 +109,11 @@ POLICIES = {
     "bc_features_online": Policy("BC, features, fine-tuned online", "bc", features="bc", online_from="bc_features"),
     "poir_features_online": Policy("POIR, features, fine-tuned online", "poir", features="poir",
                                    online_from="poir_features"),
+    # the levels that make a success rate mean something: doing nothing, and the demonstrator itself
+    "zero_action": Policy("zero action (reference)", "", reference="zero"),
+    "expert": Policy("scripted expert, the demonstrator (reference)", "", reference="expert"),
 }
-OFFLINE = [k for k, p in POLICIES.items() if not p.online_from]
+OFFLINE = [k for k, p in POLICIES.items() if not p.online_from and not p.reference]
 
 
 @dataclasses.dataclass
@@ -225,16 +231,29 @@ def _finished(run_dir: Path, cfg: Any) -> bool:
     return True
 
 
-def held_out(task: Task, run_dir: Path, cell: tuple[str, float], seed: int, episodes: int) -> dict[str, Any]:
-    """The saved policy on seed `seed`'s held-out episodes of `cell`: every episode's success, and its cost."""
-    from rlkit2.core import EnvironmentLoop
+def held_out(task: Task, run_dir: Path | None, cell: tuple[str, float], seed: int, episodes: int,
+             reference: str = "") -> dict[str, Any]:
+    """On seed `seed`'s held-out episodes of `cell`, the policy saved in `run_dir` (or the `reference` policy:
+    "zero" action, or the scripted "expert"): every episode's success, and its cost."""
+    from rlkit2.core import EnvironmentLoop, FunctionActor
     from rlkit2.policy import load_policy
     from rlkit2.registry import make_env
 
     cfg = compose([f"experiment={task.presets['poir']}", *shift_overrides(*cell)])
     first = HELD_OUT + 1000 * seed
-    policy = load_policy(run_dir)
     env = make_env(cfg.env, first)
+    if reference == "zero":
+        still = np.zeros(env.action_space.shape, env.action_space.dtype)
+        policy: Any = FunctionActor(lambda _obs: still)
+    elif reference == "expert":
+        from rlkit2.envs.robosuite.expert import make_scripted_expert
+
+        policy = make_scripted_expert(env, seed=first)
+    elif reference:
+        raise ValueError(f"unknown reference policy {reference!r}; expected 'zero' or 'expert'")
+    else:
+        assert run_dir is not None
+        policy = load_policy(run_dir)
     t0 = time.perf_counter()
     results = EnvironmentLoop(env, policy).run(episodes, seed=first)
     steps = sum(r.length for r in results)
@@ -269,9 +288,10 @@ def run_seed(args: argparse.Namespace) -> None:
         if (name, cell[0], cell[1], args.seed) in done:
             continue
         t0 = time.perf_counter()
-        run_dir = train(task, name, cell, args.seed, runs, budget)
+        ref = POLICIES[name].reference
+        run_dir = None if ref else train(task, name, cell, args.seed, runs, budget)
         row = {"policy": name, "axis": cell[0], "shift": cell[1], "seed": args.seed, **held_out(
-            task, run_dir, cell, args.seed, budget.episodes), "seconds": time.perf_counter() - t0}
+            task, run_dir, cell, args.seed, budget.episodes, ref), "seconds": time.perf_counter() - t0}
         print(f"[study] {name} {cell[0]}:{cell[1]:g} seed {args.seed}: success {np.mean(row['success']):.2f} "
               f"({row['seconds']:.0f} s)", flush=True)
 

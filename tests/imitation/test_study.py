@@ -133,3 +133,20 @@ def test_a_finished_run_of_other_settings_is_refused_not_reused(tmp_path):
         study._finished(run_dir, cfg)
     (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     assert study._finished(run_dir, cfg)
+
+
+def test_reference_rows_are_evaluated_untrained_on_the_held_out_episodes(tmp_path):
+    """The zero-action and scripted-expert rows train nothing and meet the seed's held-out episodes."""
+    pytest.importorskip("robosuite")
+    assert {"zero_action", "expert"} <= set(study.POLICIES) and not {"zero_action", "expert"} & set(study.OFFLINE)
+    study.main(["run", "--quick", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs"), "--seed", "3",
+                "--policies", "zero_action", "expert"])
+    rows = json.loads((tmp_path / "res" / "lift.json").read_text())["rows"]
+    by = {(r["policy"], r["axis"], r["shift"]): r for r in rows}
+    assert set(by) == {(p, "all", s) for p in ("zero_action", "expert") for s in (0.0, 0.1)}
+    assert all(r["first_episode_seed"] == study.HELD_OUT + 3000 for r in rows)
+    assert by[("zero_action", "all", 0.0)]["success"] == [0, 0]  # doing nothing never lifts the cube
+    assert by[("expert", "all", 0.0)]["success"] == [1, 1]  # the demonstrator, nominal env
+    assert not (tmp_path / "runs" / "lift" / "seed3").exists()  # no demos collected, nothing trained
+    with pytest.raises(ValueError, match="unknown reference"):
+        study.held_out(study.TASKS["lift"], None, ("all", 0.0), 0, 1, "random")
