@@ -338,8 +338,24 @@ def run_row(run: Run, cfg: GridConfig) -> dict[str, Any] | None:
         "updates": evals[-1][0], "wall_s": wall if wall > 0 else None,
         "updates_per_s": evals[-1][0] / wall if wall > 0 else None,
         "run_dir": str(d), "recorded": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": dict(machine()), "versions": dict(versions()),
+        "machine": dict(machine()), "versions": dict(versions()), "data": data_provenance(run, cfg),
     }
+
+
+DATA_KEYS = ("transitions", "seed", "behaviour_policies_sha256", "chunk_episodes")
+
+
+def data_provenance(run: Run, cfg: GridConfig) -> dict[str, Any]:
+    """Which collection of the dataset a run trained on: the generation settings that fix its rows
+    (`chunk_episodes` None: made by the earlier collection, chunked by rows, before December 2026)."""
+    from rlkit2.data.d4rl import generation_metadata
+
+    ds = next((d for d in cfg.datasets if d.label == run.dataset), None)
+    try:
+        md = generation_metadata(dataset_file(ds, cfg.data_dir)) if ds is not None else {}
+    except Exception as e:  # noqa: BLE001 - provenance is best effort: the row still counts
+        return {"error": f"{type(e).__name__}: {e}"}
+    return {k: md.get(k) for k in DATA_KEYS} if md else {}
 
 
 # --------------------------------------------------------------------------- reference rows

@@ -242,6 +242,18 @@ def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
     lines += ["", "Library versions:"]
     for v in vers:
         lines.append("- " + ", ".join(f"{k} {x}" for k, x in json.loads(v).items()))
+    lines += ["", "Data (the collection each run trained on: rows, seed, behaviour policies, chunking):"]
+    for d in sorted({r["dataset"] for r in runs}):
+        kinds = sorted({json.dumps(r.get("data") or {}, sort_keys=True) for r in runs if r["dataset"] == d})
+        for k in kinds:
+            p = json.loads(k)
+            what = (f"{p.get('transitions')} rows, seed {p.get('seed')}, policies sha256 "
+                    f"{str(p.get('behaviour_policies_sha256'))[:12]}, "
+                    + (f"chunks of {p['chunk_episodes']} episodes" if p.get("chunk_episodes") else
+                       "chunked by rows (the earlier collection)")) if p and "error" not in p else "not recorded"
+            n = sum(1 for r in runs if r["dataset"] == d and json.dumps(r.get("data") or {}, sort_keys=True) == k)
+            lines.append(f"- {d}: {what} ({n} runs)" + (" — runs of one dataset trained on different collections"
+                                                         if len(kinds) > 1 else ""))
     return [*lines, ""]
 
 

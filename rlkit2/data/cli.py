@@ -64,7 +64,7 @@ def _make(args: argparse.Namespace) -> int:
     for name, gen in zip(names, parsed, strict=True):
         cfg = GenerationConfig(env=gen.env, transitions=args.transitions, train_steps=args.train_steps,
                                seed=args.seed, eval_every=min(args.eval_every, args.train_steps),
-                               learning_starts=args.learning_starts, threads=args.threads,
+                               learning_starts=args.learning_starts, threads=args.threads, workers=args.workers,
                                hidden=tuple(int(h) for h in args.hidden.split("x")),
                                data_dir=args.data_dir, progress=not args.quiet, behaviour=args.behaviour,
                                policies_dir=args.policies_dir)
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--eval-every", type=int, default=5_000, help="policy snapshot/evaluation period (env steps)")
     m.add_argument("--learning-starts", type=int, default=5_000)
     m.add_argument("--threads", type=int, default=1, help="torch threads")
+    m.add_argument("--workers", type=int, default=0,
+                   help="processes collecting at once (default 0: one per CPU; the data do not depend on it)")
     m.add_argument("--hidden", default="256x256", help="SAC MLP widths, e.g. 64x64 for a cheap CPU run")
     m.add_argument("--force", action="store_true", help="overwrite an output made with other settings")
     m.add_argument("--extend-from", type=int, default=0, metavar="STEPS",

@@ -34,7 +34,9 @@ class GenerationConfig:
     learning_starts: int = 5_000
     checkpoint_every: int = 10_000
     max_episode_steps: int = 1_000
-    chunk_steps: int = 20_000  # collection is saved every ~this many rows (resume granularity)
+    # collection is saved every this many episodes (resume granularity; the data depend on it)
+    chunk_episodes: int = 64
+    workers: int = 0  # processes collecting chunks at once (0: one per CPU); the data do not depend on it
     threads: int = 1
     hidden: tuple[int, ...] = (256, 256)  # SAC's MLP widths; (64, 64) is ~3.5x cheaper an update on a CPU
     data_dir: str = ""  # default: rlkit2's dataset cache (RLKIT2_DATA_DIR)
@@ -50,9 +52,11 @@ class GenerationConfig:
             raise ConfigError(f"env='{self.env}': expected one of {', '.join(D4RL_ENVS)}")
         if self.behaviour not in BEHAVIOUR_SOURCES:
             raise ConfigError(f"behaviour='{self.behaviour}': expected one of {', '.join(BEHAVIOUR_SOURCES)}")
-        for name in ("transitions", "train_steps", "eval_every", "eval_episodes", "ref_episodes", "chunk_steps"):
+        for name in ("transitions", "train_steps", "eval_every", "eval_episodes", "ref_episodes", "chunk_episodes"):
             if int(getattr(self, name)) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be positive")
+        if self.workers < 0:
+            raise ConfigError(f"workers={self.workers}: must be >= 0 (0: one per CPU)")
         if self.eval_every > self.train_steps:
             raise ConfigError(f"eval_every={self.eval_every} exceeds train_steps={self.train_steps}: no snapshot")
 

@@ -164,11 +164,13 @@ def make_dataset(name: str, cfg: GenerationConfig, out: str | os.PathLike[str] |
         shipped = shipped_selection(cfg, parsed.kind)
         work = shipped_work(cfg)
         settings: dict[str, Any] = {"transitions": cfg.transitions, "seed": cfg.seed, "behaviour_source": "shipped",
-                                    "behaviour_policies_sha256": shipped["digest"]}
+                                    "behaviour_policies_sha256": shipped["digest"],
+                                    "chunk_episodes": cfg.chunk_episodes}
     else:
         work = cfg
         settings = {"transitions": cfg.transitions, "train_steps": cfg.train_steps, "seed": cfg.seed,
-                    "sac_hidden": "x".join(str(h) for h in cfg.hidden), "behaviour_source": "trained"}
+                    "sac_hidden": "x".join(str(h) for h in cfg.hidden), "behaviour_source": "trained",
+                    "chunk_episodes": cfg.chunk_episodes}
     if _existing_output(cfg, path, settings, force):
         return path
     if source == "train" and parsed.kind != "random" and not (cfg.work_dir / "training_done.json").is_file():

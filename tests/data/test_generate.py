@@ -18,7 +18,7 @@ from rlkit2.data.generate import make_all, make_dataset
 def _cfg(tmp_path, **kw):
     # behaviour="train": these tests exercise the train-here path even once policies ship with the package
     base = dict(env="hopper", transitions=300, train_steps=1000, eval_every=500, eval_episodes=1, ref_episodes=2,
-                learning_starts=300, checkpoint_every=500, chunk_steps=100, data_dir=str(tmp_path), progress=False,
+                learning_starts=300, checkpoint_every=500, chunk_episodes=4, data_dir=str(tmp_path), progress=False,
                 behaviour="train")
     base.update(kw)
     return GenerationConfig(**base)
@@ -45,7 +45,7 @@ def test_random_collection_is_well_formed_and_resumes_exactly(tmp_path):
     assert rows["qpos"].shape == (300, 6) and rows["qvel"].shape == (300, 6)
 
     # kill before the last chunk was written: the resumed collection equals the uninterrupted one
-    chunks = sorted((cfg.work_dir / "collect" / "random").glob("chunk_*.npz"))
+    chunks = sorted((cfg.work_dir / "collect" / "random-e4").glob("chunk_*.npz"))
     assert len(chunks) >= 3
     chunks[-1].unlink()
     again = collect(cfg, "random", random_actor_factory(cfg), 300)
@@ -54,7 +54,7 @@ def test_random_collection_is_well_formed_and_resumes_exactly(tmp_path):
 
 
 def test_episodes_end_at_the_time_limit_with_timeouts(tmp_path):
-    cfg = _cfg(tmp_path, max_episode_steps=7, chunk_steps=50)
+    cfg = _cfg(tmp_path, max_episode_steps=7, chunk_episodes=4)
     from rlkit2.core import FunctionActor
 
     rows = collect(cfg, "still", lambda seed: FunctionActor(lambda obs: np.zeros(3, np.float32)), 50)
@@ -71,9 +71,9 @@ def test_lockstep_lanes_store_whole_episodes_in_order_and_resume_exactly(tmp_pat
     def sway(seed):  # deterministic, batch-aware: the action depends on the observation only
         return FunctionActor(lambda obs: np.clip(0.3 * np.sin(np.asarray(obs)[..., :3] * 5), -1, 1).astype(np.float32))
 
-    cfg = _cfg(tmp_path / "a", max_episode_steps=40, chunk_steps=100)
+    cfg = _cfg(tmp_path / "a", max_episode_steps=40, chunk_episodes=4)
     rows = collect(cfg, "sway-x4", sway, 300, lanes=4)
-    alone = collect(_cfg(tmp_path / "b", max_episode_steps=40, chunk_steps=100), "sway", sway, 300)
+    alone = collect(_cfg(tmp_path / "b", max_episode_steps=40, chunk_episodes=4), "sway", sway, 300)
     ends = np.flatnonzero(rows["terminals"] | rows["timeouts"])
     assert len(ends) >= 4 and not (rows["terminals"] & rows["timeouts"]).any()
     n = ends[3] + 1  # the first chunk's four episodes, in seed order, match the one-lane collection
@@ -82,7 +82,7 @@ def test_lockstep_lanes_store_whole_episodes_in_order_and_resume_exactly(tmp_pat
     inside = np.ones(len(rows["rewards"]), bool)
     inside[ends] = False
     np.testing.assert_array_equal(rows["next_observations"][:-1][inside[:-1]], rows["observations"][1:][inside[:-1]])
-    chunks = sorted((cfg.work_dir / "collect" / "sway-x4").glob("chunk_*.npz"))
+    chunks = sorted((cfg.work_dir / "collect" / "sway-x4-e4").glob("chunk_*.npz"))
     chunks[-1].unlink()
     again = collect(cfg, "sway-x4", sway, 300, lanes=4)
     for k in rows:
@@ -270,3 +270,21 @@ def test_a_run_whose_checkpoints_all_fail_is_not_restarted_over_its_snapshots(tm
     with pytest.raises(DataError, match=r"none loads, so it cannot resume.*corrupted or truncated"):
         train_behaviour_policies(cfg)
     assert _snapshot_path(cfg, 500).read_bytes() == before and bad.is_file()  # nothing touched
+
+
+def test_chunks_collected_by_several_processes_make_the_same_rows(tmp_path):
+    """Chunks depend on their index alone: one worker, three workers and a resume after losing a middle chunk
+    give the same dataset."""
+    one = collect(_cfg(tmp_path / "a", workers=1), "random", random_actor_factory(_cfg(tmp_path / "a")), 300)
+    cfg = _cfg(tmp_path / "b", workers=3)
+    three = collect(cfg, "random", random_actor_factory(cfg), 300)
+    for k in one:
+        np.testing.assert_array_equal(three[k], one[k])
+    chunks = sorted((cfg.work_dir / "collect").glob("random-e4/chunk_*.npz"))
+    assert len(chunks) >= 4
+    chunks[1].unlink()
+    again = collect(cfg, "random", random_actor_factory(cfg), 300)
+    for k in one:
+        np.testing.assert_array_equal(again[k], one[k])
+    with pytest.raises(ConfigError, match="workers=-1"):
+        _cfg(tmp_path, workers=-1)

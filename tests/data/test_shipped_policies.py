@@ -157,7 +157,7 @@ def test_make_medium_from_shipped_policies_is_deterministic(tmp_path, shipped, m
 def test_make_medium_replay_and_medium_expert_from_shipped(tmp_path, shipped):
     assert [replay_schedule_index(t, [100, 200], 50) for t in (0, 49, 50, 99, 100, 199, 200, 299)] == \
         [-1, -1, 0, 0, 0, 0, 1, 1]
-    cfg = GenerationConfig(env="hopper", transitions=300, seed=1, chunk_steps=100, data_dir=str(tmp_path),
+    cfg = GenerationConfig(env="hopper", transitions=300, seed=1, chunk_episodes=4, data_dir=str(tmp_path),
                            progress=False, policies_dir=str(shipped))
     path = make_dataset("hopper-v5-medium-replay", cfg)
     data = read_d4rl(path)

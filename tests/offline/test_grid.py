@@ -108,7 +108,8 @@ def tiny_dataset(tmp_path_factory) -> Path:
     raw = read_d4rl(tiny_hopper_file(d / "raw.hdf5"))
     return write_d4rl(d / "hopper-v5-medium.hdf5", raw.arrays,
                       metadata={"env_id": "Hopper-v5", "generated_by": "tests", "kind": "medium",
-                                "policy_return": POLICY_RETURN})
+                                "policy_return": POLICY_RETURN, "transitions": 600, "seed": 0,
+                                "chunk_episodes": 64})
 
 
 def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
@@ -126,6 +127,7 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
         assert r["score"] == pytest.approx(np.mean([e[1] for e in r["evals"]]))
         assert r["wall_s"] > 0 and r["updates_per_s"] > 0 and r["versions"]["torch"]
         assert Path(r["run_dir"]) == runs_dir / "hopper-v5-medium" / r["agent"] / f"s{r['seed']}"
+        assert r["data"] == {"transitions": 600, "seed": 0, "behaviour_policies_sha256": None, "chunk_episodes": 64}
     refs = {r["kind"]: r for r in data["references"]}
     assert len(refs["zero_action"]["scores"]) == 2 and refs["zero_action"]["episodes"] == 2
     assert all(np.isfinite(refs["zero_action"]["scores"]))
