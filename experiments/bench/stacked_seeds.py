@@ -153,10 +153,10 @@ def equivalence_error(s: int, config: TD3BCConfig, replay: TransitionReplay) -> 
             lrn.step()
         lin = [m for m in lrn.actor.net if isinstance(m, torch.nn.Linear)]
         for dst, src in zip([*stacked.actor.layers, stacked.actor.out], lin, strict=True):
-            err = max(err, float((dst.weight[i] - src.weight.T).abs().max()))
+            err = max(err, float((dst.weight[i] - src.weight.T).detach().abs().max()))
         for dst, src in zip([*stacked.critic.net.layers, stacked.critic.net.out],
                             [*lrn.critic.net.layers, lrn.critic.net.out], strict=True):
-            err = max(err, float((dst.weight[2 * i:2 * i + 2] - src.weight).abs().max()))
+            err = max(err, float((dst.weight[2 * i:2 * i + 2] - src.weight).detach().abs().max()))
     return err
 
 
