@@ -19,14 +19,15 @@ from rlkit2.data.behaviour import load_snapshot_agent, replay_learning_starts
 from rlkit2.data.genconfig import GenerationConfig, env_config
 from rlkit2.validation import logical_cpus
 
+ROW_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts", "qpos", "qvel")
+
 
 class RecordingWrapper(gym.Wrapper):
     """Records every step (s, a, r, s', terminated, truncated, qpos, qvel) of the env it wraps."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self.rows: dict[str, list[Any]] = {k: [] for k in ("observations", "actions", "rewards", "next_observations",
-                                                             "terminals", "timeouts", "qpos", "qvel")}
+        self.rows: dict[str, list[Any]] = {k: [] for k in ROW_FIELDS}
         self._obs: np.ndarray | None = None
 
     def _state(self) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +103,7 @@ def collect(cfg: GenerationConfig, kind: str, make_actor: Callable[[int], Any], 
             break
         parts.append(dict(np.load(cdir / f"chunk_{c:05d}.npz")))
         have += len(parts[-1]["rewards"])
-    rows = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0] if k != "episodes"}
+    rows = {k: np.concatenate([p[k] for p in parts])[:n] for k in ROW_FIELDS}  # (a chunk may hold other keys)
     if not (rows["terminals"][-1] or rows["timeouts"][-1]):
         rows["timeouts"][-1] = True  # the last episode is cut here: a time-limit-like end, not a fall
     return rows
@@ -150,7 +151,7 @@ class _ChunkJob:
         popped = [env.pop() for env in envs]
         rows = {k: np.concatenate([p[k] for p in popped]) for k in popped[0]}
         tmp = self.cdir / f".chunk_{c:05d}.{os.getpid()}.npz"
-        np.savez(tmp, episodes=self.episodes, **rows)
+        np.savez(tmp, **rows)
         os.replace(tmp, self.cdir / f"chunk_{c:05d}.npz")
         return len(rows["rewards"])
 
@@ -161,7 +162,7 @@ _ENVS: dict[tuple[Any, ...], list[RecordingWrapper]] = {}  # a process's envs, k
 def _envs(cfg: GenerationConfig, lanes: int) -> list[RecordingWrapper]:
     from rlkit2.registry import make_env
 
-    key = (cfg.gym_id, cfg.seed, lanes)
+    key = (cfg.gym_id, cfg.max_episode_steps, cfg.seed, lanes)  # what `env_config` and the seeding read
     if key not in _ENVS:
         _close_envs()
         _ENVS[key] = [RecordingWrapper(make_env(env_config(cfg), cfg.seed)) for _ in range(lanes)]
