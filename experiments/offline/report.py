@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -243,18 +243,22 @@ def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
     for v in vers:
         lines.append("- " + ", ".join(f"{k} {x}" for k, x in json.loads(v).items()))
     lines += ["", "Data (the collection each run trained on: rows, seed, behaviour policies, chunking):"]
-    for d in sorted({r["dataset"] for r in runs}):
-        kinds = sorted({json.dumps(r.get("data") or {}, sort_keys=True) for r in runs if r["dataset"] == d})
-        for k in kinds:
-            p = json.loads(k)
-            what = (f"{p.get('transitions')} rows, seed {p.get('seed')}, policies sha256 "
-                    f"{str(p.get('behaviour_policies_sha256'))[:12]}, "
-                    + (f"chunks of {p['chunk_episodes']} episodes" if p.get("chunk_episodes") else
-                       "chunked by rows (the earlier collection)")) if p and "error" not in p else "not recorded"
-            n = sum(1 for r in runs if r["dataset"] == d and json.dumps(r.get("data") or {}, sort_keys=True) == k)
-            lines.append(f"- {d}: {what} ({n} runs)" + (" — runs of one dataset trained on different collections"
-                                                         if len(kinds) > 1 else ""))
+    collections = Counter((r["dataset"], json.dumps(r.get("data") or {}, sort_keys=True)) for r in runs)
+    for (d, k), n in sorted(collections.items()):
+        mixed = sum(1 for (e, _) in collections if e == d) > 1
+        lines.append(f"- {d}: {_collection(json.loads(k))} ({n} runs)"
+                     + (" — runs of one dataset trained on different collections" if mixed else ""))
     return [*lines, ""]
+
+
+def _collection(p: dict[str, Any]) -> str:
+    """A grid row's `data` (its dataset's generation settings) in words."""
+    if not p or "error" in p:
+        return "not recorded"
+    chunks = f"chunks of {p['chunk_episodes']} episodes" if p.get("chunk_episodes") else \
+        "chunked by rows (the earlier collection)"
+    return (f"{p.get('transitions')} rows, seed {p.get('seed')}, policies sha256 "
+            f"{str(p.get('behaviour_policies_sha256'))[:12]}, {chunks}")
 
 
 def render(data: dict[str, Any], out_dir: Path, results_name: str, reps: int = 10_000,
