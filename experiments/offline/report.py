@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `experiments` importable
 import numpy as np
 
 from experiments.offline import published
-from experiments.offline.grid import AGENTS, DATASETS, RESULTS
+from experiments.offline.grid_plan import AGENTS, DATASETS, RESULTS
 from rlkit2 import stats
 
 README = Path(__file__).resolve().parent / "README.md"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.offline import grid, published, report
+from experiments.offline import grid, grid_plan, grid_results, published, report
 from rlkit2.data import read_d4rl, write_d4rl
 from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
 from tests.offline.test_offline_cli import tiny_hopper_file
@@ -17,9 +17,10 @@ from tests.offline.test_offline_cli import tiny_hopper_file
 POLICY_RETURN = 300.0
 
 
-def default_cfg(tmp_path: Path, **kw) -> grid.GridConfig:
-    return grid.GridConfig(agents=list(grid.AGENTS), datasets=[grid.dataset_ref(d) for d in grid.DATASETS],
-                           runs_dir=tmp_path / "runs", results=tmp_path / "grid.json", **kw)
+def default_cfg(tmp_path: Path, **kw) -> grid_plan.GridConfig:
+    return grid_plan.GridConfig(agents=list(grid_plan.AGENTS),
+                                datasets=[grid_plan.dataset_ref(d) for d in grid_plan.DATASETS],
+                                runs_dir=tmp_path / "runs", results=tmp_path / "grid.json", **kw)
 
 
 # --------------------------------------------------------------------------- the plan and its commands
@@ -27,13 +28,13 @@ def default_cfg(tmp_path: Path, **kw) -> grid.GridConfig:
 
 def test_default_grid_plan():
     cfg = default_cfg(Path("/nonexistent"))
-    runs = grid.plan(cfg)
+    runs = grid_plan.plan(cfg)
     assert len(runs) == len(set(runs)) == 6 * 5 + 6 * 3 * 2 + 5 * 3 * 4  # cql on the 3 hopper datasets only
     assert {r.dataset for r in runs if r.agent == "cql"} == {"hopper-v5-medium", "hopper-v5-medium-replay",
                                                              "hopper-v5-medium-expert"}
     assert {r.seed for r in runs if r.dataset == "hopper-v5-medium"} == set(range(5))
     assert {r.seed for r in runs if r.dataset == "walker2d-v5-medium"} == set(range(3))
-    assert grid.Run("iql", "hopper-v5-medium", 4).dir(Path("/r")) == Path("/r/hopper-v5-medium/iql/s4")
+    assert grid_plan.Run("iql", "hopper-v5-medium", 4).dir(Path("/r")) == Path("/r/hopper-v5-medium/iql/s4")
 
 
 def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path, capsys):
@@ -55,28 +56,28 @@ def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path, capsys):
 
 def test_blocks_cover_the_pending_runs_exactly():
     cfg = default_cfg(Path("/nonexistent"))
-    runs = grid.plan(cfg)
+    runs = grid_plan.plan(cfg)
     rng = random.Random(0)
     for frac in (0.0, 0.2, 0.5, 0.9):
         pending = [r for r in runs if rng.random() >= frac]
-        covered = [r for b in grid.blocks(pending, cfg.datasets) for r in b.runs]
+        covered = [r for b in grid_plan.blocks(pending, cfg.datasets) for r in b.runs]
         assert sorted(covered) == sorted(pending)  # every pending run once, nothing recorded again
 
 
 def test_run_row_scores_the_last_three_evaluations(tmp_path):
-    cfg = grid.GridConfig(agents=["td3_bc"], datasets=[grid.Dataset("hopper-v5-medium", "hopper-v5-medium")],
-                          updates=40, eval_every=10, runs_dir=tmp_path, results=tmp_path / "g.json")
-    run = grid.Run("td3_bc", "hopper-v5-medium", 0)
+    cfg = grid_plan.GridConfig(agents=["td3_bc"], datasets=[grid_plan.Dataset("hopper-v5-medium", "hopper-v5-medium")],
+                               updates=40, eval_every=10, runs_dir=tmp_path, results=tmp_path / "g.json")
+    run = grid_plan.Run("td3_bc", "hopper-v5-medium", 0)
     d = run.dir(tmp_path)
     d.mkdir(parents=True)
     rows = [{"step": 10, "time/steps_per_s": 5.0}, {"step": 20, "time/steps_per_s": 10.0}]
     rows += [{"step": s, "eval/normalized_score": float(s), "eval/normalized_score_v5": 2.0 * s} for s in (10, 20, 30)]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (d / "policy.pt").write_bytes(b"")
-    assert grid.run_row(run, cfg) is None  # no evaluation at step 40 yet: unfinished
+    assert grid_results.run_row(run, cfg) is None  # no evaluation at step 40 yet: unfinished
     with (d / "metrics.jsonl").open("a") as f:
         f.write(json.dumps({"step": 40, "eval/normalized_score": 40.0, "eval/normalized_score_v5": 80.0}) + "\n")
-    row = grid.run_row(run, cfg)
+    row = grid_results.run_row(run, cfg)
     assert row["score"] == pytest.approx(30.0) and row["score_v5"] == pytest.approx(60.0)  # mean of 20, 30, 40
     assert row["evals"] == [[10, 10.0], [20, 20.0], [30, 30.0], [40, 40.0]] and row["score_evals"] == 3
     assert row["wall_s"] == pytest.approx(10 / 5 + 10 / 10) and row["updates_per_s"] == pytest.approx(40 / 3)
@@ -84,10 +85,10 @@ def test_run_row_scores_the_last_three_evaluations(tmp_path):
 
 
 def test_results_of_another_budget_are_refused(tmp_path):
-    data = grid.load_results(tmp_path / "g.json", {"updates": 40})
-    grid.save_results(tmp_path / "g.json", data)
+    data = grid_results.load_results(tmp_path / "g.json", {"updates": 40})
+    grid_results.save_results(tmp_path / "g.json", data)
     with pytest.raises(SystemExit, match="another budget"):
-        grid.load_results(tmp_path / "g.json", {"updates": 50})
+        grid_results.load_results(tmp_path / "g.json", {"updates": 50})
 
 
 def test_published_rows_are_marked():
@@ -200,15 +201,15 @@ def test_two_sittings_sharing_a_results_file_keep_each_others_rows(tmp_path):
     """Each sitting holds its own copy of the results; saving adopts the rows the other wrote meanwhile."""
     path = tmp_path / "grid.json"
     row = {"dataset": "d", "score": 1.0}
-    a = grid.load_results(path, {"updates": 10})
-    b = grid.load_results(path, {"updates": 10})
+    a = grid_results.load_results(path, {"updates": 10})
+    b = grid_results.load_results(path, {"updates": 10})
     a["runs"].append({**row, "agent": "td3_bc", "seed": 0})
-    grid.save_results(path, a)
+    grid_results.save_results(path, a)
     b["runs"].append({**row, "agent": "iql", "seed": 0})
     b["references"].append({"dataset": "d", "kind": "dataset", "score": 2.0})
-    grid.save_results(path, b)
+    grid_results.save_results(path, b)
     a["runs"].append({**row, "agent": "td3_bc", "seed": 1})
-    grid.save_results(path, a)
+    grid_results.save_results(path, a)
     saved = json.loads(path.read_text())
     assert {(r["agent"], r["seed"]) for r in saved["runs"]} == {("td3_bc", 0), ("td3_bc", 1), ("iql", 0)}
     assert [r["kind"] for r in saved["references"]] == ["dataset"]

@@ -1,0 +1,271 @@
+"""What the offline evidence grid records: a finished run's row, the reference rows (zero-action policy,
+behaviour policy, the data's own episodes), and the results JSON they go to (merged, written atomically)."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.offline.grid_plan import (
+    LAST_EVALS,
+    REPO,
+    SCHEMA,
+    SCORE_KEY,
+    SCORE_V5_KEY,
+    Dataset,
+    GridConfig,
+    Run,
+    dataset_file,
+    raw_metadata,
+)
+
+# --------------------------------------------------------------------------- a finished run's row
+
+
+@functools.cache
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    import gymnasium
+    import hydra
+    import mujoco
+    import torch
+
+    import rlkit2
+
+    out = {"rlkit2": rlkit2.__version__, "torch": torch.__version__, "numpy": np.__version__,
+           "gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__, "hydra": hydra.__version__}
+    try:
+        out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                    text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def run_row(run: Run, cfg: GridConfig) -> dict[str, Any] | None:
+    """The result row of a finished run (an evaluation logged at step `updates`, and its policy saved), else None.
+
+    wall_s is the training loop's time, rebuilt from the logged throughput windows (`time/steps_per_s` over each
+    `log_every` stretch): it spans every sitting of a resumed run, counts the evaluations inside the windows,
+    and leaves out setup and stretches redone after a kill. updates_per_s = updates / wall_s.
+    """
+    from rlkit2.logging import read_metrics
+
+    d = run.dir(cfg.runs_dir)
+    if not (d / "metrics.jsonl").is_file() or not (d / "policy.pt").is_file():
+        return None
+    rows = read_metrics(d)
+    evals = sorted((int(r["step"]), float(r[SCORE_KEY])) for r in rows if _is_num(r.get(SCORE_KEY)))
+    if not evals or evals[-1][0] < cfg.updates:
+        return None
+    v5 = sorted((int(r["step"]), float(r[SCORE_V5_KEY])) for r in rows if _is_num(r.get(SCORE_V5_KEY)))
+    last = evals[-LAST_EVALS:]
+    wall, prev = 0.0, 0
+    for r in sorted((r for r in rows if _is_num(r.get("time/steps_per_s"))), key=lambda r: int(r["step"])):
+        wall += (int(r["step"]) - prev) / float(r["time/steps_per_s"])
+        prev = int(r["step"])
+    return {
+        "agent": run.agent, "dataset": run.dataset, "seed": run.seed,
+        "score": float(np.mean([s for _, s in last])),
+        "score_v5": float(np.mean([s for _, s in v5[-LAST_EVALS:]])) if v5 else None,
+        "evals": [[step, score] for step, score in evals], "score_evals": len(last),
+        "updates": evals[-1][0], "wall_s": wall if wall > 0 else None,
+        "updates_per_s": evals[-1][0] / wall if wall > 0 else None,
+        "run_dir": str(d), "recorded": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": dict(machine()), "versions": dict(versions()), "data": data_provenance(run, cfg),
+    }
+
+
+DATA_KEYS = ("transitions", "seed", "behaviour_policies_sha256", "chunk_episodes")
+
+
+def data_provenance(run: Run, cfg: GridConfig) -> dict[str, Any]:
+    """Which collection of the dataset a run trained on: the generation settings that fix its rows
+    (`chunk_episodes` None: made by the earlier collection, chunked by rows, before December 2026)."""
+    from rlkit2.data.d4rl import generation_metadata
+
+    ds = next((d for d in cfg.datasets if d.label == run.dataset), None)
+    try:
+        md = generation_metadata(dataset_file(ds, cfg.data_dir)) if ds is not None else {}
+    except Exception as e:  # noqa: BLE001 - provenance is best effort: the row still counts
+        return {"error": f"{type(e).__name__}: {e}"}
+    return {k: md.get(k) for k in DATA_KEYS} if md else {}
+
+
+# --------------------------------------------------------------------------- reference rows
+
+
+def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str, Any]:
+    """The zero-action policy in the dataset's env: `eval_episodes` episodes per seed (seeded as the runs'
+    evaluations are), each seed's mean normalised score one sample, scored with the runs' reference returns."""
+    from rlkit2.envs.gym_mujoco import GymEnvConfig, make_gym_env
+
+    from rlkit2.data.d4rl import generation_metadata
+    from rlkit2.data.references import zero_action_metrics
+    from rlkit2.run.common import eval_seed
+
+    path = dataset_file(ds, cfg.data_dir)
+    md = generation_metadata(path)
+    env_cfg = GymEnvConfig(id=ds.env_id, dataset=str(path))
+    scores, scores_v5, returns = [], [], []
+    for seed in range(seeds):
+        env = make_gym_env(env_cfg, seed=eval_seed(seed))
+        m = zero_action_metrics(env, env_cfg, md, cfg.eval_episodes, eval_seed(seed))
+        env.close()
+        scores.append(m.get(SCORE_KEY))
+        scores_v5.append(m.get(SCORE_V5_KEY))
+        returns.append(m["eval/return"])
+    return {"dataset": ds.label, "kind": "zero_action", "scores": scores,
+            "scores_v5": scores_v5 if all(s is not None for s in scores_v5) else None, "returns": returns,
+            "seeds": seeds, "episodes": cfg.eval_episodes,
+            "note": f"a policy that outputs zeros; {cfg.eval_episodes} episodes per seed"}
+
+
+def dataset_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any]:
+    """The dataset's own mean episode return (the behaviour policy as it collected the data), normalised with
+    the runs' reference returns."""
+    from rlkit2.envs.gym_mujoco import GymEnvConfig
+
+    from rlkit2.data.d4rl import episode_returns, generation_metadata, read_d4rl
+    from rlkit2.data.references import DATASET_NOTE
+    from rlkit2.data.scores import score_functions
+
+    path = dataset_file(ds, cfg.data_dir)
+    metadata = generation_metadata(path)
+    recorded = (metadata or {}).get("dataset_mean_episode_return")
+    if isinstance(recorded, int | float):  # a generated file says it: no need to read its 1M rows
+        ret = float(recorded)
+    else:
+        arrays = read_d4rl(path).arrays
+        ret = float(np.mean(episode_returns(arrays["rewards"], arrays["terminals"], arrays["timeouts"])))
+    fns = score_functions(GymEnvConfig(id=ds.env_id, dataset=str(path)), metadata)
+    v5 = fns.get(SCORE_V5_KEY)
+    return {"dataset": ds.label, "kind": "dataset", "score": fns[SCORE_KEY](ret) if SCORE_KEY in fns else None,
+            "score_v5": v5(ret) if v5 else None, "return": ret, "note": DATASET_NOTE}
+
+
+def behaviour_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any] | None:
+    """The behaviour policy's return from the file's metadata (`rlkit2.data.references.behaviour_return`),
+    normalised with the runs' reference returns. None for a file without that metadata (D4RL's own files)."""
+    from rlkit2.envs.gym_mujoco import GymEnvConfig
+
+    from rlkit2.data.d4rl import generation_metadata
+    from rlkit2.data.references import behaviour_return
+    from rlkit2.data.scores import score_functions
+
+    path = dataset_file(ds, cfg.data_dir)
+    md = generation_metadata(path) or raw_metadata(path)
+    found = behaviour_return(md)
+    if found is None:
+        return None
+    ret, what = found
+    fns = score_functions(GymEnvConfig(id=ds.env_id, dataset=str(path)), md)
+    if SCORE_KEY not in fns:
+        return None
+    v5 = fns.get(SCORE_V5_KEY)
+    return {"dataset": ds.label, "kind": "behaviour", "score": fns[SCORE_KEY](ret),
+            "score_v5": v5(ret) if v5 else None, "policy_return": ret,
+            "policy_return_std": md.get("policy_return_std"), "note": f"metadata: {what}"}
+
+
+# --------------------------------------------------------------------------- the results JSON
+
+
+def load_results(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if data.get("grid") != budget:
+            raise SystemExit(f"{path} holds runs of another budget ({data.get('grid')}); this grid is {budget}. "
+                             "Pass --results <another file> (and --runs-dir) for it.")
+        return data
+    return {"schema": SCHEMA, "grid": budget, "runs": [], "references": [], "sessions": []}
+
+
+_ROW_KEYS = {"runs": lambda r: (r["agent"], r["dataset"], int(r["seed"])),
+             "references": lambda r: (r["dataset"], r["kind"]),
+             "sessions": lambda r: (r["started"], r.get("launched"), r.get("jobs"))}
+
+
+def save_results(path: Path, data: dict[str, Any]) -> None:
+    """Write `data`, first adopting the rows another grid sitting wrote to the same file since we read it
+    (two sittings, say one per dataset and core, may share one results file)."""
+    from rlkit2.checkpoint import update_json
+
+    def merge(disk: dict[str, Any] | None) -> dict[str, Any]:
+        if disk is not None and disk.get("grid") != data.get("grid"):
+            raise SystemExit(f"{path} now holds runs of another budget ({disk.get('grid')}); this grid is "
+                             f"{data.get('grid')}: not merging. Pass --results <another file>.")
+        for part, key in _ROW_KEYS.items():
+            mine = {key(r) for r in data.setdefault(part, [])}
+            data[part].extend(r for r in (disk or {}).get(part, []) if key(r) not in mine)
+        data["runs"].sort(key=lambda r: (r["dataset"], r["agent"], r["seed"]))
+        data["references"].sort(key=lambda r: (r["dataset"], r["kind"]))
+        return data
+
+    update_json(path, merge)
+
+
+def recorded(data: dict[str, Any]) -> set[tuple[str, str, int]]:
+    return {(r["agent"], r["dataset"], int(r["seed"])) for r in data["runs"]}
+
+
+def record_finished(runs: Sequence[Run], cfg: GridConfig, data: dict[str, Any]) -> list[Run]:
+    """Add the rows of the runs finished on disk but not in `data` (saving after each); returns them."""
+    done = recorded(data)
+    added = []
+    for run in runs:
+        if run.key in done:
+            continue
+        row = run_row(run, cfg)
+        if row is not None:
+            data["runs"].append(row)
+            save_results(cfg.results, data)
+            added.append(run)
+    return added
+
+
+def add_references(cfg: GridConfig, data: dict[str, Any]) -> None:
+    have = {(r["dataset"], r["kind"]): r for r in data["references"]}
+    for ds in cfg.datasets:
+        seeds = cfg.seeds_for(ds.label)
+        z = have.get((ds.label, "zero_action"))
+        if z is None or int(z.get("seeds", 0)) < seeds:
+            print(f"[grid] zero-action policy on {ds.label}: {seeds} seeds x {cfg.eval_episodes} episodes", flush=True)
+            data["references"] = [r for r in data["references"] if (r["dataset"], r["kind"]) != (ds.label,
+                                                                                                   "zero_action")]
+            data["references"].append(zero_action_reference(ds, cfg, seeds))
+            save_results(cfg.results, data)
+        if (ds.label, "dataset") not in have:
+            data["references"].append(dataset_reference(ds, cfg))
+            save_results(cfg.results, data)
+        if (ds.label, "behaviour") not in have:
+            b = behaviour_reference(ds, cfg)
+            if b is not None:
+                data["references"].append(b)
+                save_results(cfg.results, data)
