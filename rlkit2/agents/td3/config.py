@@ -6,10 +6,10 @@ from rlkit2.validation import Fields, ValidatedConfig
 
 
 @dataclasses.dataclass
-class TD3Config(ValidatedConfig):
-    """TD3 (Fujimoto et al., 2018) with its paper defaults."""
+class TD3UpdateConfig(ValidatedConfig):
+    """The settings of TD3's update (twin critics, smoothed targets, delayed actor), shared by TD3 and TD3+BC."""
 
-    name: str = "td3"
+    name: str = ""
     batch_size: int = 256
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
@@ -18,17 +18,30 @@ class TD3Config(ValidatedConfig):
     policy_noise: float = 0.2  # target policy smoothing noise (fraction of max action)
     noise_clip: float = 0.5
     policy_freq: int = 2  # actor and targets updated every `policy_freq` critic steps
-    exploration_noise: float = 0.1
     hidden: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+
+    @classmethod
+    def check(cls, f: Fields) -> None:
+        f.count("batch_size")
+        f.lr("actor_lr", "critic_lr")
+        f.discount("gamma")
+        f.target_rate("tau")
+        f.non_negative("policy_noise", "noise_clip", what="a noise scale")
+        f.steps("policy_freq")
+        f.widths("hidden")
+
+
+@dataclasses.dataclass
+class TD3Config(TD3UpdateConfig):
+    """TD3 (Fujimoto et al., 2018) with its paper defaults."""
+
+    name: str = "td3"
+    exploration_noise: float = 0.1
     replay_capacity: int = 1_000_000
 
     @classmethod
     def check(cls, f: Fields) -> None:
-        f.count("batch_size", "replay_capacity")
-        f.lr("actor_lr", "critic_lr")
-        f.discount("gamma")
-        f.target_rate("tau")
-        f.non_negative("policy_noise", "noise_clip", "exploration_noise", what="a noise scale")
-        f.steps("policy_freq")
-        f.widths("hidden")
+        super().check(f)
+        f.count("replay_capacity")
+        f.non_negative("exploration_noise", what="a noise scale")
         f.batch_within("batch_size", "replay_capacity")
