@@ -3,6 +3,7 @@
     python -m experiments.offline.grid --dry-run                 # print the Hydra multirun commands
     python -m experiments.offline.grid --jobs 2                  # run (or resume) the whole grid
     python -m experiments.offline.grid --agents td3_bc iql --datasets hopper-v5-medium --seeds 2 --updates 20000
+    python -m experiments.offline.grid --shard 0/2 & python -m experiments.offline.grid --shard 1/2   # two sittings
     python -m experiments.offline.report                         # tables + plots from the results JSON
 
 The grid (defaults):
@@ -100,7 +101,9 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
     done = recorded(data)
     pending = [r for r in runs if r.key not in done]
     todo = blocks(pending, cfg.datasets)
-    print(f"[grid] {len(runs)} runs in the grid, {len(runs) - len(pending)} recorded, {len(pending)} to run "
+    k, n = cfg.shard
+    where = "in the grid" if n == 1 else f"in shard {k}/{n} of the grid"
+    print(f"[grid] {len(runs)} runs {where}, {len(runs) - len(pending)} recorded, {len(pending)} to run "
           f"in {len(todo)} multirun(s)", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     if cfg.data_dir:
@@ -144,7 +147,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
                 proc.wait()
         failed_blocks += proc.returncode != 0
         progress(block.runs)
-    if cfg.references:
+    if cfg.references and cfg.shard[0] == 0:  # one shard computes them
         add_references(cfg, data)
     left = [r for r in runs if r.key not in recorded(data)]
     if todo:
@@ -175,6 +178,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[GridConfig, bool]:
     p.add_argument("--results", default=str(RESULTS), help="results JSON (default: %(default)s)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="an extra Hydra override for every run (repeatable), e.g. agent.hidden=[64,64]")
+    p.add_argument("--shard", default="0/1", metavar="K/N",
+                   help="run only the K-th of N disjoint shares of the grid (K = 0..N-1), e.g. one sitting per core "
+                        "or machine on the same --results file; shard 0 adds the reference rows")
     p.add_argument("--no-references", action="store_true", help="skip the zero-action and behaviour rows")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
     a = p.parse_args(argv)
@@ -189,6 +195,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[GridConfig, bool]:
             p.error(f"--{name.replace('_', '-')} must be positive")
     if a.eval_every > a.updates:
         p.error("--eval-every exceeds --updates: no evaluation")
+    m = re.fullmatch(r"(\d+)/(\d+)", a.shard)
+    if not m or not 0 <= int(m[1]) < int(m[2]):
+        p.error(f"--shard must be K/N with 0 <= K < N, got {a.shard!r}")
     datasets = [dataset_ref(s) for s in a.datasets]
     labels = [d.label for d in datasets]
     odd = [x for x in labels if not re.fullmatch(r"[\w.+-]+", x)]
@@ -200,7 +209,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[GridConfig, bool]:
     cfg = GridConfig(agents=list(dict.fromkeys(a.agents)), datasets=datasets, seeds=a.seeds, updates=a.updates,
                      eval_every=a.eval_every, eval_episodes=a.eval_episodes, jobs=a.jobs,
                      runs_dir=runs_dir.expanduser().resolve(), results=Path(a.results).expanduser().resolve(),
-                     data_dir=a.data_dir, overrides=list(a.override), references=not a.no_references)
+                     data_dir=a.data_dir, overrides=list(a.override), references=not a.no_references,
+                     shard=(int(m[1]), int(m[2])))
     return cfg, a.dry_run
 
 

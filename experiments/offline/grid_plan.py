@@ -74,6 +74,9 @@ class GridConfig:
     data_dir: str | None = None
     overrides: list[str] = dataclasses.field(default_factory=list)
     references: bool = True
+    # (k, n): this sitting runs the k-th of n disjoint shares of the grid (one per process or machine, all
+    # writing to the same results JSON); (0, 1) runs it all
+    shard: tuple[int, int] = (0, 1)
 
     def seeds_for(self, dataset: str) -> int:
         return self.seeds if self.seeds is not None else SEEDS_ON.get(dataset, SEEDS)
@@ -146,14 +149,18 @@ def dataset_file(ds: Dataset, data_dir: str | None) -> Path:
 
 
 def plan(cfg: GridConfig) -> list[Run]:
-    """Every (agent, dataset, seed) of the grid; hopper-only agents skip the other families."""
+    """Every (agent, dataset, seed) of the grid, or of its shard; hopper-only agents skip the other families.
+
+    Shard k of n holds every n-th run of the whole grid's order, starting at the k-th: the shares do not
+    depend on what is recorded already, so sittings started at different times never pick the same run."""
     runs: list[Run] = []
     for ds in cfg.datasets:
         for agent in cfg.agents:
             if agent in HOPPER_ONLY and ds.family != "hopper":
                 continue
             runs.extend(Run(agent, ds.label, s) for s in range(cfg.seeds_for(ds.label)))
-    return runs
+    k, n = cfg.shard
+    return runs[k::n]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,20 @@ def test_default_grid_plan():
     assert grid_plan.Run("iql", "hopper-v5-medium", 4).dir(Path("/r")) == Path("/r/hopper-v5-medium/iql/s4")
 
 
+def test_shards_split_the_grid_into_disjoint_shares(tmp_path, capsys):
+    whole = grid_plan.plan(default_cfg(Path("/nonexistent")))
+    shares = [grid_plan.plan(default_cfg(Path("/nonexistent"), shard=(k, 3))) for k in range(3)]
+    assert sorted(r for share in shares for r in share) == sorted(whole)  # every run in exactly one share
+    assert [len(s) for s in shares] == [42, 42, 42]
+    assert grid.main(["--dry-run", "--shard", "1/3", "--results", str(tmp_path / "g.json"),
+                      "--runs-dir", str(tmp_path / "r")]) == 0
+    assert "42 runs in shard 1/3 of the grid, 0 recorded, 42 to run" in capsys.readouterr().out
+    for bad in ("3/3", "1", "-1/2", "a/b"):
+        with pytest.raises(SystemExit):
+            grid.parse_args(["--shard", bad])
+    assert "--shard must be K/N" in capsys.readouterr().err
+
+
 def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path, capsys):
     results = tmp_path / "grid.json"
     assert grid.main(["--dry-run", "--jobs", "2", "--results", str(results), "--runs-dir", str(tmp_path / "r")]) == 0
