@@ -168,11 +168,23 @@ class RobosuiteEnv(gym.Env):
             raise ValueError(f"state has {state.size} values; this env's flattened MuJoCo state has {expected}")
         sim.set_state_from_flattened(state)
         sim.forward()
-        # The controllers keep their own copy of the robot's pose: the OSC nullspace target is the joint
-        # configuration at reset (noisy per episode) and the goal the pose then. Re-anchor both to this state.
+        # The controllers keep their own copy of the robot's pose (the OSC nullspace target, the arm's mass
+        # matrix, the gripper's joint positions), which the first step acts on. Re-anchor them to this state as
+        # a reset leaves them: robosuite loads them with the arm in place but the fingers still at the model's
+        # qpos0 and opens the fingers after, so the first step's cache holds qpos0 fingers. With the fresh fingers
+        # instead, the first step differs by ~1e-7 and a grasp contact amplifies that (Can demos ended 0.04-3.4
+        # away); with this, scripted demos replay bit for bit.
+        model = sim.model._model
         for robot in self._env.robots:
+            fingers = [i for arm in robot.arms if robot.has_gripper[arm]
+                       for i in robot._ref_gripper_joint_pos_indexes[arm]]
+            opened = np.array(sim.data.qpos[fingers])
+            sim.data.qpos[fingers] = model.qpos0[fingers]
+            sim.forward()
             for controller in robot.part_controllers.values():
                 controller.update_initial_joints(np.array(sim.data.qpos[controller.qpos_index]))
+            sim.data.qpos[fingers] = opened
+            sim.forward()
         # Observables sample on a clock: restart it as a reset does, or they sample at another substep.
         self._env._obs_cache = {}
         for observable in self._env._observables.values():
