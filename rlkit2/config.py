@@ -49,6 +49,11 @@ class TrainerConfig(ValidatedConfig):
     # the first episode of every evaluation as videos/step_<step>.mp4 (and to wandb when it logs); control and
     # robot envs (rendered offscreen as rgb_array: MuJoCo needs EGL or OSMesa on a headless machine)
     video: bool = False
+    # an evaluation metric to select a policy by (e.g. eval/success_rate, eval/normalized_score; higher is better):
+    # the policy of the best evaluation so far is also saved as policy_best.pt (language agents: policy_best/).
+    # Chosen on the evaluation episodes, so its score is optimistic: report the final policy's, or evaluate the
+    # best one on held-out episodes. "" (default): only the final policy.
+    keep_best: str = ""
 
     config_prefix = "trainer"
 
@@ -63,6 +68,10 @@ class TrainerConfig(ValidatedConfig):
         if f.has("video") and f.get("video") and f.has("eval_every") and f.has("eval_episodes") \
                 and not (f.get("eval_every") and f.get("eval_episodes")):
             raise ConfigError("trainer.video=true records evaluation episodes, but evaluation is off "
+                              "(trainer.eval_every or trainer.eval_episodes is 0)")
+        if f.has("keep_best") and f.get("keep_best") and f.has("eval_every") and f.has("eval_episodes") \
+                and not (f.get("eval_every") and f.get("eval_episodes")):
+            raise ConfigError(f"trainer.keep_best={f.get('keep_best')} selects by evaluation, but evaluation is off "
                               "(trainer.eval_every or trainer.eval_episodes is 0)")
 
 

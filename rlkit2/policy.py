@@ -23,6 +23,7 @@ from rlkit2.core import Actor, Agent, ConfigError, EnvSpec
 from rlkit2.registry import build_agent, get_agent
 
 POLICY_FILE = "policy.pt"
+BEST_POLICY_FILE = "policy_best.pt"  # trainer.keep_best: the policy of the best evaluation
 POLICY_FORMAT = "rlkit2-policy-v2"
 _LEGACY_FORMAT = "rlkit2-policy-v1"
 

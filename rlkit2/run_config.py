@@ -24,7 +24,7 @@ JOB_FILE = "job.json"  # this launch: full overrides, command line, Hydra job nu
 # Settings a resumed run may change: how long it runs and how it reports, never what it learns.
 SAFE_ON_RESUME = ("trainer.total_steps", "trainer.eval_every", "trainer.eval_episodes", "trainer.log_every",
                   "trainer.checkpoint_every", "trainer.keep_checkpoints", "trainer.progress", "trainer.plot",
-                  "trainer.video", "trainer.threads", "logger", "resume", "trust_pickle", "name")
+                  "trainer.video", "trainer.threads", "trainer.keep_best", "logger", "resume", "trust_pickle", "name")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from rlkit2.config import to_config
 from rlkit2.core import ConfigError, DataError, evaluate
 from rlkit2.data.scores import add_v5_score
 from rlkit2.logging import Logger, say
-from rlkit2.policy import POLICY_FILE, save_policy
+from rlkit2.policy import BEST_POLICY_FILE, POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, validate_common
@@ -133,9 +133,13 @@ class ControlPhase:
         self.random_rng.bit_generator.state = local["random_rng"]
         self.episode = int(local["episode"])
 
-    def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
+    def save_policy(self, run_dir: Path, metrics: dict[str, float], *, best: bool = False) -> Path:
         env = OmegaConf.to_container(self.cfg.env, resolve=True) if isinstance(self.cfg.env, DictConfig) else None
-        save_policy(self.s.agent, run_dir / POLICY_FILE, env=env, step=self.step, eval=final)
+        return save_policy(self.s.agent, run_dir / (BEST_POLICY_FILE if best else POLICY_FILE), env=env,
+                           step=self.step, eval=metrics)
+
+    def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
+        self.save_policy(run_dir, final)
         return final
 
     def random_actions(self, n: int | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlkit2.config import to_config
 from rlkit2.core import ConfigError, DataError, evaluate
 from rlkit2.logging import Logger, say
-from rlkit2.policy import POLICY_FILE, save_policy
+from rlkit2.policy import BEST_POLICY_FILE, POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
 from rlkit2.replay import TransitionReplay
 from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, validate_common
@@ -242,9 +242,13 @@ class ImitationPhase:
         if self.online_steps > 0 and self.offline_eval:
             final.update({k.replace("eval", "offline_eval", 1): v for k, v in self.offline_eval.items()})
         final["demos/transitions"] = float(len(self.replay))
-        # The deployable policy (rlkit2.load_policy): for POIR the planner actor with its prior and models.
-        save_policy(self.agent, run_dir / POLICY_FILE, env=_node(self.cfg.env), step=self.step, eval=final)
+        self.save_policy(run_dir, final)
         return final
+
+    def save_policy(self, run_dir: Path, metrics: dict[str, float], *, best: bool = False) -> Path:
+        # The deployable policy (rlkit2.load_policy): for POIR the planner actor with its prior and models.
+        return save_policy(self.agent, run_dir / (BEST_POLICY_FILE if best else POLICY_FILE), env=_node(self.cfg.env),
+                           step=self.step, eval=metrics)
 
 
 def _actor_state(actor: Any) -> Any:

@@ -128,10 +128,14 @@ class LMPhase:
         self.step = int(state["step"])
         return self.step
 
-    def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
+    def save_policy(self, run_dir: Path, metrics: dict[str, float], *, best: bool = False) -> Path:
         from rlkit2.api import save_language_policy
 
-        save_language_policy(self.learner, run_dir / "policy")  # a plain HF folder: AutoModelForCausalLM loads it
+        # a plain HF folder: AutoModelForCausalLM loads it (the metrics are in the run's log)
+        return save_language_policy(self.learner, run_dir / ("policy_best" if best else "policy"))
+
+    def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
+        self.save_policy(run_dir, final)
         return final
 
 

@@ -15,6 +15,7 @@ through `upgrade` (control, imitation, language).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,10 @@ class Phase(Protocol):
 
     def load_local_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    def save_policy(self, run_dir: Path, metrics: dict[str, float], *, best: bool = False) -> Path:
+        """Save the deployable policy in `run_dir` (the final one, or with `best` the one `trainer.keep_best`
+        selects) with the evaluation `metrics` it scored; returns its path."""
+
     def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
         """The run's final metrics (may add the phase's own) after the deployable policy is saved."""
 
@@ -83,6 +88,8 @@ class RunLoop:
         self.last_eval: dict[str, float] = {}
         self.last_saved_step = -1
         self.on_evaluate = on_evaluate
+        self.keep_best = str(getattr(self.trainer, "keep_best", "") or "")
+        self.best: dict[str, Any] | None = None  # trainer.keep_best: {"metric", "value", "step"} of the best so far
         self._t_log, self._log_step = time.perf_counter(), 0
 
     # ------------------------------------------------------------------ checkpoints
@@ -91,7 +98,7 @@ class RunLoop:
         local = {"rng": rng_state(), **self.phase.local_state_dict()}
         return {"format": FORMAT, "step": self.phase.step, "agent": str(self.cfg.agent.name), "config": cfg,
                 "learner": self.learner.state_dict(), "skipped_updates": self.guard.skipped,
-                "metric_acc": self.acc.state_dict(),
+                "metric_acc": self.acc.state_dict(), "best": self.best,
                 "ranks": distributed.gather_objects(local)}
 
     def save_checkpoint(self) -> Path | None:
@@ -124,6 +131,8 @@ class RunLoop:
         if state.get("metric_acc") is not None:
             self.acc.load_state_dict(state["metric_acc"])
         self.phase.step = int(state["step"])
+        best = state.get("best")  # absent from checkpoints written before trainer.keep_best
+        self.best = best if best is not None and best.get("metric") == self.keep_best else None
         self.guard.skipped = int(state.get("skipped_updates", 0))
         self.last_saved_step = self.phase.step
 
@@ -199,7 +208,23 @@ class RunLoop:
             self.logger.video("eval/video", recorder.last_video, self.phase.step)
         if self.on_evaluate is not None:
             self.on_evaluate(self.phase.step, self.last_eval)
+        self._keep_best(self.last_eval)
         return self.last_eval
+
+    def _keep_best(self, ev: dict[str, float]) -> None:
+        """trainer.keep_best: after an evaluation that beats every earlier one on the metric, the phase saves
+        the policy as its best (strictly higher: ties keep the earlier policy)."""
+        name = self.keep_best
+        if not name:
+            return
+        if name not in ev:
+            raise ConfigError(f"trainer.keep_best={name}: the evaluation reports no such metric; it reports "
+                              f"{', '.join(sorted(ev))}")
+        value = float(ev[name])
+        if not math.isfinite(value) or (self.best is not None and value <= float(self.best["value"])):
+            return
+        self.best = {"metric": name, "value": value, "step": self.phase.step}
+        self.phase.save_policy(self.run_dir, ev, best=True)
 
     def _log(self, extra: dict[str, float], bar: Any) -> None:
         now = time.perf_counter()
@@ -249,6 +274,8 @@ class RunLoop:
             final = dict(self.last_eval)
         else:
             final = self.evaluate()
+        if self.best is not None:
+            final["best/value"], final["best/step"] = float(self.best["value"]), float(self.best["step"])
         final["time/seconds"] = elapsed
         final["time/steps_per_s"] = (phase.step - start) / max(elapsed, 1e-9)
         if self.last_saved_step != phase.step:

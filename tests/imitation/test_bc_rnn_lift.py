@@ -38,10 +38,13 @@ def test_runner_trains_resumes_and_saves_a_policy(demos, tmp_path):
             "trainer.total_steps=40", "trainer.eval_every=40", "trainer.eval_episodes=1", "trainer.log_every=20",
             "trainer.checkpoint_every=20", "trainer.progress=false", "trainer.threads=1",
             "agent.rnn_dim=32", "agent.rnn_layers=1", "agent.batch_size=16", "agent.seq_length=5",
-            "agent.eval_mode=low_noise"]
+            "agent.eval_mode=low_noise", "trainer.keep_best=eval_nominal/success_rate"]
     torch.set_num_threads(1)
     final = run_imitation(compose(over), tmp_path, JsonlLogger(tmp_path))
     assert {"eval/success_rate", "eval_nominal/success_rate"} <= set(final)
+    # trainer.keep_best: the one evaluation (step 40) is the best so far, its policy saved beside policy.pt
+    best = load_policy(tmp_path / "policy_best.pt", with_info=True)[1]
+    assert best["step"] == final["best/step"] == 40 and final["best/value"] == final["eval_nominal/success_rate"]
     rows = read_metrics(tmp_path)
     assert any("train/bc_loss" in r for r in rows) and rows[-1]["step"] == 40
     # Resume from the step-20 checkpoint reproduces the uninterrupted weights (and the actor's stream) at step 40.
