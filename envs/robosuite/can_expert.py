@@ -29,9 +29,8 @@ import numpy as np
 
 from rlkit2.core import BaseActor
 
-from .expert import OSC_MAX_DELTA
+from .config import OSC_MAX_DELTA, OSC_MAX_ROT
 
-OSC_MAX_ROT = 0.5  # robosuite OSC_POSE output_max for orientation (rad / step at action 1.0)
 TOP_DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # (x, y, z, w): the Panda hand pointing straight down, fingers along y
 # robosuite 1.5's PickPlaceCan "object-state" layout (RobosuiteEnv.object_layout() reports the live one)
 CAN_OBJECT_LAYOUT: tuple[tuple[str, int], ...] = (("Can_to_robot0_eef_pos", 3), ("Can_to_robot0_eef_quat", 4),

@@ -10,6 +10,9 @@ import dataclasses
 
 # robomimic's low-dim observation keys for Lift / PickPlaceCan; "object" is robosuite's "object-state".
 DEFAULT_OBS_KEYS = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+# robosuite's OSC_POSE output_max: what an action of 1.0 moves per control step (the scripted experts scale by it)
+OSC_MAX_DELTA = 0.05  # position, m
+OSC_MAX_ROT = 0.5  # orientation, rad
 
 
 @dataclasses.dataclass

@@ -22,10 +22,10 @@ from rlkit2.envs.robosuite.can_expert import (  # noqa: E402
 )
 from rlkit2.envs.robosuite.expert import (  # noqa: E402
     SCRIPTED_TASKS,
-    ScriptedLiftExpert,
     check_scripted_task,
     make_scripted_expert,
 )
+from rlkit2.envs.robosuite.lift_expert import ScriptedLiftExpert  # noqa: E402
 
 from rlkit2.core import evaluate  # noqa: E402
 

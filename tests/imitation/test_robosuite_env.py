@@ -9,7 +9,7 @@ pytest.importorskip("robosuite")
 
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 from rlkit2.envs.robosuite import RobosuiteEnvConfig, ShiftConfig, make_robosuite_env  # noqa: E402
-from rlkit2.envs.robosuite.expert import ScriptedLiftExpert  # noqa: E402
+from rlkit2.envs.robosuite.lift_expert import ScriptedLiftExpert  # noqa: E402
 
 from rlkit2.core import ConfigError, evaluate  # noqa: E402
 
