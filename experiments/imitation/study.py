@@ -42,13 +42,14 @@ from typing import Any
 
 import numpy as np
 
+from experiments.imitation.study_plan import POLICIES, TASKS, Budget, Task
+from experiments.imitation.study_report import report
+
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "experiments" / "imitation" / "results" / "study"
 RUNS = REPO / "outputs" / "imitation-study"
 DEMO_SEED = 1_000
 HELD_OUT = 7_000_000
-CELLS = "all:0,all:0.1,object:0.1,robot:0.1,noise:0.1"
-ONLINE_CELLS = "all:0.1"
 
 
 AXES = ("all", "object", "robot", "noise")
@@ -87,61 +88,6 @@ def compose(overrides: list[str]) -> Any:
     register_schemas()
     with initialize_config_module("rlkit2.conf", version_base=None):
         return hydra_compose("config", overrides=overrides)
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    label: str
-    role: str  # which of the task's presets its run starts from: "bc", "bc_rnn" or "poir"
-    overrides: tuple[str, ...] = ()
-    features: str = ""  # "obs": the policy sees only the task's features; "score": POIR scores on them
-    online_from: str = ""  # fine-tuned online per cell from this offline policy's checkpoint
-    reference: str = ""  # "zero" or "expert": a reference level, evaluated as is (nothing trained)
-
-
-# "features" = the task's feature dims (POIR's preset score_dims); filled in per task by `overrides_for`
-POLICIES = {
-    "bc": Policy("BC, full obs", "bc"),
-    "bc_features": Policy("BC, features", "bc", features="bc"),
-    "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn"),
-    "poir": Policy("POIR, full obs (prior and score)", "poir", ("agent.score_dims=[]",)),
-    "poir_features": Policy("POIR, features (prior and score)", "poir", features="poir"),
-    "bc_features_online": Policy("BC, features, fine-tuned online", "bc", features="bc", online_from="bc_features"),
-    "poir_features_online": Policy("POIR, features, fine-tuned online", "poir", features="poir",
-                                   online_from="poir_features"),
-    # the levels that make a success rate mean something: doing nothing, and the demonstrator itself
-    "zero_action": Policy("zero action (reference)", "", reference="zero"),
-    "expert": Policy("scripted expert, the demonstrator (reference)", "", reference="expert"),
-}
-OFFLINE = [k for k, p in POLICIES.items() if not p.online_from and not p.reference]
-
-
-@dataclasses.dataclass
-class Budget:
-    demos: int = 30
-    offline_updates: int = 2000
-    online_steps: int = 2000
-    online_updates_per_episode: int = 100
-    episodes: int = 30  # held-out episodes per (policy, cell, seed): 150 per cell over 5 seeds
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    name: str  # robosuite's
-    presets: dict[str, str]  # role -> experiment preset (conf/experiment/)
-    budget: Budget
-    cells: str
-    online_cells: str
-
-
-TASKS = {
-    "lift": Task("Lift", {"bc": "bc_lift", "bc_rnn": "bc_rnn_lift", "poir": "poir_lift"}, Budget(), CELLS,
-                 ONLINE_CELLS),
-    # longer episodes (mean 124 expert steps vs Lift's ~24) and a place goal: more updates and online steps, a
-    # smaller grid of cells
-    "can": Task("PickPlaceCan", {"bc": "bc_can", "bc_rnn": "bc_rnn_can", "poir": "poir_can"},
-                Budget(offline_updates=5000, online_steps=4000, episodes=20), "all:0,all:0.1,object:0.1", "all:0.1"),
-}
 
 
 def features(task: Task = TASKS["lift"]) -> list[int]:
@@ -344,8 +290,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         run_seed(args)
     else:
-        from experiments.imitation.study_report import report
-
         report(Path(args.out))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.imitation.study import POLICIES, TASKS
+from experiments.imitation.study_plan import POLICIES, TASKS
 from rlkit2.stats import Interval, nested_bootstrap_ci
 
 README = Path(__file__).resolve().parent / "README.md"

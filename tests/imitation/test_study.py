@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from experiments.imitation import study, study_report
+from experiments.imitation import study, study_plan, study_report
 from experiments.imitation.study import compose
 
 
@@ -28,8 +28,8 @@ def test_each_axis_shifts_only_itself():
 def test_bc_and_poir_get_the_same_features_and_budget(tmp_path):
     feats = study.features()
     assert feats == [2, 7, 8, 9, 12, 17, 18]  # POIR's preset score_dims: what "features" means for both
-    budget = study.Budget()
-    cfgs = {n: compose(study.overrides_for(n, 3, tmp_path / "d.hdf5", budget)) for n in study.OFFLINE}
+    budget = study_plan.Budget()
+    cfgs = {n: compose(study.overrides_for(n, 3, tmp_path / "d.hdf5", budget)) for n in study_plan.OFFLINE}
     assert list(cfgs["bc_features"].agent.obs_dims) == list(cfgs["poir_features"].agent.prior.obs_dims) == feats
     assert list(cfgs["poir_features"].agent.score_dims) == feats and list(cfgs["poir"].agent.score_dims) == []
     assert list(cfgs["bc"].agent.obs_dims) == [] and list(cfgs["poir"].agent.prior.obs_dims) == []
@@ -106,10 +106,11 @@ def test_quick_study_runs_end_to_end(tmp_path):
 
 
 def test_can_gets_the_same_design_with_its_own_features_and_budget(tmp_path):
-    task = study.TASKS["can"]
+    task = study_plan.TASKS["can"]
     feats = study.features(task)
     assert feats == [0, 1, 2, 9, 14, 15, 16, 21, 22]
-    cfgs = {n: compose(study.overrides_for(n, 0, tmp_path / "d.hdf5", task.budget, task=task)) for n in study.OFFLINE}
+    cfgs = {n: compose(study.overrides_for(n, 0, tmp_path / "d.hdf5", task.budget, task=task))
+            for n in study_plan.OFFLINE}
     assert {str(c.env.task) for c in cfgs.values()} == {"PickPlaceCan"}
     assert {int(c.env.horizon) for c in cfgs.values()} == {250}
     assert list(cfgs["bc_features"].agent.obs_dims) == list(cfgs["poir_features"].agent.prior.obs_dims) == feats
@@ -121,9 +122,9 @@ def test_can_gets_the_same_design_with_its_own_features_and_budget(tmp_path):
 def test_a_finished_run_of_other_settings_is_refused_not_reused(tmp_path):
     from omegaconf import OmegaConf
 
-    budget = study.Budget()
+    budget = study_plan.Budget()
     cfg = compose(study.overrides_for("bc_features", 0, tmp_path / "d.hdf5", budget))
-    quick = compose(study.overrides_for("bc_features", 0, tmp_path / "d.hdf5", study.Budget(offline_updates=100)))
+    quick = compose(study.overrides_for("bc_features", 0, tmp_path / "d.hdf5", study_plan.Budget(offline_updates=100)))
     run_dir = tmp_path / "bc_features"
     assert not study._finished(run_dir, cfg)  # nothing there: train it
     (run_dir / ".hydra").mkdir(parents=True)
@@ -138,7 +139,8 @@ def test_a_finished_run_of_other_settings_is_refused_not_reused(tmp_path):
 def test_reference_rows_are_evaluated_untrained_on_the_held_out_episodes(tmp_path):
     """The zero-action and scripted-expert rows train nothing and meet the seed's held-out episodes."""
     pytest.importorskip("robosuite")
-    assert {"zero_action", "expert"} <= set(study.POLICIES) and not {"zero_action", "expert"} & set(study.OFFLINE)
+    refs = {"zero_action", "expert"}
+    assert refs <= set(study_plan.POLICIES) and not refs & set(study_plan.OFFLINE)
     study.main(["run", "--quick", "--out", str(tmp_path / "res"), "--runs", str(tmp_path / "runs"), "--seed", "3",
                 "--policies", "zero_action", "expert"])
     rows = json.loads((tmp_path / "res" / "lift.json").read_text())["rows"]
@@ -149,4 +151,4 @@ def test_reference_rows_are_evaluated_untrained_on_the_held_out_episodes(tmp_pat
     assert by[("expert", "all", 0.0)]["success"] == [1, 1]  # the demonstrator, nominal env
     assert not (tmp_path / "runs" / "lift" / "seed3").exists()  # no demos collected, nothing trained
     with pytest.raises(ValueError, match="unknown reference"):
-        study.held_out(study.TASKS["lift"], None, ("all", 0.0), 0, 1, "random")
+        study.held_out(study_plan.TASKS["lift"], None, ("all", 0.0), 0, 1, "random")
