@@ -31,9 +31,9 @@ from rlkit2 import distributed, run_config, rundir
 from rlkit2.core import ConfigError, RLKitError
 from rlkit2.logging import ConsoleLogger, JsonlLogger, Logger, MultiLogger, WandbLogger, say
 from rlkit2.registry import _ENV_MODULES, agent_names, get_agent, get_runner
+from rlkit2.run.common import validate_run
 from rlkit2.run_config import override_keys
 from rlkit2.rundir import REFERENCES_FILE, resuming
-from rlkit2.validation import validate_run
 
 JOB_DIR_MAX = 80
 

@@ -7,8 +7,8 @@ learning rates must be positive and finite`) where the config is made, before an
   declares its ranges in `check(f)`; its `__post_init__` runs them, so `rlkit2.make(...)`,
   `rlkit2.agent_config(...)` and the runners' `to_config` refuse a bad value on construction;
 - `check` reads fields through `Fields`, which also reads plain mappings and OmegaConf nodes, so
-  `validate_run(cfg)` checks a composed Hydra config (`rlkit2-train`) as it is: the seed, `trainer.*`,
-  `env.*` and `agent.*` (nested configs are named by their path, e.g. `agent.prior.lr`);
+  `rlkit2.run.common.validate_run(cfg)` checks a composed Hydra config (`rlkit2-train`) as it is: the seed,
+  `trainer.*`, `env.*` and `agent.*` (nested configs are named by their path, e.g. `agent.prior.lr`);
 - settings that depend on the environment (the bytes of an online batch and replay) are checked by
   `check_online_memory` as soon as the observation and action sizes are known, before the replay is allocated.
 
@@ -23,15 +23,13 @@ import numbers
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rlkit2.core import ConfigError
-from rlkit2.rundir import resuming
 
 __all__ = ["ConfigWarning", "Fields", "ValidatedConfig", "check_online_memory", "in_range", "learning_rate",
            "logical_cpus", "non_negative", "positive_finite", "probability", "validate_agent", "validate_env",
-           "validate_run", "validate_trainer", "warn_threads"]
+           "warn_threads"]
 
 
 class ConfigWarning(UserWarning):
@@ -56,7 +54,7 @@ def show(value: Any) -> str:
     return repr(value)
 
 
-def _fail(name: str, value: Any, problem: str) -> ConfigError:
+def fail(name: str, value: Any, problem: str) -> ConfigError:
     return ConfigError(f"{name}={show(value)}: {problem}")
 
 
@@ -64,7 +62,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -77,24 +75,24 @@ def number(name: str, value: Any, *, optional: bool = False) -> None:
     if optional and value is None:
         return
     if not _is_number(value):
-        raise _fail(name, value, "expected a number")
+        raise fail(name, value, "expected a number")
     if not math.isfinite(float(value)):
-        raise _fail(name, value, "must be finite")
+        raise fail(name, value, "must be finite")
 
 
 def positive_finite(name: str, value: Any, what: str = "") -> None:
     if not _is_number(value) or not math.isfinite(float(value)) or value <= 0:
-        raise _fail(name, value, "must be positive and finite" + _suffix(what))
+        raise fail(name, value, "must be positive and finite" + _suffix(what))
 
 
 def learning_rate(name: str, value: Any) -> None:
     if not _is_number(value) or not math.isfinite(float(value)) or value <= 0:
-        raise _fail(name, value, "learning rates must be positive and finite")
+        raise fail(name, value, "learning rates must be positive and finite")
 
 
 def non_negative(name: str, value: Any, what: str = "") -> None:
     if not _is_number(value) or not math.isfinite(float(value)) or value < 0:
-        raise _fail(name, value, "must be >= 0 and finite" + _suffix(what))
+        raise fail(name, value, "must be >= 0 and finite" + _suffix(what))
 
 
 def in_range(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
@@ -105,7 +103,7 @@ def in_range(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = Fal
         ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:
         interval = f"{'(' if lo_open else '['}{show(lo)}, {show(hi)}{')' if hi_open else ']'}"
-        raise _fail(name, value, f"{label} lie in {interval}")
+        raise fail(name, value, f"{label} lie in {interval}")
 
 
 def probability(name: str, value: Any, label: str = "a probability or fraction must") -> None:
@@ -114,18 +112,18 @@ def probability(name: str, value: Any, label: str = "a probability or fraction m
 
 def count(name: str, value: Any, what: str = "", minimum: int = 1) -> None:
     """An integer >= `minimum` (1: batch sizes, numbers of steps, episodes, ...)."""
-    if not _is_int(value):
-        raise _fail(name, value, "expected an integer" + _suffix(what))
+    if not is_int(value):
+        raise fail(name, value, "expected an integer" + _suffix(what))
     if value < minimum:
         problem = "must be positive" if minimum == 1 else "must be >= 0" if minimum == 0 else f"must be >= {minimum}"
-        raise _fail(name, value, problem + _suffix(what))
+        raise fail(name, value, problem + _suffix(what))
 
 
 def choice(name: str, value: Any, options: Sequence[str]) -> None:
     if value not in options:
         quoted = [repr(o) for o in options]
         expected = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-        raise _fail(name, value, f"expected {expected}")
+        raise fail(name, value, f"expected {expected}")
 
 
 def _items(value: Any) -> list[Any] | None:
@@ -216,8 +214,8 @@ class Fields:
     def steps(self, *fields: str) -> None:
         """Positive numbers of steps (update periods, horizons)."""
         for name, v in self._each(fields):
-            if not _is_int(v) or v <= 0:
-                raise _fail(name, v, "must be a positive number of steps")
+            if not is_int(v) or v <= 0:
+                raise fail(name, v, "must be a positive number of steps")
 
     def budget(self, *fields: str) -> None:
         """Non-negative integer budgets (warm-up steps, optional phases where 0 switches them off)."""
@@ -227,28 +225,28 @@ class Fields:
         """Hidden-layer widths: a list of positive integers."""
         for name, v in self._each(fields):
             items = _items(v)
-            if items is None or any(not _is_int(h) or h <= 0 for h in items):
-                raise _fail(name, v, "layer widths must be positive integers")
+            if items is None or any(not is_int(h) or h <= 0 for h in items):
+                raise fail(name, v, "layer widths must be positive integers")
 
     def indices(self, *fields: str) -> None:
         """Lists of dimension indices (>= 0; the upper bound is checked when the env is known)."""
         for name, v in self._each(fields):
             items = _items(v)
-            if items is None or any(not _is_int(i) or i < 0 for i in items):
-                raise _fail(name, v, "expected a list of dimension indices >= 0")
+            if items is None or any(not is_int(i) or i < 0 for i in items):
+                raise fail(name, v, "expected a list of dimension indices >= 0")
 
     def weights(self, *fields: str) -> None:
         """Lists of non-negative finite weights."""
         for name, v in self._each(fields):
             items = _items(v)
             if items is None or any(not _is_number(w) or not math.isfinite(float(w)) or w < 0 for w in items):
-                raise _fail(name, v, "weights must be finite and >= 0")
+                raise fail(name, v, "weights must be finite and >= 0")
 
     def threads(self, *fields: str) -> None:
         """'auto' or a positive number of threads."""
         for name, v in self._each(fields):
             if str(v) != "auto" and not (str(v).isdigit() and int(str(v)) > 0):
-                raise _fail(name, v, "expected 'auto' or a positive number of threads")
+                raise fail(name, v, "expected 'auto' or a positive number of threads")
 
     def choice(self, field: str, options: Sequence[str]) -> None:
         for name, v in self._each((field,)):
@@ -258,7 +256,7 @@ class Fields:
         """A batch sampled from a replay of `capacity` transitions is not larger than it."""
         if self.has(batch) and self.has(capacity):
             b, c = self.get(batch), self.get(capacity)
-            if _is_int(b) and _is_int(c) and b > c:
+            if is_int(b) and is_int(c) and b > c:
                 raise ConfigError(f"{self.name(batch)}={show(b)} is larger than {self.name(capacity)}={show(c)}, the "
                                   "replay it samples from; lower the batch size")
 
@@ -315,13 +313,6 @@ def validate_agent(config: Any, cls: type | None = None, prefix: str = "agent") 
     f.conventions()
 
 
-def validate_trainer(trainer: Any, prefix: str = "trainer") -> None:
-    """`trainer.*` ranges (a TrainerConfig, mapping or OmegaConf node)."""
-    from rlkit2.config import TrainerConfig
-
-    TrainerConfig.check(Fields(trainer, prefix))
-
-
 def validate_env(env: Any, prefix: str = "env") -> None:
     """The env settings every kind shares by name: episode limits, vectorisation."""
     f = Fields(env, prefix)
@@ -350,30 +341,6 @@ def warn_threads(threads: Any, cpus: int | None = None) -> None:
         warnings.warn(msg, ConfigWarning, stacklevel=2)
 
 
-def validate_run(cfg: Any) -> None:
-    """Every range check of a composed run config (`rlkit2-train`), before anything is built or loaded:
-    `seed`, `trainer.*`, `env.*`, `agent.*` (by the agent's typed config); warns about oversubscribed threads."""
-    from rlkit2.registry import get_agent
-
-    top = Fields(cfg, "")
-    if top.has("seed"):
-        seed = top.get("seed")
-        if not _is_int(seed) or seed < 0:
-            raise _fail("seed", seed, "seeds must be integers >= 0 (Gymnasium, NumPy and torch refuse negative ones)")
-    if top.has("init_from") and str(top.get("init_from") or ""):
-        init = str(top.get("init_from"))
-        resume = str(top.get("resume") or "").strip().lower() if top.has("resume") else ""
-        if not resuming(resume) and not Path(init).is_file():  # resuming: the run's own checkpoints come first
-            raise _fail("init_from", init, "must be a checkpoint file (a run dir's checkpoints/step_*.pt)")
-        if resume not in ("true", "auto", "1") and resuming(resume):
-            raise _fail("init_from", init, "starts a new run: it cannot be combined with resume=<another run>")
-    validate_trainer(cfg.trainer)
-    if top.has("env") and top.get("env") is not None:
-        validate_env(cfg.env)
-    validate_agent(cfg.agent, get_agent(str(cfg.agent.name)).config_cls)
-    warn_threads(cfg.trainer.threads)
-
-
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
@@ -389,7 +356,7 @@ def check_online_memory(agent_cfg: Any, obs_dim: int, act_dim: int, capacity: in
     row = 4 * (2 * int(obs_dim) + int(act_dim) + 2)
     what = f"({row} bytes per transition: obs_dim={obs_dim}, act_dim={act_dim}, float32)"
     bs: Any = getattr(agent_cfg, "batch_size", None)
-    if _is_int(bs) and bs * row > available:
+    if is_int(bs) and bs * row > available:
         raise ConfigError(f"agent.batch_size={bs}: one sampled batch needs {_gib(bs * row)} {what}, more than the "
                           f"{_gib(available)} of memory available; use a smaller batch")
     if capacity * row > available:

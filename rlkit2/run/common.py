@@ -10,9 +10,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2 import validation
+from rlkit2.config import TrainerConfig
 from rlkit2.core import ConfigError
 from rlkit2.logging import JsonlLogger, Logger
-from rlkit2.registry import EnvSpec
+from rlkit2.registry import EnvSpec, get_agent
 from rlkit2.rundir import resuming
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes are seeded apart from training episodes
@@ -68,10 +69,39 @@ def evaluating(trainer: Any) -> bool:
     return int(trainer.eval_every) > 0 and int(trainer.eval_episodes) > 0
 
 
+def validate_trainer(trainer: Any, prefix: str = "trainer") -> None:
+    """`trainer.*` ranges (a TrainerConfig, mapping or OmegaConf node)."""
+    TrainerConfig.check(validation.Fields(trainer, prefix))
+
+
+def validate_run(cfg: Any) -> None:
+    """Every range check of a composed run config (`rlkit2-train`), before anything is built or loaded:
+    `seed`, `trainer.*`, `env.*`, `agent.*` (by the agent's typed config); warns about oversubscribed threads."""
+    top = validation.Fields(cfg, "")
+    if top.has("seed"):
+        seed = top.get("seed")
+        if not validation.is_int(seed) or seed < 0:
+            raise validation.fail("seed", seed, "seeds must be integers >= 0 (Gymnasium, NumPy and torch refuse "
+                                  "negative ones)")
+    if top.has("init_from") and str(top.get("init_from") or ""):
+        init = str(top.get("init_from"))
+        resume = str(top.get("resume") or "").strip().lower() if top.has("resume") else ""
+        if not resuming(resume) and not Path(init).is_file():  # resuming: the run's own checkpoints come first
+            raise validation.fail("init_from", init, "must be a checkpoint file (a run dir's checkpoints/step_*.pt)")
+        if resume not in ("true", "auto", "1") and resuming(resume):
+            raise validation.fail("init_from", init, "starts a new run: it cannot be combined with "
+                                  "resume=<another run>")
+    validate_trainer(cfg.trainer)
+    if top.has("env") and top.get("env") is not None:
+        validation.validate_env(cfg.env)
+    validation.validate_agent(cfg.agent, get_agent(str(cfg.agent.name)).config_cls)
+    validation.warn_threads(cfg.trainer.threads)
+
+
 def validate_common(agent_cfg: Any, trainer: Any, replay_size: int | None) -> None:
     """Refuse out-of-range values before any training starts (the ranges live in rlkit2.validation)."""
     validation.validate_agent(agent_cfg)
-    validation.validate_trainer(trainer)
+    validate_trainer(trainer)
     bs = getattr(agent_cfg, "batch_size", None)
     if bs is not None and replay_size is not None and bs > replay_size:
         raise ConfigError(f"agent.batch_size={bs} is larger than the dataset ({replay_size} transitions)")

@@ -229,8 +229,8 @@ def test_bad_settings_are_refused(override, match):
 
 
 def test_hydra_composes_and_validates_bc_rnn():
+    from rlkit2.run.common import validate_run
     from rlkit2.train import compose
-    from rlkit2.validation import validate_run
 
     cfg = compose(["experiment=bc_rnn_lift"])
     assert cfg.agent.name == "bc_rnn" and cfg.agent.rnn_dim == 400 and cfg.agent.num_modes == 5

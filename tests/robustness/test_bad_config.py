@@ -12,8 +12,9 @@ from hydra.errors import MissingConfigException
 from rlkit2.api import agent_config as rlkit2_agent_config
 from rlkit2.core import ConfigError
 from rlkit2.registry import agent_names, get_agent
+from rlkit2.run.common import validate_run
 from rlkit2.train import run
-from rlkit2.validation import ConfigWarning, check_online_memory, logical_cpus, validate_agent, validate_run
+from rlkit2.validation import ConfigWarning, check_online_memory, logical_cpus, validate_agent
 from tests.helpers import cli, compose_config
 from tests.robustness.common import offline_args
 
