@@ -1,11 +1,8 @@
 """Runs inside the d3rlpy venv (never the project venv: d3rlpy pins an old gymnasium).
 
 Called by experiments/bench/offline.py through subprocess:
-  throughput: python d3rlpy_worker.py throughput --algo td3_bc --data X.npz --updates 300 --threads 2 --out r.json
-  train:      python d3rlpy_worker.py train --algo iql --data X.npz --steps 20000 --seed 0 --out policy.pt
+  python d3rlpy_worker.py throughput --algo td3_bc --data X.npz --updates 300 --threads 2 --out r.json
 `X.npz` holds D4RL-style episode arrays (observations, actions, rewards, terminals, timeouts).
-`train` saves the greedy policy as TorchScript (observation scaler included), which the project
-venv evaluates with rlkit2.core.evaluate, so every agent is scored by the same loop.
 """
 
 from __future__ import annotations
@@ -52,12 +49,11 @@ def load(path: str):
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["throughput", "train"])
+    p.add_argument("mode", choices=["throughput"])
     p.add_argument("--algo", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--updates", type=int, default=300)
     p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True)
@@ -70,25 +66,17 @@ def main() -> None:
     d3rlpy.seed(a.seed)
     dataset = load(a.data)
     algo = make_algo(a.algo, dataset)
-    if a.mode == "throughput":
-        # The same work per update as fit(): sample a transition batch, update (d3rlpy reads metrics each step).
-        for _ in range(a.warmup):
-            algo.update(dataset.sample_transition_batch(256))
-        t0 = time.perf_counter()
-        for _ in range(a.updates):
-            algo.update(dataset.sample_transition_batch(256))
-        dt = time.perf_counter() - t0
-        res = {"algo": a.algo, "updates": a.updates, "seconds": dt, "updates_per_s": a.updates / dt,
-               "d3rlpy": d3rlpy.__version__, "torch": torch.__version__, "threads": a.threads}
-        with open(a.out, "w") as f:
-            json.dump(res, f)
-    else:
-        t0 = time.perf_counter()
-        algo.fit(dataset, n_steps=a.steps, n_steps_per_epoch=a.steps, show_progress=False, save_interval=10**9,
-                 logger_adapter=d3rlpy.logging.NoopAdapterFactory())
-        algo.save_policy(a.out)
-        with open(a.out + ".json", "w") as f:
-            json.dump({"algo": a.algo, "steps": a.steps, "seconds": time.perf_counter() - t0, "seed": a.seed}, f)
+    # The same work per update as fit(): sample a transition batch, update (d3rlpy reads metrics each step).
+    for _ in range(a.warmup):
+        algo.update(dataset.sample_transition_batch(256))
+    t0 = time.perf_counter()
+    for _ in range(a.updates):
+        algo.update(dataset.sample_transition_batch(256))
+    dt = time.perf_counter() - t0
+    res = {"algo": a.algo, "updates": a.updates, "seconds": dt, "updates_per_s": a.updates / dt,
+           "d3rlpy": d3rlpy.__version__, "torch": torch.__version__, "threads": a.threads}
+    with open(a.out, "w") as f:
+        json.dump(res, f)
 
 
 if __name__ == "__main__":

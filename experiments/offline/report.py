@@ -319,7 +319,7 @@ def readme_body(md: str, out_dir: Path, readme: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.offline.report", description=__doc__.split("\n")[0])
     p.add_argument("--results", default=str(RESULTS), help="results JSON (default: %(default)s)")
-    p.add_argument("--out-dir", default=None, help="where grid.md and the PNGs go (default: beside the JSON)")
+    p.add_argument("--out-dir", default=None, help="where <results stem>.md and the PNGs go (default: beside the JSON)")
     p.add_argument("--readme", nargs="?", const=str(README), default=None,
                    help=f"splice the tables into this markdown file's grid section (default: {README})")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
