@@ -98,6 +98,19 @@ def test_probability_of_improvement():
         stats.probability_of_improvement({"a": [1.0]}, {"b": [1.0]})
 
 
+def test_difference_ci_resamples_each_side_on_its_own():
+    x, y = [10.0, 11.0, 12.0], [5.0, 6.0, 7.0, 8.0]
+    iv = stats.difference_ci(x, y, reps=4000, seed=1)
+    assert iv.point == pytest.approx(11.0 - 6.5) and iv.n == 7 and iv.lo < iv.point < iv.hi
+    # the extremes a resample can reach: all-min x minus all-max y, all-max x minus all-min y
+    assert 10.0 - 8.0 <= iv.lo and iv.hi <= 12.0 - 5.0 and iv.lo > 0
+    assert stats.difference_ci(x, y, reps=4000, seed=1) == iv
+    same = stats.difference_ci([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], reps=4000)
+    assert same.point == 0.0 and same.lo < 0 < same.hi
+    with pytest.raises(ValueError, match="runs on both sides"):
+        stats.difference_ci([], [1.0])
+
+
 def test_nested_bootstrap_carries_seed_and_episode_variation():
     from rlkit2.stats import nested_bootstrap_ci
 

@@ -127,6 +127,22 @@ def tiny_dataset(tmp_path_factory) -> Path:
                                 "chunk_episodes": 64})
 
 
+def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
+    scores = {"qsarsa_ac2": [40.0, 41.0, 42.0], "td3_bc": [30.0, 31.0, 32.0], "offline_bc": [35.0, 36.0, 37.0],
+              "iql": [20.0, 45.0, 60.0]}
+    data = {"runs": [{"agent": a, "dataset": "hopper-v5-medium", "seed": i, "score": x}
+                     for a, xs in scores.items() for i, x in enumerate(xs)]}
+    assert report.comparison_pairs(["qsarsa_ac2", "td3_bc", "iql", "offline_bc"]) == [
+        ("qsarsa_ac2", "td3_bc"), ("qsarsa_ac2", "offline_bc"), ("td3_bc", "offline_bc"), ("iql", "offline_bc")]
+    rows = {line.split(" | ")[0].strip("| "): line for line in
+            report.comparison_table(data, ["qsarsa_ac2", "td3_bc", "iql", "offline_bc"], ["hopper-v5-medium"],
+                                    2000, 0) if line.startswith("| ") and "−" in line.split(" | ")[0]}
+    assert rows["qsarsa_ac2 − td3_bc"].endswith("| +10.0 [8.7, 11.3] | 3 vs 3 | higher |")
+    assert rows["td3_bc − offline_bc"].endswith("| lower |")
+    assert rows["iql − offline_bc"].endswith("| no clear difference |")
+    assert report.comparison_table(data, ["iql"], ["hopper-v5-medium"], 2000, 0) == []  # nothing to compare
+
+
 def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(grid, "POLL_S", 2.0)  # record finished runs while the multirun still runs
     results, runs_dir = tmp_path / "results" / "grid.json", tmp_path / "runs"
