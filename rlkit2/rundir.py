@@ -24,9 +24,10 @@ from rlkit2.core import ConfigError
 
 LOCK_FILE = ".rlkit2.lock"
 REFERENCES_FILE = "references.json"  # offline runs: the zero-action and behaviour-policy levels
+BEST_FILE = "best.json"  # trainer.keep_best: which evaluation the best policy (policy_best.pt / policy_best/) is
 # everything a run writes into its dir besides Hydra's own .hydra/ and log
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "policy.pt", "policy.pt.sha256", "learning_curve.png",
-               REFERENCES_FILE, "job.json")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "policy.pt", "policy.pt.sha256", "policy_best.pt",
+               "policy_best.pt.sha256", "policy_best", BEST_FILE, "learning_curve.png", REFERENCES_FILE, "job.json")
 
 
 def resuming(resume: str) -> bool:

@@ -117,7 +117,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
     t0 = time.perf_counter()
     session = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "seconds": 0.0,
                "multiruns": len(todo), "launched": len(pending), "finished": 0, "jobs": cfg.jobs,
-               "machine": dict(machine())}
+               "shard": f"{cfg.shard[0]}/{cfg.shard[1]}", "machine": dict(machine())}
     if todo:  # recorded from the start and updated as runs finish, so a killed sitting still counts
         data.setdefault("sessions", []).append(session)
         save_results(cfg.results, data)

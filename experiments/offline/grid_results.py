@@ -209,7 +209,9 @@ def load_results(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
 
 _ROW_KEYS = {"runs": lambda r: (r["agent"], r["dataset"], int(r["seed"])),
              "references": lambda r: (r["dataset"], r["kind"]),
-             "sessions": lambda r: (r["started"], r.get("launched"), r.get("jobs"))}
+             # two shards started in the same second differ by their shard (and machines by their host)
+             "sessions": lambda r: (r["started"], r.get("launched"), r.get("jobs"), r.get("shard"),
+                                    (r.get("machine") or {}).get("host"))}
 
 
 def save_results(path: Path, data: dict[str, Any]) -> None:

@@ -121,13 +121,15 @@ def comparison_table(data: dict[str, Any], agents: list[str], datasets: list[str
             if not x or not y:
                 continue
             iv = stats.difference_ci(list(x.values()), list(y.values()), reps=reps, seed=seed)
-            verdict = "higher" if iv.lo > 0 else "lower" if iv.hi < 0 else "no clear difference"
+            verdict = ("too few seeds" if min(len(x), len(y)) < 2 else "higher" if iv.lo > 0
+                       else "lower" if iv.hi < 0 else "no clear difference")
             rows.append(f"| {a} − {b} | {d} | {iv.point:+.1f} {_ci(iv)} | {len(x)} vs {len(y)} | {verdict} |")
     if not rows:
         return []
     return ["## Comparisons", "",
             "Difference of the mean normalised scores (A − B) with a 95 % percentile-bootstrap CI, each agent's "
-            f"seeds resampled on their own ({reps:,} resamples); \"higher\" or \"lower\" where the CI excludes 0. "
+            f"seeds resampled on their own ({reps:,} resamples); \"higher\" or \"lower\" where the CI excludes 0 "
+            "(with 2 seeds a side at least: one seed gives no interval). "
             "With 2-3 seeds a side these intervals are too narrow and they are not adjusted for the number of "
             "comparisons: a screen, not a test.", "",
             "| A − B | dataset | difference [95 % CI] | seeds | A vs B |", "|---|---|---|---|---|", *rows, ""]
@@ -248,6 +250,20 @@ def _hours(s: float) -> str:
     return f"{s / 3600:.2f} h" if s >= 360 else f"{s:.0f} s"
 
 
+def covered_seconds(sessions: Sequence[dict[str, Any]]) -> float:
+    """Wall-clock time covered by the sittings, each [started, started + seconds]: sittings that ran side by
+    side (shards, cores) count once."""
+    import datetime
+
+    spans = sorted((t, t + float(s["seconds"])) for s in sessions
+                   for t in [datetime.datetime.fromisoformat(s["started"]).timestamp()])
+    total, end = 0.0, float("-inf")
+    for a, b in spans:
+        total += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return total
+
+
 def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
     runs = data["runs"]
     walls = [r["wall_s"] for r in runs if r.get("wall_s")]
@@ -255,8 +271,10 @@ def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
     lines = ["## Cost and provenance", "",
              f"- runs: {len(runs)}; training time summed over runs: {_hours(sum(walls))} "
              "(each run's loop time, rebuilt from its logged throughput windows, over all its sittings)",
-             f"- elapsed grid time: {_hours(sum(s['seconds'] for s in sessions))} over {len(sessions)} sitting(s) "
-             f"(jobs at once: {', '.join(sorted({str(s['jobs']) for s in sessions})) or '—'})", "",
+             f"- elapsed grid time: {_hours(covered_seconds(sessions))} of wall clock covered by {len(sessions)} "
+             f"sitting(s) (side by side counted once; summed over sittings: "
+             f"{_hours(sum(s['seconds'] for s in sessions))}; jobs at once per sitting: "
+             f"{', '.join(sorted({str(s['jobs']) for s in sessions})) or '—'})", "",
              "| agent | runs | updates/s (median) | training time |", "|---|---:|---:|---:|"]
     for a in agents:
         rs = [r for r in runs if r["agent"] == a]

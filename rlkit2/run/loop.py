@@ -15,6 +15,7 @@ through `upgrade` (control, imitation, language).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from rlkit2.progress import progress
 from rlkit2.run.common import config_diff, crossed, evaluating, resolve_resume, truncate_metrics
 from rlkit2.run.guard import MetricAccumulator, UpdateGuard
 from rlkit2.run_config import config_changes
+from rlkit2.rundir import BEST_FILE
 from rlkit2.seeding import rng_state, set_rng_state
 from rlkit2.video import video_path
 
@@ -111,7 +113,9 @@ class RunLoop:
         ckpt.prune(self.ckpt_dir, int(self.trainer.keep_checkpoints))
         return path
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], own: bool = True) -> None:
+        """Restore a checkpoint's state; `own`: one of this run's (a resume), else another run's (`init_from`,
+        `resume=<another run>`), whose best-so-far (`trainer.keep_best`) stays with that run."""
         state = upgrade(state)
         if state.get("agent") not in (None, str(self.cfg.agent.name)):
             raise ConfigError(f"checkpoint is for agent '{state['agent']}', not '{self.cfg.agent.name}'")
@@ -131,8 +135,7 @@ class RunLoop:
         if state.get("metric_acc") is not None:
             self.acc.load_state_dict(state["metric_acc"])
         self.phase.step = int(state["step"])
-        best = state.get("best")  # absent from checkpoints written before trainer.keep_best
-        self.best = best if best is not None and best.get("metric") == self.keep_best else None
+        self.best = self._restored_best(state.get("best")) if own else None  # another run's best file is not here
         self.guard.skipped = int(state.get("skipped_updates", 0))
         self.last_saved_step = self.phase.step
 
@@ -154,7 +157,7 @@ class RunLoop:
         settings = {k: [{h: v for h, v in g.items() if h != "params"} for g in o.param_groups]
                     for k, o in optimizers.items()}
         try:
-            self.load_state(state)
+            self.load_state(state, own=False)
         except ConfigError as e:
             raise ConfigError(f"init_from={path}: {e}") from e
         for k, o in optimizers.items():
@@ -177,7 +180,7 @@ class RunLoop:
             return
         path, state = found
         try:
-            self.load_state(state)
+            self.load_state(state, own=Path(path).resolve().parent == self.ckpt_dir.resolve())
         except ConfigError as e:
             raise ConfigError(f"resume from {path}: {e}") from e
         truncate_metrics(self.logger, self.phase.step)
@@ -225,6 +228,26 @@ class RunLoop:
             return
         self.best = {"metric": name, "value": value, "step": self.phase.step}
         self.phase.save_policy(self.run_dir, ev, best=True)
+        ckpt.atomic_write_bytes(self.run_dir / BEST_FILE, (json.dumps(self.best) + "\n").encode())
+
+    def _restored_best(self, best: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The checkpoint's best-so-far if the run dir's best policy is still that one (`best.json` says which
+        it holds); else it is tracked again from this step, and said so."""
+        if best is None or not self.keep_best:  # older checkpoints have none; keep_best off tracks nothing
+            return None
+        if best.get("metric") != self.keep_best:
+            say(f"[rlkit2] trainer.keep_best is now {self.keep_best} (was {best.get('metric')}): the best policy is "
+                "chosen again from this step on")
+            return None
+        try:
+            on_disk = json.loads((self.run_dir / BEST_FILE).read_text())
+        except (OSError, ValueError):
+            on_disk = None
+        if on_disk != best:  # e.g. an older checkpoint resumed after the run had saved a later best
+            say(f"[rlkit2] the best policy in {self.run_dir} is not the checkpoint's best ({best}): it is chosen "
+                "again from this step on")
+            return None
+        return best
 
     def _log(self, extra: dict[str, float], bar: Any) -> None:
         now = time.perf_counter()

@@ -58,6 +58,40 @@ def test_the_best_so_far_survives_a_resume(tmp_path, monkeypatch):
     resumed = run(compose_config(_overrides(data, 60, resume="true")), tmp_path / "split")
     assert resumed["best/step"] == 20 and resumed["best/value"] == 5.0
     assert load_policy(tmp_path / "split" / "policy_best.pt", with_info=True)[1]["step"] == 20
+    assert json.loads((tmp_path / "split" / "best.json").read_text()) == {
+        "metric": "eval/return", "value": 5.0, "step": 20}
+
+
+def test_a_run_started_from_another_runs_checkpoint_keeps_no_best_of_that_run(tmp_path, monkeypatch):
+    """init_from: the source run's best policy file stays in its dir, so the new run chooses its own."""
+    from rlkit2.run.control import OfflinePhase
+    from rlkit2.train import run
+
+    monkeypatch.setattr(OfflinePhase, "evaluate", lambda self: {"eval/return": SCRIPTED[self.step]})
+    data = tiny_hopper_file(tmp_path / "tiny.hdf5", steps=300)
+    run(compose_config(_overrides(data, 30)), tmp_path / "source")
+    start = tmp_path / "source" / "checkpoints" / "step_000000030.pt"
+    final = run(compose_config(_overrides(data, 60, init_from=start)), tmp_path / "new")
+    assert final["best/step"] == 40 and final["best/value"] == 5.0  # its own evaluations 40-60 only
+    assert load_policy(tmp_path / "new" / "policy_best.pt", with_info=True)[1]["step"] == 40
+
+
+def test_a_best_file_that_is_not_the_checkpoints_best_is_chosen_again(tmp_path, monkeypatch, caplog):
+    """Resuming an older checkpoint after the run saved a later best: the best is chosen again, and said so."""
+    import logging
+
+    from rlkit2.run.control import OfflinePhase
+    from rlkit2.train import run
+
+    caplog.set_level(logging.INFO)
+    scores = {10: 1.0, 20: 2.0, 30: 3.0, 40: 0.5}
+    monkeypatch.setattr(OfflinePhase, "evaluate", lambda self: {"eval/return": scores[self.step]})
+    data = tiny_hopper_file(tmp_path / "tiny.hdf5", steps=300)
+    run(compose_config(_overrides(data, 30, **{"trainer.keep_checkpoints": 3})), tmp_path / "r")
+    older = tmp_path / "r" / "checkpoints" / "step_000000020.pt"  # its best: step 20; best.json: step 30
+    final = run(compose_config(_overrides(data, 40, resume=older)), tmp_path / "r")
+    assert "is not the checkpoint's best" in caplog.text
+    assert final["best/step"] == 30 and load_policy(tmp_path / "r" / "policy_best.pt", with_info=True)[1]["step"] == 30
 
 
 def test_a_metric_the_evaluation_does_not_report_is_refused(tmp_path):

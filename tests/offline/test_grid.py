@@ -141,6 +141,9 @@ def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
     assert rows["td3_bc − offline_bc"].endswith("| lower |")
     assert rows["iql − offline_bc"].endswith("| no clear difference |")
     assert report.comparison_table(data, ["iql"], ["hopper-v5-medium"], 2000, 0) == []  # nothing to compare
+    one = {"runs": [r for r in data["runs"] if r["agent"] != "td3_bc" or r["seed"] == 0]}
+    rows = report.comparison_table(one, ["td3_bc", "offline_bc"], ["hopper-v5-medium"], 2000, 0)
+    assert rows[-2].endswith("| 1 vs 3 | too few seeds |")  # one seed gives no interval
 
 
 def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
@@ -243,3 +246,20 @@ def test_two_sittings_sharing_a_results_file_keep_each_others_rows(tmp_path):
     saved = json.loads(path.read_text())
     assert {(r["agent"], r["seed"]) for r in saved["runs"]} == {("td3_bc", 0), ("td3_bc", 1), ("iql", 0)}
     assert [r["kind"] for r in saved["references"]] == ["dataset"]
+
+
+def test_shards_started_together_keep_both_sittings_and_count_their_time_once(tmp_path):
+    path = tmp_path / "grid.json"
+    sitting = {"started": "2026-12-02T16:00:00", "seconds": 3600.0, "launched": 1, "jobs": 1,
+               "machine": {"host": "vm"}}
+    a = grid_results.load_results(path, {"updates": 10})
+    b = grid_results.load_results(path, {"updates": 10})
+    a["sessions"].append({**sitting, "shard": "0/2"})
+    grid_results.save_results(path, a)
+    b["sessions"].append({**sitting, "shard": "1/2"})
+    grid_results.save_results(path, b)
+    sessions = json.loads(path.read_text())["sessions"]
+    assert sorted(s["shard"] for s in sessions) == ["0/2", "1/2"]
+    later = {**sitting, "started": "2026-12-02T16:30:00", "shard": "0/1"}  # overlaps the last 30 min
+    assert report.covered_seconds(sessions) == 3600.0
+    assert report.covered_seconds([*sessions, later]) == 5400.0
