@@ -71,6 +71,7 @@ from experiments.offline.grid_results import (
     add_references,
     load_results,
     machine,
+    now,
     record_finished,
     recorded,
     save_results,
@@ -126,6 +127,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
         record_finished(block_runs, cfg, data)
         session["seconds"] = time.perf_counter() - t0
         session["finished"] = sum(r.key in recorded(data) for r in pending)
+        session["updated"] = now()
         save_results(cfg.results, data)
 
     failed_blocks = 0
@@ -151,7 +153,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
         add_references(cfg, data)
     left = [r for r in runs if r.key not in recorded(data)]
     if todo:
-        session["seconds"] = time.perf_counter() - t0
+        session["seconds"], session["updated"] = time.perf_counter() - t0, now()
     save_results(cfg.results, data)
     print(f"[grid] {len(runs) - len(left)}/{len(runs)} runs recorded in {cfg.results}"
           + (f"; {len(left)} unfinished: " + ", ".join(f"{r.agent}/{r.dataset}/s{r.seed}" for r in left)

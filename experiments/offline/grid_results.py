@@ -97,7 +97,7 @@ def run_row(run: Run, cfg: GridConfig) -> dict[str, Any] | None:
         "evals": [[step, score] for step, score in evals], "score_evals": len(last),
         "updates": evals[-1][0], "wall_s": wall if wall > 0 else None,
         "updates_per_s": evals[-1][0] / wall if wall > 0 else None,
-        "run_dir": str(d), "recorded": datetime.datetime.now().isoformat(timespec="seconds"),
+        "run_dir": str(d), "recorded": now(),
         "machine": dict(machine()), "versions": dict(versions()), "data": data_provenance(run, cfg),
     }
 
@@ -141,7 +141,7 @@ def zero_action_reference(ds: Dataset, cfg: GridConfig, seeds: int) -> dict[str,
         scores.append(m.get(SCORE_KEY))
         scores_v5.append(m.get(SCORE_V5_KEY))
         returns.append(m["eval/return"])
-    return {"dataset": ds.label, "kind": "zero_action", "scores": scores,
+    return {"dataset": ds.label, "kind": "zero_action", "updated": now(), "scores": scores,
             "scores_v5": scores_v5 if all(s is not None for s in scores_v5) else None, "returns": returns,
             "seeds": seeds, "episodes": cfg.eval_episodes,
             "note": f"a policy that outputs zeros; {cfg.eval_episodes} episodes per seed"}
@@ -166,7 +166,8 @@ def dataset_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any]:
         ret = float(np.mean(episode_returns(arrays["rewards"], arrays["terminals"], arrays["timeouts"])))
     fns = score_functions(GymEnvConfig(id=ds.env_id, dataset=str(path)), metadata)
     v5 = fns.get(SCORE_V5_KEY)
-    return {"dataset": ds.label, "kind": "dataset", "score": fns[SCORE_KEY](ret) if SCORE_KEY in fns else None,
+    return {"dataset": ds.label, "kind": "dataset", "updated": now(),
+            "score": fns[SCORE_KEY](ret) if SCORE_KEY in fns else None,
             "score_v5": v5(ret) if v5 else None, "return": ret, "note": DATASET_NOTE}
 
 
@@ -189,7 +190,7 @@ def behaviour_reference(ds: Dataset, cfg: GridConfig) -> dict[str, Any] | None:
     if SCORE_KEY not in fns:
         return None
     v5 = fns.get(SCORE_V5_KEY)
-    return {"dataset": ds.label, "kind": "behaviour", "score": fns[SCORE_KEY](ret),
+    return {"dataset": ds.label, "kind": "behaviour", "updated": now(), "score": fns[SCORE_KEY](ret),
             "score_v5": v5(ret) if v5 else None, "policy_return": ret,
             "policy_return_std": md.get("policy_return_std"), "note": f"metadata: {what}"}
 
@@ -214,9 +215,19 @@ _ROW_KEYS = {"runs": lambda r: (r["agent"], r["dataset"], int(r["seed"])),
                                     (r.get("machine") or {}).get("host"))}
 
 
+def now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def stamp(row: dict[str, Any]) -> str:
+    """When a row was last written (`updated`, else a run's `recorded`; unstamped rows are the oldest)."""
+    return str(row.get("updated") or row.get("recorded") or "")
+
+
 def save_results(path: Path, data: dict[str, Any]) -> None:
-    """Write `data`, first adopting the rows another grid sitting wrote to the same file since we read it
-    (two sittings, say one per dataset and core, may share one results file)."""
+    """Write `data`, first adopting the rows another grid sitting wrote to the same file since we read it (two
+    sittings, say one per dataset and core, may share one results file): of two copies of a row, the one
+    written last wins, so a sitting's stale copy never undoes another's newer row."""
     from rlkit2.checkpoint import update_json
 
     def merge(disk: dict[str, Any] | None) -> dict[str, Any]:
@@ -224,8 +235,11 @@ def save_results(path: Path, data: dict[str, Any]) -> None:
             raise SystemExit(f"{path} now holds runs of another budget ({disk.get('grid')}); this grid is "
                              f"{data.get('grid')}: not merging. Pass --results <another file>.")
         for part, key in _ROW_KEYS.items():
-            mine = {key(r) for r in data.setdefault(part, [])}
-            data[part].extend(r for r in (disk or {}).get(part, []) if key(r) not in mine)
+            rows = {key(r): r for r in data.setdefault(part, [])}
+            for r in (disk or {}).get(part, []):  # the newer of two copies of a row wins: ours may be stale
+                if key(r) not in rows or stamp(r) > stamp(rows[key(r)]):
+                    rows[key(r)] = r
+            data[part] = list(rows.values())
         data["runs"].sort(key=lambda r: (r["dataset"], r["agent"], r["seed"]))
         data["references"].sort(key=lambda r: (r["dataset"], r["kind"]))
         return data

@@ -248,6 +248,23 @@ def test_two_sittings_sharing_a_results_file_keep_each_others_rows(tmp_path):
     assert [r["kind"] for r in saved["references"]] == ["dataset"]
 
 
+def test_a_stale_copy_of_a_row_never_undoes_a_newer_one(tmp_path):
+    """Sitting B read the file before A redid a reference row with more seeds; B's later save keeps A's row."""
+    path = tmp_path / "grid.json"
+    old = {"dataset": "d", "kind": "zero_action", "seeds": 1, "updated": "2026-12-01T10:00:00"}
+    first = grid_results.load_results(path, {"updates": 10})
+    first["references"].append(old)
+    grid_results.save_results(path, first)
+    a = grid_results.load_results(path, {"updates": 10})
+    b = grid_results.load_results(path, {"updates": 10})
+    a["references"] = [{**old, "seeds": 3, "updated": "2026-12-02T17:00:00"}]
+    grid_results.save_results(path, a)
+    b["runs"].append({"agent": "iql", "dataset": "d", "seed": 0, "score": 1.0, "recorded": "2026-12-02T17:05:00"})
+    grid_results.save_results(path, b)  # b still holds the 1-seed row
+    saved = json.loads(path.read_text())
+    assert [r["seeds"] for r in saved["references"]] == [3] and len(saved["runs"]) == 1
+
+
 def test_shards_started_together_keep_both_sittings_and_count_their_time_once(tmp_path):
     path = tmp_path / "grid.json"
     sitting = {"started": "2026-12-02T16:00:00", "seconds": 3600.0, "launched": 1, "jobs": 1,
