@@ -74,6 +74,10 @@ def config_changes(saved: Any, cfg: Any) -> list[str]:
     """`key: X -> Y` for every setting of `cfg` that differs from the config a checkpoint saved (`init_from`)."""
     if not isinstance(saved, dict):
         return []
+    try:  # in today's schemas: an option added since (its default) is not a change
+        saved = OmegaConf.to_container(_today(OmegaConf.create(saved)), resolve=True)  # type: ignore[assignment]
+    except Exception:  # noqa: BLE001 - e.g. an agent this version lacks: compare as saved
+        pass
     now = _flat(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
     before = _flat(saved)
     return [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(now) | set(before))

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from rlkit2.core import ConfigError
 from rlkit2.policy import load_policy
@@ -104,3 +105,17 @@ def test_a_metric_the_evaluation_does_not_report_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="trainer.keep_best=eval/return selects by evaluation, but evaluation "
                                           "is off"):
         run(compose_config(_overrides(data, 10, **{"trainer.eval_every": 0})), tmp_path / "no_eval")
+
+
+def test_an_option_added_since_a_run_was_saved_is_not_a_change_of_its_settings(tmp_path):
+    """A run dir saved before trainer.keep_best existed still counts as the same run (the imitation study reuses
+    finished runs this way); changing the option is a change."""
+    from rlkit2.run_config import config_changes
+
+    data = tiny_hopper_file(tmp_path / "tiny.hdf5", steps=100)
+    cfg = compose_config(_overrides(data, 10, **{"trainer.keep_best": ""}))
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["trainer"]["keep_best"]  # as an older rlkit2 wrote it
+    assert config_changes(saved, cfg) == []
+    cfg.trainer.keep_best = "eval/return"
+    assert config_changes(saved, cfg) == ["trainer.keep_best: '' -> 'eval/return'"]
