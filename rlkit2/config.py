@@ -65,14 +65,14 @@ class TrainerConfig(ValidatedConfig):
         f.count("updates_per_step", what="learner updates per env step")
         f.choice("nan_policy", ("stop", "skip"))
         f.threads("threads")
-        if f.has("video") and f.get("video") and f.has("eval_every") and f.has("eval_episodes") \
-                and not (f.get("eval_every") and f.get("eval_episodes")):
-            raise ConfigError("trainer.video=true records evaluation episodes, but evaluation is off "
-                              "(trainer.eval_every or trainer.eval_episodes is 0)")
-        if f.has("keep_best") and f.get("keep_best") and f.has("eval_every") and f.has("eval_episodes") \
-                and not (f.get("eval_every") and f.get("eval_episodes")):
-            raise ConfigError(f"trainer.keep_best={f.get('keep_best')} selects by evaluation, but evaluation is off "
-                              "(trainer.eval_every or trainer.eval_episodes is 0)")
+        # the settings that act on evaluations are refused when there are none
+        no_eval = (f.has("eval_every") and f.has("eval_episodes")
+                   and not (f.get("eval_every") and f.get("eval_episodes")))
+        for option, what in (("video", "trainer.video=true records evaluation episodes"),
+                             ("keep_best", "trainer.keep_best={} selects by evaluation")):
+            if no_eval and f.has(option) and f.get(option):
+                raise ConfigError(f"{what.format(f.get(option))}, but evaluation is off (trainer.eval_every or "
+                                  "trainer.eval_episodes is 0)")
 
 
 @dataclasses.dataclass

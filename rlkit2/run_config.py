@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rlkit2.checkpoint import atomic_write_bytes
 from rlkit2.core import ConfigError
@@ -76,7 +77,7 @@ def config_changes(saved: Any, cfg: Any) -> list[str]:
         return []
     try:  # in today's schemas: an option added since (its default) is not a change
         saved = OmegaConf.to_container(_today(OmegaConf.create(saved)), resolve=True)  # type: ignore[assignment]
-    except Exception:  # noqa: BLE001 - e.g. an agent this version lacks: compare as saved
+    except (ConfigError, OmegaConfBaseException):  # e.g. an agent this version lacks: compare as saved
         pass
     now = _flat(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
     before = _flat(saved)

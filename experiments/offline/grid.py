@@ -36,7 +36,6 @@ The pieces: `grid_plan.py` (what is run), `grid_results.py` (what is recorded), 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import re
 import shlex
@@ -116,7 +115,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
     if dry_run:
         return len(pending)
     t0 = time.perf_counter()
-    session = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "seconds": 0.0,
+    session = {"started": now(), "updated": now(), "seconds": 0.0,
                "multiruns": len(todo), "launched": len(pending), "finished": 0, "jobs": cfg.jobs,
                "shard": f"{cfg.shard[0]}/{cfg.shard[1]}", "machine": dict(machine())}
     if todo:  # recorded from the start and updated as runs finish, so a killed sitting still counts
