@@ -102,12 +102,16 @@ def run_row(run: Run, cfg: GridConfig) -> dict[str, Any] | None:
     }
 
 
-DATA_KEYS = ("transitions", "seed", "behaviour_policies_sha256", "chunk_episodes")
+# the generation settings that fix a collection's rows, and its mean episode return as a fingerprint of the rows
+# themselves: the same settings give other rows on another CPU (its float kernels differ; MuJoCo then amplifies
+# the last bit), and the settings alone would not tell the two apart
+DATA_KEYS = ("transitions", "seed", "behaviour_policies_sha256", "chunk_episodes", "dataset_mean_episode_return")
 
 
 def data_provenance(run: Run, cfg: GridConfig) -> dict[str, Any]:
     """Which collection of the dataset a run trained on: the generation settings that fix its rows
-    (`chunk_episodes` None: made by the earlier collection, chunked by rows, before December 2026)."""
+    (`chunk_episodes` None: made by the earlier collection, chunked by rows, before December 2026) and the rows'
+    mean episode return (`DATA_KEYS`)."""
     from rlkit2.data.d4rl import generation_metadata
 
     ds = next((d for d in cfg.datasets if d.label == run.dataset), None)

@@ -291,7 +291,9 @@ def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
     lines += ["", "Library versions:"]
     for v in vers:
         lines.append("- " + ", ".join(f"{k} {x}" for k, x in json.loads(v).items()))
-    lines += ["", "Data (the collection each run trained on: rows, seed, behaviour policies, chunking):"]
+    lines += ["", "Data (the collection each run trained on: rows, seed, behaviour policies, chunking, and the rows' "
+                  "mean episode return, which tells apart two collections made with the same settings on different "
+                  "CPUs):"]
     collections = Counter((r["dataset"], json.dumps(r.get("data") or {}, sort_keys=True)) for r in runs)
     for (d, k), n in sorted(collections.items()):
         mixed = sum(1 for (e, _) in collections if e == d) > 1
@@ -306,8 +308,11 @@ def _collection(p: dict[str, Any]) -> str:
         return "not recorded"
     chunks = f"chunks of {p['chunk_episodes']} episodes" if p.get("chunk_episodes") else \
         "chunked by rows (the earlier collection)"
+    ret = p.get("dataset_mean_episode_return")
     return (f"{p.get('transitions')} rows, seed {p.get('seed')}, policies sha256 "
-            f"{str(p.get('behaviour_policies_sha256'))[:12]}, {chunks}")
+            f"{str(p.get('behaviour_policies_sha256'))[:12]}, {chunks}, "
+            + (f"mean episode return {ret:.2f}" if isinstance(ret, int | float)
+               else "mean episode return not recorded"))
 
 
 def render(data: dict[str, Any], out_dir: Path, results_name: str, reps: int = 10_000,

@@ -11,6 +11,7 @@ import pytest
 
 from experiments.offline import grid, grid_plan, grid_results, published, report
 from rlkit2.data import read_d4rl, write_d4rl
+from rlkit2.data.d4rl import episode_returns
 from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
 from tests.offline.test_offline_cli import tiny_hopper_file
 
@@ -121,10 +122,12 @@ def tiny_dataset(tmp_path_factory) -> Path:
     """A 600-row Hopper file under a generated name, with the behaviour-policy metadata `rlkit2-data make` writes."""
     d = tmp_path_factory.mktemp("data")
     raw = read_d4rl(tiny_hopper_file(d / "raw.hdf5"))
+    mean_return = float(np.mean(episode_returns(raw.arrays["rewards"], raw.arrays["terminals"],
+                                                raw.arrays["timeouts"])))
     return write_d4rl(d / "hopper-v5-medium.hdf5", raw.arrays,
                       metadata={"env_id": "Hopper-v5", "generated_by": "tests", "kind": "medium",
                                 "policy_return": POLICY_RETURN, "transitions": 600, "seed": 0,
-                                "chunk_episodes": 64})
+                                "chunk_episodes": 64, "dataset_mean_episode_return": mean_return})
 
 
 def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
@@ -146,6 +149,17 @@ def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
     assert rows[-2].endswith("| 1 vs 3 | too few seeds |")  # one seed gives no interval
 
 
+def test_the_report_tells_apart_collections_made_with_the_same_settings():
+    """Same generation settings, other rows (made on another CPU): the rows' mean return tells them apart."""
+    settings = {"transitions": 1000000, "seed": 0, "behaviour_policies_sha256": "ab" * 32, "chunk_episodes": None}
+    runs = [{"agent": "td3_bc", "dataset": "walker2d-v5-medium", "seed": s, "score": 50.0, "wall_s": 10.0,
+             "data": {**settings, "dataset_mean_episode_return": ret}} for s, ret in ((0, 1604.59), (1, 1597.31))]
+    lines = report.cost_and_provenance({"runs": runs}, ["td3_bc"])
+    data_lines = [line for line in lines if line.startswith("- walker2d-v5-medium:")]
+    assert len(data_lines) == 2 and all("trained on different collections" in line for line in data_lines)
+    assert any("mean episode return 1604.59" in line for line in data_lines)
+
+
 def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(grid, "POLL_S", 2.0)  # record finished runs while the multirun still runs
     results, runs_dir = tmp_path / "results" / "grid.json", tmp_path / "runs"
@@ -156,12 +170,14 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     data = json.loads(results.read_text())
     keys = sorted((r["agent"], r["dataset"], r["seed"]) for r in data["runs"])
     assert keys == sorted((a, "hopper-v5-medium", s) for a in ("td3_bc", "iql") for s in (0, 1))
+    refs = {r["kind"]: r for r in data["references"]}
     for r in data["runs"]:
         assert [e[0] for e in r["evals"]] == [20, 40] and r["updates"] == 40 and r["score_evals"] == 2
         assert r["score"] == pytest.approx(np.mean([e[1] for e in r["evals"]]))
         assert r["wall_s"] > 0 and r["updates_per_s"] > 0 and r["versions"]["torch"]
         assert Path(r["run_dir"]) == runs_dir / "hopper-v5-medium" / r["agent"] / f"s{r['seed']}"
-        assert r["data"] == {"transitions": 600, "seed": 0, "behaviour_policies_sha256": None, "chunk_episodes": 64}
+        assert r["data"] == {"transitions": 600, "seed": 0, "behaviour_policies_sha256": None, "chunk_episodes": 64,
+                             "dataset_mean_episode_return": refs["dataset"]["return"]}
     refs = {r["kind"]: r for r in data["references"]}
     assert len(refs["zero_action"]["scores"]) == 2 and refs["zero_action"]["episodes"] == 2
     assert all(np.isfinite(refs["zero_action"]["scores"]))
