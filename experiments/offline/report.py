@@ -21,7 +21,7 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 
 from experiments.offline import published
 from experiments.offline.grid_plan import AGENTS, DATASETS, RESULTS
+from experiments.offline.provenance import collection, cost_and_provenance
 from rlkit2 import stats
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -114,6 +115,9 @@ def comparison_pairs(agents: list[str]) -> list[tuple[str, str]]:
 def comparison_table(data: dict[str, Any], agents: list[str], datasets: list[str], reps: int,
                      seed: int) -> list[str]:
     by = scores_by(data)
+    trained_on: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in data["runs"]:
+        trained_on[(r["agent"], r["dataset"])].add(collection(r))
     rows = []
     for a, b in comparison_pairs(agents):
         for d in datasets:
@@ -123,6 +127,8 @@ def comparison_table(data: dict[str, Any], agents: list[str], datasets: list[str
             iv = stats.difference_ci(list(x.values()), list(y.values()), reps=reps, seed=seed)
             verdict = ("too few seeds" if min(len(x), len(y)) < 2 else "higher" if iv.lo > 0
                        else "lower" if iv.hi < 0 else "no clear difference")
+            if len(trained_on[(a, d)] | trained_on[(b, d)]) > 1:  # see "Cost and provenance": Data
+                verdict += " (runs trained on different collections of the dataset)"
             rows.append(f"| {a} − {b} | {d} | {iv.point:+.1f} {_ci(iv)} | {len(x)} vs {len(y)} | {verdict} |")
     if not rows:
         return []
@@ -244,75 +250,6 @@ def profile_plot(data: dict[str, Any], agents: list[str], datasets: list[str], p
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
-
-
-def _hours(s: float) -> str:
-    return f"{s / 3600:.2f} h" if s >= 360 else f"{s:.0f} s"
-
-
-def covered_seconds(sessions: Sequence[dict[str, Any]]) -> float:
-    """Wall-clock time covered by the sittings, each [started, started + seconds]: sittings that ran side by
-    side (shards, cores) count once."""
-    import datetime
-
-    spans = sorted((t, t + float(s["seconds"])) for s in sessions
-                   for t in [datetime.datetime.fromisoformat(s["started"]).timestamp()])
-    total, end = 0.0, float("-inf")
-    for a, b in spans:
-        total += max(0.0, b - max(a, end))
-        end = max(end, b)
-    return total
-
-
-def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
-    runs = data["runs"]
-    walls = [r["wall_s"] for r in runs if r.get("wall_s")]
-    sessions = data.get("sessions", [])
-    lines = ["## Cost and provenance", "",
-             f"- runs: {len(runs)}; training time summed over runs: {_hours(sum(walls))} "
-             "(each run's loop time, rebuilt from its logged throughput windows, over all its sittings)",
-             f"- elapsed grid time: {_hours(covered_seconds(sessions))} of wall clock covered by {len(sessions)} "
-             f"sitting(s) (side by side counted once; summed over sittings: "
-             f"{_hours(sum(s['seconds'] for s in sessions))}; jobs at once per sitting: "
-             f"{', '.join(sorted({str(s['jobs']) for s in sessions})) or '—'})", "",
-             "| agent | runs | updates/s (median) | training time |", "|---|---:|---:|---:|"]
-    for a in agents:
-        rs = [r for r in runs if r["agent"] == a]
-        ups = [r["updates_per_s"] for r in rs if r.get("updates_per_s")]
-        lines.append(f"| {a} | {len(rs)} | {_fmt(float(np.median(ups)) if ups else None)} | "
-                     f"{_hours(sum(r['wall_s'] for r in rs if r.get('wall_s')))} |")
-    machines = sorted({json.dumps(r["machine"], sort_keys=True) for r in runs if r.get("machine")})
-    vers = sorted({json.dumps(r["versions"], sort_keys=True) for r in runs if r.get("versions")})
-    lines += ["", "Machines:"]
-    for m in machines:
-        d = json.loads(m)
-        lines.append(f"- {d.get('host')}: {d.get('cpu')}, {d.get('cpus')} CPUs, {d.get('platform')}, "
-                     f"Python {d.get('python')}")
-    lines += ["", "Library versions:"]
-    for v in vers:
-        lines.append("- " + ", ".join(f"{k} {x}" for k, x in json.loads(v).items()))
-    lines += ["", "Data (the collection each run trained on: rows, seed, behaviour policies, chunking, and the rows' "
-                  "mean episode return, which tells apart two collections made with the same settings on different "
-                  "CPUs):"]
-    collections = Counter((r["dataset"], json.dumps(r.get("data") or {}, sort_keys=True)) for r in runs)
-    for (d, k), n in sorted(collections.items()):
-        mixed = sum(1 for (e, _) in collections if e == d) > 1
-        lines.append(f"- {d}: {_collection(json.loads(k))} ({n} runs)"
-                     + (" — runs of one dataset trained on different collections" if mixed else ""))
-    return [*lines, ""]
-
-
-def _collection(p: dict[str, Any]) -> str:
-    """A grid row's `data` (its dataset's generation settings) in words."""
-    if not p or "error" in p:
-        return "not recorded"
-    chunks = f"chunks of {p['chunk_episodes']} episodes" if p.get("chunk_episodes") else \
-        "chunked by rows (the earlier collection)"
-    ret = p.get("dataset_mean_episode_return")
-    return (f"{p.get('transitions')} rows, seed {p.get('seed')}, policies sha256 "
-            f"{str(p.get('behaviour_policies_sha256'))[:12]}, {chunks}, "
-            + (f"mean episode return {ret:.2f}" if isinstance(ret, int | float)
-               else "mean episode return not recorded"))
 
 
 def render(data: dict[str, Any], out_dir: Path, results_name: str, reps: int = 10_000,
