@@ -305,3 +305,33 @@ def test_shards_started_together_keep_both_sittings_and_count_their_time_once(tm
     later = {**sitting, "started": "2026-12-02T16:30:00", "shard": "0/1"}  # overlaps the last 30 min
     assert provenance.covered_seconds(sessions) == 3600.0
     assert provenance.covered_seconds([*sessions, later]) == 5400.0
+
+
+def test_an_ablation_file_joins_the_grid_tables_under_what_it_changes(tmp_path):
+    """`report --with ablation.json`: the variant's runs appear as `agent (overrides, budget)`, compared with the
+    agent they vary; a differently scored file and --readme beside --with are refused."""
+    grid_key = {"updates": 100, "last_evals": 3, "score_key": "eval/normalized_score", "overrides": []}
+    base = {"grid": grid_key, "runs": [{"agent": a, "dataset": "hopper-v5-medium", "seed": s, "score": x + s}
+                                       for a, x in (("qsarsa_ac2", 40.0), ("td3_bc", 30.0)) for s in range(3)]}
+    variant = {"grid": {**grid_key, "updates": 120, "overrides": ["agent.freeze_q_sarsa=true"]},
+               "runs": [{"agent": "qsarsa_ac2", "dataset": "hopper-v5-medium", "seed": s, "score": 20.0 + s}
+                        for s in range(3)]}
+    merged = report.with_variants(base, [("ablation_frozen.json", variant)])
+    label = "qsarsa_ac2 (freeze_q_sarsa=true, 120 updates)"
+    assert {r["agent"] for r in merged["runs"]} == {"qsarsa_ac2", "td3_bc", label}
+    agents = ["qsarsa_ac2", "td3_bc", label]
+    assert (label, "qsarsa_ac2") in report.comparison_pairs(agents)
+    rows = [line for line in report.comparison_table(merged, agents, ["hopper-v5-medium"], 2000, 0)
+            if line.startswith(f"| {label} − qsarsa_ac2 ")]
+    assert len(rows) == 1 and "| -20.0 " in rows[0] and rows[0].endswith("| lower |")
+    with pytest.raises(SystemExit, match="scored otherwise"):
+        report.with_variants(base, [("other.json", {**variant, "grid": {**variant["grid"], "last_evals": 1}})])
+    (tmp_path / "grid.json").write_text(json.dumps(base))
+    (tmp_path / "ablation_frozen.json").write_text(json.dumps(variant))
+    with pytest.raises(SystemExit, match="--readme"):
+        report.main(["--results", str(tmp_path / "grid.json"), "--with", str(tmp_path / "ablation_frozen.json"),
+                     "--readme", str(tmp_path / "README.md")])
+    report.main(["--results", str(tmp_path / "grid.json"), "--with", str(tmp_path / "ablation_frozen.json"),
+                 "--reps", "200"])
+    md = (tmp_path / "grid+ablation_frozen.md").read_text()
+    assert "from `grid.json` with `ablation_frozen.json`" in md and label in md
