@@ -324,6 +324,8 @@ def test_an_ablation_file_joins_the_grid_tables_under_what_it_changes(tmp_path):
     rows = [line for line in report.comparison_table(merged, agents, ["hopper-v5-medium"], 2000, 0)
             if line.startswith(f"| {label} − qsarsa_ac2 ")]
     assert len(rows) == 1 and "| -20.0 " in rows[0] and rows[0].endswith("| lower |")
+    eta = {**variant, "grid": {**grid_key, "overrides": ["agent.eta=1.0"]}}  # a dotted value keeps its dot
+    assert report.with_variants(base, [("ablation_eta1.json", eta)])["runs"][-1]["agent"] == "qsarsa_ac2 (eta=1.0)"
     with pytest.raises(SystemExit, match="scored otherwise"):
         report.with_variants(base, [("other.json", {**variant, "grid": {**variant["grid"], "last_evals": 1}})])
     (tmp_path / "grid.json").write_text(json.dumps(base))
