@@ -68,6 +68,7 @@ from experiments.offline.grid_plan import (
 )
 from experiments.offline.grid_results import (
     add_references,
+    check_one_collection,
     load_results,
     machine,
     now,
@@ -95,6 +96,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
                 missing.append(f"{ds.label}: {e}")
         if missing:
             raise SystemExit("datasets not found:\n  " + "\n  ".join(missing))
+        check_one_collection(data, cfg)
         added = record_finished(runs, cfg, data)
         if added:
             print(f"[grid] recorded {len(added)} run(s) finished earlier", flush=True)

@@ -109,17 +109,44 @@ DATA_KEYS = ("transitions", "seed", "behaviour_policies_sha256", "chunk_episodes
 
 
 def data_provenance(run: Run, cfg: GridConfig) -> dict[str, Any]:
-    """Which collection of the dataset a run trained on: the generation settings that fix its rows
-    (`chunk_episodes` None: made by the earlier collection, chunked by rows, before December 2026) and the rows'
-    mean episode return (`DATA_KEYS`)."""
+    """Which collection of the dataset a run trained on (see `dataset_collection`)."""
+    ds = next((d for d in cfg.datasets if d.label == run.dataset), None)
+    return dataset_collection(ds, cfg) if ds is not None else {}
+
+
+def dataset_collection(ds: Dataset, cfg: GridConfig) -> dict[str, Any]:
+    """The collection of `ds` in the data dir: the generation settings that fix its rows (`chunk_episodes`
+    None: made by the earlier collection, chunked by rows, before December 2026) and the rows' mean episode
+    return (`DATA_KEYS`); {"error": ...} when its metadata cannot be read."""
     from rlkit2.data.d4rl import generation_metadata
 
-    ds = next((d for d in cfg.datasets if d.label == run.dataset), None)
     try:
-        md = generation_metadata(dataset_file(ds, cfg.data_dir)) if ds is not None else {}
+        md = generation_metadata(dataset_file(ds, cfg.data_dir))
     except Exception as e:  # noqa: BLE001 - provenance is best effort: the row still counts
         return {"error": f"{type(e).__name__}: {e}"}
     return {k: md.get(k) for k in DATA_KEYS} if md else {}
+
+
+def check_one_collection(data: dict[str, Any], cfg: GridConfig) -> None:
+    """Refuse to add runs on a collection of a dataset other than the one the results file's runs trained on:
+    two collections made with the same settings on different CPUs move a score as much as agents differ, so
+    one results file holds one collection of each dataset and its comparisons stay within it."""
+    from experiments.offline.provenance import collection
+
+    for ds in cfg.datasets:
+        here = dataset_collection(ds, cfg)
+        if not here or "error" in here:
+            continue
+        theirs = {collection(r): r.get("data") or {} for r in data.get("runs", []) if r["dataset"] == ds.label}
+        other = [d for k, d in theirs.items() if k != collection({"data": here})]
+        if other:
+            ret = other[0].get("dataset_mean_episode_return")
+            raise SystemExit(
+                f"{cfg.results} holds runs of {ds.label} trained on another collection of it (mean episode return "
+                f"{ret}; the one in {cfg.data_dir or 'the data dir'} has "
+                f"{here.get('dataset_mean_episode_return')}): runs on two collections are not comparable. "
+                "Pass --results <another file> (and --runs-dir) for this collection, or --data-dir the "
+                "collection those runs used.")
 
 
 # --------------------------------------------------------------------------- reference rows

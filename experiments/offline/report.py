@@ -12,8 +12,10 @@ against BC (difference of means with a bootstrap CI). Across datasets: the IQM w
 CIs, the probability of improving on TD3+BC / IQL, and performance profiles (PNG). Then the wall time, the
 machines and the library versions the runs were measured with. Statistics: `rlkit2.stats`.
 
-`--readme [PATH]` replaces what lies between `<!-- grid:start -->` and `<!-- grid:end -->` in PATH (default
-experiments/offline/README.md), appending a marked section when the markers are missing.
+`--readme [PATH]` replaces what lies between `<!-- STEM:start -->` and `<!-- STEM:end -->` in PATH (default
+experiments/offline/README.md), STEM being the report's name (`grid`, `collection_check+ablation_frozen`, ...),
+so each results file (and each combination with `--with`) has its own section; a marked section is appended
+when its markers are missing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from experiments.offline.provenance import collection, cost_and_provenance
 from rlkit2 import stats
 
 README = Path(__file__).resolve().parent / "README.md"
-START, END = "<!-- grid:start -->", "<!-- grid:end -->"
 BASELINES = ("td3_bc", "iql")
 
 
@@ -307,26 +308,34 @@ def with_variants(data: dict[str, Any], variants: Sequence[tuple[str, dict[str, 
                                                 *(s for _, v in variants for s in v.get("sessions", []))]}
 
 
-def splice(readme: Path, body: str) -> None:
-    """Put `body` between the grid markers of `readme` (a marked section is appended when they are missing)."""
+def markers(stem: str) -> tuple[str, str]:
+    """The comments that delimit report `stem`'s section of a README."""
+    return f"<!-- {stem}:start -->", f"<!-- {stem}:end -->"
+
+
+def splice(readme: Path, body: str, stem: str = "grid") -> None:
+    """Put `body` between report `stem`'s markers in `readme` (a marked section is appended when they are
+    missing)."""
+    start, end = markers(stem)
     text = readme.read_text() if readme.is_file() else ""
-    block = f"{START}\n{body.rstrip()}\n{END}"
-    if START in text and END in text and text.index(START) < text.index(END):
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text and text.index(start) < text.index(end):
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip() + ("\n\n" if text else "") + "## Evidence grid\n\n" + block + "\n"
+        text = text.rstrip() + ("\n\n" if text else "") + f"## Evidence grid: {stem}\n\n" + block + "\n"
     from rlkit2.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(readme, text.encode())
 
 
 def readme_body(md: str, out_dir: Path, readme: Path) -> str:
-    """The report without its title, headings one level down, image links relative to the README."""
+    """The report without its title, headings two levels down (the README heads each report's section with a
+    third-level heading of its own), image links relative to the README."""
     rel = os.path.relpath(out_dir, readme.parent)
     out = []
     for line in md.splitlines()[1:]:
         if line.startswith("#"):
-            line = "#" + line
+            line = "##" + line
         if line.startswith("![") and "](" in line and rel != ".":
             alt, target = line[2:].split("](", 1)
             line = f"![{alt}]({rel}/{target}"
@@ -339,10 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--results", default=str(RESULTS), help="results JSON (default: %(default)s)")
     p.add_argument("--out-dir", default=None, help="where <results stem>.md and the PNGs go (default: beside the JSON)")
     p.add_argument("--readme", nargs="?", const=str(README), default=None,
-                   help=f"splice the tables into this markdown file's grid section (default: {README})")
+                   help="splice the tables into this markdown file's section for this report (between "
+                        f"<!-- STEM:start --> and <!-- STEM:end -->; default: {README})")
     p.add_argument("--with", dest="variants", action="append", default=[], metavar="JSON",
                    help="another results file (an ablation) whose runs join the tables as `agent (what differs)`; "
-                        "writes <results stem>+<its stem>.md (repeatable; not with --readme)")
+                        "writes <results stem>+<its stem>.md (repeatable)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     a = p.parse_args(argv)
@@ -350,19 +360,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = json.loads(results.read_text())
     if not data.get("runs"):
         raise SystemExit(f"{results}: no runs recorded yet")
-    if a.variants and a.readme:
-        raise SystemExit("--readme splices the main results' tables only; run it without --with")
     data = with_variants(data, [(v, json.loads(Path(v).read_text())) for v in a.variants])
     out_dir = Path(a.out_dir) if a.out_dir else results.parent
     sources = [results.name, *(Path(v).name for v in a.variants)]
     md, pngs = render(data, out_dir, sources, a.reps, a.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md_path = out_dir / ("+".join(Path(x).stem for x in sources) + ".md")
+    stem = "+".join(Path(x).stem for x in sources)
+    md_path = out_dir / f"{stem}.md"
     md_path.write_text(md)
     print(md)
     print(f"wrote {md_path}" + "".join(f", {x}" for x in pngs))
     if a.readme:
-        splice(Path(a.readme), readme_body(md, out_dir, Path(a.readme)))
+        splice(Path(a.readme), readme_body(md, out_dir, Path(a.readme)), stem)
         print(f"spliced the tables into {a.readme}")
     return 0
 

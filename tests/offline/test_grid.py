@@ -212,6 +212,14 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     again = json.loads(results.read_text())
     assert len(again["runs"]) == 4 and [p.stat().st_mtime_ns for p in metrics] == stamps
 
+    # runs on another collection of the dataset (same settings, other rows: another CPU) are not mixed in
+    other = {**again, "runs": [{**r, "data": {**r["data"], "dataset_mean_episode_return": 1.5}} for r in again["runs"]]}
+    results.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="another collection of it \\(mean episode return 1.5"):
+        grid.main(args)
+    assert json.loads(results.read_text()) == other  # refused before anything was written
+    results.write_text(json.dumps(again))
+
     # the report: tables with every row, the profile plot, the README section spliced in place
     readme = tmp_path / "README.md"
     readme.write_text("# Notes\n\nbefore\n\n<!-- grid:start -->\nold\n<!-- grid:end -->\n\nafter\n")
@@ -230,7 +238,7 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     assert "Library versions" in md and "torch" in md
     text = readme.read_text()
     assert text.startswith("# Notes\n\nbefore\n\n<!-- grid:start -->") and text.endswith("<!-- grid:end -->\n\nafter\n")
-    assert "old" not in text and "#### hopper-v5-medium" in text and "](results/grid_profile.png)" in text
+    assert "old" not in text and "##### hopper-v5-medium" in text and "](results/grid_profile.png)" in text
     assert report.main(["--results", str(results), "--readme", str(readme), "--reps", "500"]) == 0
     assert readme.read_text() == text  # splicing again changes nothing
 
@@ -309,7 +317,7 @@ def test_shards_started_together_keep_both_sittings_and_count_their_time_once(tm
 
 def test_an_ablation_file_joins_the_grid_tables_under_what_it_changes(tmp_path):
     """`report --with ablation.json`: the variant's runs appear as `agent (overrides, budget)`, compared with the
-    agent they vary; a differently scored file and --readme beside --with are refused."""
+    agent they vary, in a README section of their own; a differently scored file is refused."""
     grid_key = {"updates": 100, "last_evals": 3, "score_key": "eval/normalized_score", "overrides": []}
     base = {"grid": grid_key, "runs": [{"agent": a, "dataset": "hopper-v5-medium", "seed": s, "score": x + s}
                                        for a, x in (("qsarsa_ac2", 40.0), ("td3_bc", 30.0)) for s in range(3)]}
@@ -330,10 +338,13 @@ def test_an_ablation_file_joins_the_grid_tables_under_what_it_changes(tmp_path):
         report.with_variants(base, [("other.json", {**variant, "grid": {**variant["grid"], "last_evals": 1}})])
     (tmp_path / "grid.json").write_text(json.dumps(base))
     (tmp_path / "ablation_frozen.json").write_text(json.dumps(variant))
-    with pytest.raises(SystemExit, match="--readme"):
-        report.main(["--results", str(tmp_path / "grid.json"), "--with", str(tmp_path / "ablation_frozen.json"),
-                     "--readme", str(tmp_path / "README.md")])
+    readme = tmp_path / "README.md"
+    readme.write_text("# Notes\n\n<!-- grid:start -->\nthe grid\n<!-- grid:end -->\n")
     report.main(["--results", str(tmp_path / "grid.json"), "--with", str(tmp_path / "ablation_frozen.json"),
-                 "--reps", "200"])
+                 "--reps", "200", "--readme", str(readme)])
     md = (tmp_path / "grid+ablation_frozen.md").read_text()
     assert "from `grid.json` with `ablation_frozen.json`" in md and label in md
+    text = readme.read_text()  # its own section, appended; the grid's left as it was
+    assert text.startswith("# Notes\n\n<!-- grid:start -->\nthe grid\n<!-- grid:end -->\n")
+    assert "<!-- grid+ablation_frozen:start -->" in text and text.endswith("<!-- grid+ablation_frozen:end -->\n")
+    assert label in text[text.index("<!-- grid+ablation_frozen:start -->"):]
