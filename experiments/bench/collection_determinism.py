@@ -1,0 +1,140 @@
+"""Does a generated dataset depend on the CPU's float kernels? Collects the same rows under forced kernel choices.
+
+    python experiments/bench/collection_determinism.py                       # hopper-v5-medium, 20k rows (~3 min)
+    python experiments/bench/collection_determinism.py --dataset walker2d-v5-medium --transitions 50000
+
+`rlkit2-data make` is deterministic from its seed on one machine; two collections of one dataset made on an AMD
+and an Intel machine held other rows (experiments/offline/README.md). The libraries pick their float kernels
+per CPU at run time: PyTorch's ATen (`ATEN_CPU_CAPABILITY`), oneDNN (`ONEDNN_MAX_CPU_ISA`), MKL (`MKL_CBWR`),
+NumPy's SIMD loops (`NPY_DISABLE_CPU_FEATURES`) and OpenBLAS (`OPENBLAS_CORETYPE`). Each variant below forces
+some of them to what an older or another vendor's CPU would run (plus other thread and worker counts) and
+collects the same rows in a fresh process; a variant whose arrays hash differently from the default's shows a
+kernel choice the data depend on. Each machine's rows are kept in the JSON beside the other machines' (keyed by
+its CPU), so running this on another CPU tells whether the collections agree across machines.
+
+Writes experiments/bench/results/collection_determinism.json and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "experiments" / "bench" / "results" / "collection_determinism.json"
+NO_AVX512 = "AVX512F,AVX512CD,AVX512_SKX,AVX512_CLX,AVX512_CNL,AVX512_ICL"
+# name -> (environment, extra `rlkit2-data make` arguments)
+VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
+    "default": ({}, []),
+    "aten avx2": ({"ATEN_CPU_CAPABILITY": "avx2"}, []),
+    "aten default (no SIMD)": ({"ATEN_CPU_CAPABILITY": "default"}, []),
+    "onednn avx2": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, []),
+    "mkl cbwr compatible": ({"MKL_CBWR": "COMPATIBLE"}, []),
+    "numpy without avx512": ({"NPY_DISABLE_CPU_FEATURES": NO_AVX512}, []),
+    "openblas zen": ({"OPENBLAS_CORETYPE": "Zen"}, []),
+    "all at their oldest": ({"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                             "MKL_CBWR": "COMPATIBLE", "NPY_DISABLE_CPU_FEATURES": NO_AVX512,
+                             "OPENBLAS_CORETYPE": "Prescott"}, []),
+    "2 torch threads": ({"OMP_NUM_THREADS": "2"}, ["--threads", "2"]),
+    "2 workers": ({}, ["--workers", "2"]),
+}
+ARRAYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def arrays_sha256(path: Path) -> str:
+    import h5py
+
+    h = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        for k in ARRAYS:
+            if k in f:
+                h.update(k.encode())
+                h.update(f[k][()].tobytes())
+    return h.hexdigest()
+
+
+def collect(dataset: str, transitions: int, env: dict[str, str], extra: list[str], tmp: Path) -> tuple[str, float]:
+    """Collect `dataset` in a fresh process under `env`; (sha256 of its arrays, seconds)."""
+    out = tmp / f"{dataset}.hdf5"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "rlkit2.data.cli", "make", dataset, "--transitions", str(transitions),
+           "--workers", "1", "--out", str(out), "--data-dir", str(tmp), "--quiet", *extra]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"collection failed under {env} {extra}:\n{proc.stderr[-2000:]}")
+    return arrays_sha256(out), time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="hopper-v5-medium", help="a generated dataset name with shipped policies")
+    p.add_argument("--transitions", type=int, default=20_000)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
+    p.add_argument("--out", default=str(OUT))
+    a = p.parse_args(argv)
+    if a.transitions <= 0:
+        p.error(f"--transitions must be positive, got {a.transitions}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rlkit2-determinism-") as d:
+        for name in a.variants:
+            env, extra = VARIANTS[name]
+            sha, secs = collect(a.dataset, a.transitions, env, extra, Path(d))
+            rows.append({"variant": name, "env": env, "args": extra, "sha256": sha, "seconds": round(secs, 1)})
+            print(f"{name:24s} {sha[:16]}  {secs:6.1f} s", flush=True)
+    import numpy
+    import torch
+
+    import mujoco
+
+    key = f"{a.dataset}/{a.transitions}"
+    run: dict[str, Any] = {
+        "cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "mujoco": mujoco.__version__},
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows,
+        "all_equal": len({r["sha256"] for r in rows}) == 1,
+    }
+    from rlkit2.checkpoint import update_json
+
+    def merge(data: dict[str, Any] | None) -> dict[str, Any]:
+        data = data or {}
+        data.setdefault(key, {})[run["cpu"]] = run
+        return data
+
+    data = update_json(Path(a.out), merge)
+    machines = data[key]
+    print(f"\n{key}: {'all variants equal' if run['all_equal'] else 'variants DIFFER'} on {run['cpu']}")
+    print("| CPU | variants | arrays sha256 (default) | all equal |\n|---|---:|---|---|")
+    for cpu, m in sorted(machines.items()):
+        default = next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), m["rows"][0]["sha256"])
+        print(f"| {cpu} | {len(m['rows'])} | {default[:16]} | {m['all_equal']} |")
+    defaults = {next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), None) for m in machines.values()}
+    if len(machines) > 1:
+        print(f"across the {len(machines)} CPUs: {'the same rows' if len(defaults) == 1 else 'OTHER rows'}")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
