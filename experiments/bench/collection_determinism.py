@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -102,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             sha, secs = collect(a.dataset, a.transitions, env, extra, Path(d))
             rows.append({"variant": name, "env": env, "args": extra, "sha256": sha, "seconds": round(secs, 1)})
             print(f"{name:24s} {sha[:16]}  {secs:6.1f} s", flush=True)
+    import mujoco
     import numpy
     import torch
-
-    import mujoco
 
     key = f"{a.dataset}/{a.transitions}"
     run: dict[str, Any] = {
