@@ -127,26 +127,49 @@ def dataset_collection(ds: Dataset, cfg: GridConfig) -> dict[str, Any]:
     return {k: md.get(k) for k in DATA_KEYS} if md else {}
 
 
-def check_one_collection(data: dict[str, Any], cfg: GridConfig) -> None:
-    """Refuse to add runs on a collection of a dataset other than the one the results file's runs trained on:
-    two collections made with the same settings on different CPUs move a score as much as agents differ, so
-    one results file holds one collection of each dataset and its comparisons stay within it."""
-    from experiments.offline.provenance import collection
+def _known(d: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A row's collection (its `DATA_KEYS`), or None where it was not recorded (rows are best effort)."""
+    if not d or "error" in d or d.get("dataset_mean_episode_return") is None:
+        return None
+    return {k: d.get(k) for k in DATA_KEYS}
 
+
+def check_one_collection(data: dict[str, Any], cfg: GridConfig) -> None:
+    """Refuse to add runs on a collection of a dataset other than the one the results file's runs (and its
+    dataset reference row) trained on: two collections made with the same settings on different machines move a
+    score as much as agents differ, so one results file holds one collection of each dataset and its comparisons
+    stay within it. Rows whose collection was not recorded are not held against it."""
     for ds in cfg.datasets:
-        here = dataset_collection(ds, cfg)
-        if not here or "error" in here:
+        here = _known(dataset_collection(ds, cfg))
+        if here is None:
             continue
-        theirs = {collection(r): r.get("data") or {} for r in data.get("runs", []) if r["dataset"] == ds.label}
-        other = [d for k, d in theirs.items() if k != collection({"data": here})]
-        if other:
-            ret = other[0].get("dataset_mean_episode_return")
+        theirs = [_known(r.get("data")) for r in data.get("runs", []) if r["dataset"] == ds.label]
+        ref = next((r for r in data.get("references", []) if (r["dataset"], r["kind"]) == (ds.label, "dataset")),
+                   None)
+        if ref is not None and isinstance(ref.get("return"), int | float):
+            theirs.append({**here, "dataset_mean_episode_return": ref["return"]})
+        other = next((d for d in theirs if d is not None and d != here), None)
+        if other is not None:
+            diff = ", ".join(f"{k} {other[k]} vs {here[k]}" for k in DATA_KEYS if other[k] != here[k])
             raise SystemExit(
-                f"{cfg.results} holds runs of {ds.label} trained on another collection of it (mean episode return "
-                f"{ret}; the one in {cfg.data_dir or 'the data dir'} has "
-                f"{here.get('dataset_mean_episode_return')}): runs on two collections are not comparable. "
-                "Pass --results <another file> (and --runs-dir) for this collection, or --data-dir the "
-                "collection those runs used.")
+                f"{cfg.results} holds runs of {ds.label} made on another collection of it than "
+                f"{dataset_file(ds, cfg.data_dir)} ({diff}): runs on two collections are not comparable. Pass "
+                "--results <another file> (and --runs-dir) for this collection, or point --data-dir (or the "
+                "dataset path) at the collection those runs used.")
+
+
+def check_rows_share_collections(data: dict[str, Any], path: Path) -> None:
+    """The same rule on the merged rows, for sittings that share a results file: one collection per dataset."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in data.get("runs", []):
+        d = _known(r.get("data"))
+        if d is None:
+            continue
+        first = seen.setdefault(r["dataset"], d)
+        if d != first:
+            raise SystemExit(f"{path}: runs of {r['dataset']} on two collections (mean episode return "
+                             f"{first['dataset_mean_episode_return']} and {d['dataset_mean_episode_return']}): "
+                             "a sitting on another collection shares this file; give it its own --results.")
 
 
 # --------------------------------------------------------------------------- reference rows
@@ -272,6 +295,7 @@ def save_results(path: Path, data: dict[str, Any]) -> None:
                     rows[key(r)] = r
             data[part] = list(rows.values())
         data["runs"].sort(key=lambda r: (r["dataset"], r["agent"], r["seed"]))
+        check_rows_share_collections(data, path)
         data["references"].sort(key=lambda r: (r["dataset"], r["kind"]))
         return data
 

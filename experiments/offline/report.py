@@ -322,7 +322,7 @@ def splice(readme: Path, body: str, stem: str = "grid") -> None:
     if start in text and end in text and text.index(start) < text.index(end):
         text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip() + ("\n\n" if text else "") + f"## Evidence grid: {stem}\n\n" + block + "\n"
+        text = text.rstrip() + ("\n\n" if text else "") + f"### Evidence grid: {stem}\n\n" + block + "\n"
     from rlkit2.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(readme, text.encode())

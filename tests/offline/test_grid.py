@@ -212,13 +212,28 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
     again = json.loads(results.read_text())
     assert len(again["runs"]) == 4 and [p.stat().st_mtime_ns for p in metrics] == stamps
 
-    # runs on another collection of the dataset (same settings, other rows: another CPU) are not mixed in
-    other = {**again, "runs": [{**r, "data": {**r["data"], "dataset_mean_episode_return": 1.5}} for r in again["runs"]]}
-    results.write_text(json.dumps(other))
-    with pytest.raises(SystemExit, match="another collection of it \\(mean episode return 1.5"):
-        grid.main(args)
-    assert json.loads(results.read_text()) == other  # refused before anything was written
+    # runs on another collection of the dataset (same settings, other rows: another machine) are not mixed in:
+    # one run row or the dataset reference row of another collection is enough; rows without one are not held
+    # against it; the message names the file and what differs
+    ret = refs["dataset"]["return"]
+    unknown = [{**again["runs"][0], "data": {}}, {**again["runs"][1], "data": {"error": "OSError: gone"}}]
+    assert grid_results.check_one_collection({**again, "runs": unknown + again["runs"][2:]},
+                                             grid.parse_args(args)[0]) is None
+    other = {**again, "runs": [{**again["runs"][0], "data": {**again["runs"][0]["data"],
+                                                             "dataset_mean_episode_return": 1.5}}, *again["runs"][1:]]}
+    other_ref = {**again, "references": [{**r, "return": 1.5} if r["kind"] == "dataset" else r
+                                         for r in again["references"]]}
+    for bad in (other, other_ref):
+        results.write_text(json.dumps(bad))
+        with pytest.raises(SystemExit, match=f"another collection of it than {tiny_dataset} "
+                                             f"\\(dataset_mean_episode_return 1.5 vs {ret}\\)"):
+            grid.main(args)
+        assert json.loads(results.read_text()) == bad  # refused before anything was written
     results.write_text(json.dumps(again))
+    # a sitting on another collection sharing the file is refused when its row is merged in
+    with pytest.raises(SystemExit, match="runs of hopper-v5-medium on two collections"):
+        grid_results.save_results(results, {**again, "runs": [*again["runs"][1:], other["runs"][0]]})
+    assert json.loads(results.read_text()) == again
 
     # the report: tables with every row, the profile plot, the README section spliced in place
     readme = tmp_path / "README.md"
