@@ -1,6 +1,6 @@
 """Does a generated dataset depend on the CPU's float kernels? Collects the same rows under forced kernel choices.
 
-    python experiments/bench/collection_determinism.py                       # hopper-v5-medium, 20k rows (~3 min)
+    python experiments/bench/collection_determinism.py                       # hopper-v5-medium, 5k rows (~4 min)
     python experiments/bench/collection_determinism.py --dataset walker2d-v5-medium --transitions 50000
 
 `rlkit2-data make` is deterministic from its seed on one machine; two collections of one dataset made on an AMD
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -71,10 +72,12 @@ def arrays_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def collect(dataset: str, transitions: int, env: dict[str, str], extra: list[str], tmp: Path) -> tuple[str, float]:
-    """Collect `dataset` in a fresh process under `env`; (sha256 of its arrays, seconds)."""
+def collect(dataset: str, transitions: int, env: dict[str, str], extra: list[str], tmp: Path) -> dict[str, Any]:
+    """Collect `dataset` in a fresh process under `env`, into a data dir of its own (a shared one would hand
+    every variant the first one's cached chunks); the sha256 of its arrays, the seconds it took and the kernels
+    the process saw."""
+    tmp.mkdir(parents=True)
     out = tmp / f"{dataset}.hdf5"
-    out.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "rlkit2.data.cli", "make", dataset, "--transitions", str(transitions),
            "--workers", "1", "--out", str(out), "--data-dir", str(tmp), "--quiet", *extra]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env}
@@ -82,13 +85,21 @@ def collect(dataset: str, transitions: int, env: dict[str, str], extra: list[str
     proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"collection failed under {env} {extra}:\n{proc.stderr[-2000:]}")
-    return arrays_sha256(out), time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    probe = subprocess.run([sys.executable, "-c", PROBE], env=full_env, capture_output=True, text=True, check=True)
+    return {"sha256": arrays_sha256(out), "seconds": round(seconds, 1), **json.loads(probe.stdout)}
+
+
+# what a process under a variant's environment runs on: ATen's kernel level and NumPy's enabled SIMD features
+PROBE = ("import json, torch, numpy; from numpy.core._multiarray_umath import __cpu_features__ as f; "
+         "print(json.dumps({'aten': torch.backends.cpu.get_cpu_capability(), "
+         "'numpy_avx512': bool(f.get('AVX512F'))}))")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="hopper-v5-medium", help="a generated dataset name with shipped policies")
-    p.add_argument("--transitions", type=int, default=20_000)
+    p.add_argument("--transitions", type=int, default=5_000)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
     p.add_argument("--out", default=str(OUT))
     a = p.parse_args(argv)
@@ -98,18 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rlkit2-determinism-") as d:
         for name in a.variants:
             env, extra = VARIANTS[name]
-            sha, secs = collect(a.dataset, a.transitions, env, extra, Path(d))
-            rows.append({"variant": name, "env": env, "args": extra, "sha256": sha, "seconds": round(secs, 1)})
-            print(f"{name:24s} {sha[:16]}  {secs:6.1f} s", flush=True)
+            got = collect(a.dataset, a.transitions, env, extra, Path(d) / f"v{len(rows)}")
+            rows.append({"variant": name, "env": env, "args": extra, **got})
+            print(f"{name:24s} {got['sha256'][:16]}  {got['seconds']:6.1f} s  aten {got['aten']}", flush=True)
     import mujoco
     import numpy
     import torch
 
     key = f"{a.dataset}/{a.transitions}"
+    machine = f"{platform.node()}: {cpu_name()}"  # one CPU model string can name different machines
     run: dict[str, Any] = {
         "cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
         "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "mujoco": mujoco.__version__},
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows,
         "all_equal": len({r["sha256"] for r in rows}) == 1,
     }
@@ -117,16 +128,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def merge(data: dict[str, Any] | None) -> dict[str, Any]:
         data = data or {}
-        data.setdefault(key, {})[run["cpu"]] = run
+        data.setdefault(key, {})[machine] = run
         return data
 
     data = update_json(Path(a.out), merge)
     machines = data[key]
-    print(f"\n{key}: {'all variants equal' if run['all_equal'] else 'variants DIFFER'} on {run['cpu']}")
-    print("| CPU | variants | arrays sha256 (default) | all equal |\n|---|---:|---|---|")
-    for cpu, m in sorted(machines.items()):
-        default = next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), m["rows"][0]["sha256"])
-        print(f"| {cpu} | {len(m['rows'])} | {default[:16]} | {m['all_equal']} |")
+    default = next((r["sha256"] for r in rows if r["variant"] == "default"), None)
+    print(f"\n{key} on {machine}: " + ("all variants equal" if run["all_equal"] else "variants that differ from "
+          "the default: " + ", ".join(r["variant"] for r in rows if r["sha256"] != default)))
+    print("| machine | variants | arrays sha256 (default) | all equal |\n|---|---:|---|---|")
+    for name, m in sorted(machines.items()):
+        d = next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), m["rows"][0]["sha256"])
+        print(f"| {name} | {len(m['rows'])} | {d[:16]} | {m['all_equal']} |")
     defaults = {next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), None) for m in machines.values()}
     if len(machines) > 1:
         print(f"across the {len(machines)} CPUs: {'the same rows' if len(defaults) == 1 else 'OTHER rows'}")

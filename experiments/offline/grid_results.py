@@ -103,8 +103,8 @@ def run_row(run: Run, cfg: GridConfig) -> dict[str, Any] | None:
 
 
 # the generation settings that fix a collection's rows, and its mean episode return as a fingerprint of the rows
-# themselves: the same settings gave other rows on another machine (docs/datasets.md: not the libraries' float
-# kernels), and the settings alone would not tell the two apart
+# themselves: the same settings gave other rows on another machine (docs/datasets.md: MKL's per-CPU
+# kernels change them), and the settings alone would not tell the two apart
 DATA_KEYS = ("transitions", "seed", "behaviour_policies_sha256", "chunk_episodes", "dataset_mean_episode_return")
 
 
