@@ -10,7 +10,7 @@ NumPy's SIMD loops (`NPY_DISABLE_CPU_FEATURES`) and OpenBLAS (`OPENBLAS_CORETYPE
 some of them to what an older or another vendor's CPU would run (plus other thread and worker counts) and
 collects the same rows in a fresh process; a variant whose arrays hash differently from the default's shows a
 kernel choice the data depend on. Each machine's rows are kept in the JSON beside the other machines' (keyed by
-its CPU), so running this on another CPU tells whether the collections agree across machines.
+its host and CPU), so running this on another CPU tells whether the collections agree across machines.
 
 Writes experiments/bench/results/collection_determinism.json and prints the table.
 """
@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make `experiments` importable
+    sys.path.insert(0, str(ROOT))
 OUT = ROOT / "experiments" / "bench" / "results" / "collection_determinism.json"
 NO_AVX512 = "AVX512F,AVX512CD,AVX512_SKX,AVX512_CLX,AVX512_CNL,AVX512_ICL"
 # name -> (environment, extra `rlkit2-data make` arguments)
@@ -50,14 +51,9 @@ VARIANTS: dict[str, tuple[dict[str, str], list[str]]] = {
 ARRAYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def default_sha256(rows: list[dict[str, Any]]) -> str:
+    """The default variant's hash (the first row's when it was not run)."""
+    return next((r["sha256"] for r in rows if r["variant"] == "default"), rows[0]["sha256"])
 
 
 def arrays_sha256(path: Path) -> str:
@@ -70,6 +66,12 @@ def arrays_sha256(path: Path) -> str:
                 h.update(k.encode())
                 h.update(f[k][()].tobytes())
     return h.hexdigest()
+
+
+# what a process under a variant's environment runs on: ATen's kernel level and NumPy's enabled SIMD features
+PROBE = ("import json, torch, numpy; from numpy.core._multiarray_umath import __cpu_features__ as f; "
+         "print(json.dumps({'aten': torch.backends.cpu.get_cpu_capability(), "
+         "'numpy_avx512': bool(f.get('AVX512F'))}))")
 
 
 def collect(dataset: str, transitions: int, env: dict[str, str], extra: list[str], tmp: Path) -> dict[str, Any]:
@@ -88,12 +90,6 @@ def collect(dataset: str, transitions: int, env: dict[str, str], extra: list[str
     seconds = time.perf_counter() - t0
     probe = subprocess.run([sys.executable, "-c", PROBE], env=full_env, capture_output=True, text=True, check=True)
     return {"sha256": arrays_sha256(out), "seconds": round(seconds, 1), **json.loads(probe.stdout)}
-
-
-# what a process under a variant's environment runs on: ATen's kernel level and NumPy's enabled SIMD features
-PROBE = ("import json, torch, numpy; from numpy.core._multiarray_umath import __cpu_features__ as f; "
-         "print(json.dumps({'aten': torch.backends.cpu.get_cpu_capability(), "
-         "'numpy_avx512': bool(f.get('AVX512F'))}))")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     import numpy
     import torch
 
+    from experiments.offline.grid_results import machine as machine_info
+
+    info = machine_info()
     key = f"{a.dataset}/{a.transitions}"
-    machine = f"{platform.node()}: {cpu_name()}"  # one CPU model string can name different machines
+    machine = f"{info['host']}: {info['cpu']}"  # one CPU model string can name different machines
     run: dict[str, Any] = {
-        "cpu": cpu_name(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "cpu": info["cpu"], "cpus": info["cpus"], "platform": info["platform"],
         "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "mujoco": mujoco.__version__},
         "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows,
         "all_equal": len({r["sha256"] for r in rows}) == 1,
@@ -133,14 +132,13 @@ def main(argv: list[str] | None = None) -> int:
 
     data = update_json(Path(a.out), merge)
     machines = data[key]
-    default = next((r["sha256"] for r in rows if r["variant"] == "default"), None)
+    default = default_sha256(rows)
     print(f"\n{key} on {machine}: " + ("all variants equal" if run["all_equal"] else "variants that differ from "
           "the default: " + ", ".join(r["variant"] for r in rows if r["sha256"] != default)))
     print("| machine | variants | arrays sha256 (default) | all equal |\n|---|---:|---|---|")
     for name, m in sorted(machines.items()):
-        d = next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), m["rows"][0]["sha256"])
-        print(f"| {name} | {len(m['rows'])} | {d[:16]} | {m['all_equal']} |")
-    defaults = {next((r["sha256"] for r in m["rows"] if r["variant"] == "default"), None) for m in machines.values()}
+        print(f"| {name} | {len(m['rows'])} | {default_sha256(m['rows'])[:16]} | {m['all_equal']} |")
+    defaults = {default_sha256(m["rows"]) for m in machines.values()}
     if len(machines) > 1:
         print(f"across the {len(machines)} CPUs: {'the same rows' if len(defaults) == 1 else 'OTHER rows'}")
     print(f"wrote {a.out}")
