@@ -153,7 +153,7 @@ def _is_module(value: Any) -> bool:
 # --------------------------------------------------------------------------- saved policies
 
 
-def _policy_from_checkpoint(path: Path, trust: bool = False) -> tuple[Actor, dict[str, Any]]:
+def _policy_from_checkpoint(path: Path, trust: bool = False, device: Any = "cpu") -> tuple[Actor, dict[str, Any]]:
     found = ckpt.resume_state(path, trust=trust)
     if found is None:
         raise CheckpointError(f"no valid checkpoint in {path}")
@@ -176,36 +176,38 @@ def _policy_from_checkpoint(path: Path, trust: bool = False) -> tuple[Actor, dic
         spec = env_spec(env)
     finally:
         env.close()
-    agent = rebuild_agent(name, cfg["agent"], spec, state["learner"], int(cfg.get("seed", 0)), str(where))
+    agent = rebuild_agent(name, cfg["agent"], spec, state["learner"], int(cfg.get("seed", 0)), str(where), device)
     info = {"agent": name, "env": cfg["env"], "spec": dataclasses.asdict(spec), "step": int(state.get("step", 0)),
             "checkpoint": str(where)}
     return agent.policy, info
 
 
-def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust: bool = False) -> Any:
+def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust: bool = False,
+                device: Any = "cpu") -> Any:
     """A trained control policy, `policy(observation) -> action`, with its observation normalisation.
 
     `path`: a run directory (its `policy.pt`, else its latest valid checkpoint), a `policy.pt` file, a
     checkpoints directory or one checkpoint file. No training state or Hydra is needed to use it.
-    `with_info=True` returns `(policy, info)` with the agent name, env config and training step.
+    `with_info=True` returns `(policy, info)` with the agent name, env config and training step. The policy runs
+    on `device` (the CPU unless asked, whatever device trained it); actions come back as NumPy arrays.
     Files are verified against their checksum and loaded weights-only; `trust=True` also accepts the older
     pickled formats, which runs code stored in the file (only for files you made yourself).
     """
     p = Path(path)
     if p.is_dir() and (p / POLICY_FILE).is_file():
-        return _load_policy_file(p, with_info=with_info, trust=trust)
+        return _load_policy_file(p, with_info=with_info, trust=trust, device=device)
     if p.is_file():
         try:
-            return _load_policy_file(p, with_info=with_info, trust=trust)
+            return _load_policy_file(p, with_info=with_info, trust=trust, device=device)
         except CheckpointError as policy_error:
             try:
-                policy, info = _policy_from_checkpoint(p, trust)
+                policy, info = _policy_from_checkpoint(p, trust, device)
             except CheckpointError:
                 raise policy_error from None
             return (policy, info) if with_info else policy
     if p.is_dir():
         source = p / "checkpoints" if (p / "checkpoints").is_dir() else p
-        policy, info = _policy_from_checkpoint(source, trust)
+        policy, info = _policy_from_checkpoint(source, trust, device)
         return (policy, info) if with_info else policy
     raise CheckpointError(f"no saved policy at {path}: expected a run dir, {POLICY_FILE}, or a checkpoint")
 

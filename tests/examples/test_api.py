@@ -84,6 +84,8 @@ def test_saved_policy_carries_its_normalisation(tmp_path, name):
     obs = arrays["observations"][:32]
     np.testing.assert_array_equal(policy(obs), agent.policy(obs))
     np.testing.assert_array_equal(policy(obs[0]), agent.policy(obs[0]))  # unbatched too
+    on_cpu = rlkit2.load_policy(tmp_path / "policy.pt", device=torch.device("cpu"))  # the documented device=
+    np.testing.assert_array_equal(on_cpu(obs), agent.policy(obs))
     norms = [m for m in policy.policy_fn.modules() if type(m).__name__ == "Normalizer"]
     assert norms and torch.allclose(norms[0].mean, torch.as_tensor(arrays["observations"].mean(0)), atol=1e-4)
     assert path.stat().st_size < 2_000_000  # no replay, no optimiser state
