@@ -108,18 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             got = collect(a.dataset, a.transitions, env, extra, Path(d) / f"v{len(rows)}")
             rows.append({"variant": name, "env": env, "args": extra, **got})
             print(f"{name:24s} {got['sha256'][:16]}  {got['seconds']:6.1f} s  aten {got['aten']}", flush=True)
-    import mujoco
-    import numpy
-    import torch
+    from experiments import provenance
 
-    from experiments.offline.grid_results import machine as machine_info
-
-    info = machine_info()
+    info = provenance.machine()
     key = f"{a.dataset}/{a.transitions}"
     machine = f"{info['host']}: {info['cpu']}"  # one CPU model string can name different machines
     run: dict[str, Any] = {
         "cpu": info["cpu"], "cpus": info["cpus"], "platform": info["platform"],
-        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "mujoco": mujoco.__version__},
+        "versions": provenance.versions("mujoco"),
         "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows,
         "all_equal": len({r["sha256"] for r in rows}) == 1,
     }

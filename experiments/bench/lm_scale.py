@@ -63,6 +63,7 @@ import os
 import platform
 import queue
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,6 +72,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if __package__ in (None, ""):  # run as a script: make `experiments` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 SIZES: dict[str, dict[str, int]] = {
     "full": dict(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=3072),
@@ -222,13 +225,10 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import transformers
 
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": args.threads, "platform": platform.platform(),
+    from experiments import provenance
+
+    info = {"cpu": provenance.cpu_model(), "cores": os.cpu_count(), "threads": args.threads,
+            "platform": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "load1_start": os.getloadavg()[0]}

@@ -22,7 +22,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from pathlib import Path
 
 OUT = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[2]
+if __package__ in (None, ""):  # run as a script: make `experiments` importable
+    sys.path.insert(0, str(REPO))
 
 
 def random_hopper_file(data_dir: Path, rows: int = 20_000) -> Path:
@@ -64,7 +65,8 @@ def run_jobs(data: Path, work: Path, jobs: int, threads: str, updates: int) -> l
 
 def main() -> None:
     import psutil
-    import torch
+
+    from experiments import provenance
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--updates", type=int, default=4000)
@@ -87,9 +89,7 @@ def main() -> None:
     for r in rows:
         r["vs_threads1_aggregate"] = r["aggregate"] / one[r["jobs"]] if r["jobs"] in one else None
     result = {"rows": rows, "updates": args.updates, "agent": "td3_bc 256-256 batch 256", "cores": cores,
-              "machine": {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
-                          "platform": platform.platform()},
-              "versions": {"torch": torch.__version__, "python": platform.python_version()},
+              "machine": provenance.machine(), "versions": provenance.versions(),
               "load_before": load_before, "wall_s": time.perf_counter() - t0,
               "date": datetime.datetime.now().isoformat(timespec="seconds")}
     OUT.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -162,14 +161,13 @@ def main(argv: list[str] | None = None) -> None:
         for row, (_, over) in zip(rows, VARIANTS, strict=True):
             row["success"] = success(actor, dataclasses.replace(base, **over), args.success_cell, args.seed,
                                      args.episodes)
-    import rlkit2
+    from experiments import provenance
 
     result = {"policy": str(args.policy), "torch_threads": 1, "budget_ms": BUDGET_MS, "rows": rows,
               "load_average_before": load_before, "paused_pids": args.pause, "pinned": mine is not None,
               "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": len(cores) or os.cpu_count()},
-              "versions": {"rlkit2": rlkit2.__version__, "torch": torch.__version__,
-                           "python": platform.python_version()}}
+              "machine": {**provenance.machine(), "cores": len(cores) or os.cpu_count()},
+              "versions": provenance.versions("robosuite", "mujoco")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"POIR planner, 1 torch thread, {args.calls} calls per row (load before: "

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -215,14 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {k} | {statistics.median(v):.0f} | {max(v):.0f} | {statistics.median(v) / base:.2f}x |")
     table = "\n".join(lines)
     print(table)
-    import rlkit2
+    from experiments import provenance
 
     res = {"config": {"batch": config.batch_size, "hidden": config.hidden, "obs": OBS, "act": ACT,
                       "threads": args.threads, "rounds": args.rounds, "updates": args.updates},
            "equivalence_max_abs_error": {str(s): e for s, e in check.items()},
            "seed_updates_per_s": rows, "table": table,
-           "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-           "versions": {"torch": torch.__version__, "numpy": np.__version__, "rlkit2": rlkit2.__version__}}
+           "machine": provenance.machine(), "versions": provenance.versions()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -20,15 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a script: make `experiments` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 OUT = Path(__file__).resolve().parent / "results" / "can_expert.json"
 CONDITIONS: dict[str, dict[str, Any]] = {
     "nominal": {},
@@ -74,17 +74,9 @@ def summarise(episodes: list[dict[str, Any]], horizon: int) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("numpy", "robosuite", "mujoco", "torch", "gymnasium"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from experiments import provenance
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=10_000)
@@ -131,9 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python experiments/imitation/can_expert.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "task": "PickPlaceCan", "robot": "Panda", "controller": "OSC_POSE", "episodes": args.episodes,
         "seeds": [args.seed, args.seed + args.episodes - 1], "wall_s": round(wall, 1),
-        "machine": {"node": platform.node(), "platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "")},
-        "versions": versions(), "conditions": results,
+        "machine": {**provenance.machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "")},
+        "versions": provenance.versions("robosuite", "mujoco", "gymnasium"), "conditions": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -35,13 +35,13 @@ import argparse
 import dataclasses
 import functools
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from experiments import provenance
 from experiments.imitation.study_plan import POLICIES, TASKS, Budget, Task
 from experiments.imitation.study_report import report
 
@@ -207,16 +207,6 @@ def held_out(task: Task, run_dir: Path | None, cell: tuple[str, float], seed: in
             "ms_per_step": 1e3 * (time.perf_counter() - t0) / max(steps, 1)}
 
 
-def versions() -> dict[str, str]:
-    import robosuite
-    import torch
-
-    import rlkit2
-
-    return {"rlkit2": rlkit2.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "robosuite": robosuite.__version__, "python": platform.python_version()}
-
-
 def run_seed(args: argparse.Namespace) -> None:
     import torch
 
@@ -245,8 +235,9 @@ def run_seed(args: argparse.Namespace) -> None:
             data = data or {"task": task.name, "budget": dataclasses.asdict(budget), "rows": []}
             if data["budget"] != dataclasses.asdict(budget):
                 raise SystemExit(f"{path} holds rows of another budget ({data['budget']}); pass --out elsewhere")
-            data.update(machine={"cpu": platform.processor() or platform.machine(), "cores": _cores()},
-                        versions=versions(), held_out_offset=HELD_OUT, demo_seed_offset=DEMO_SEED)
+            data.update(machine={**provenance.machine(), "cores": _cores()},
+                        versions=provenance.versions("robosuite", "mujoco"), held_out_offset=HELD_OUT,
+                        demo_seed_offset=DEMO_SEED)
             data["rows"] = sorted([*data["rows"], row], key=lambda r: (r["policy"], r["axis"], r["shift"], r["seed"]))
             return data
 

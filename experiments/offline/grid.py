@@ -48,6 +48,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `experiments` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from experiments import provenance
 from experiments.offline.grid_plan import (
     AGENTS,
     DATASETS,
@@ -70,7 +71,6 @@ from experiments.offline.grid_results import (
     add_references,
     check_one_collection,
     load_results,
-    machine,
     now,
     record_finished,
     recorded,
@@ -119,7 +119,7 @@ def run_grid(cfg: GridConfig, dry_run: bool = False) -> int:
     t0 = time.perf_counter()
     session = {"started": now(), "updated": now(), "seconds": 0.0,
                "multiruns": len(todo), "launched": len(pending), "finished": 0, "jobs": cfg.jobs,
-               "shard": f"{cfg.shard[0]}/{cfg.shard[1]}", "machine": dict(machine())}
+               "shard": f"{cfg.shard[0]}/{cfg.shard[1]}", "machine": provenance.machine()}
     if todo:  # recorded from the start and updated as runs finish, so a killed sitting still counts
         data.setdefault("sessions", []).append(session)
         save_results(cfg.results, data)

@@ -6,18 +6,15 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import os
-import platform
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from experiments import provenance
 from experiments.offline.grid_plan import (
     LAST_EVALS,
-    REPO,
     SCHEMA,
     SCORE_KEY,
     SCORE_V5_KEY,
@@ -32,36 +29,9 @@ from experiments.offline.grid_plan import (
 
 
 @functools.cache
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
-
-
-@functools.cache
 def versions() -> dict[str, str]:
-    import gymnasium
-    import hydra
-    import mujoco
-    import torch
-
-    import rlkit2
-
-    out = {"rlkit2": rlkit2.__version__, "torch": torch.__version__, "numpy": np.__version__,
-           "gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__, "hydra": hydra.__version__}
-    try:
-        out["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                    text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
+    """The libraries a grid run depends on (one call per process: every row of a sitting shares them)."""
+    return provenance.versions("gymnasium", "mujoco", "hydra")
 
 
 def _is_num(v: Any) -> bool:
@@ -98,7 +68,7 @@ def run_row(run: Run, cfg: GridConfig) -> dict[str, Any] | None:
         "updates": evals[-1][0], "wall_s": wall if wall > 0 else None,
         "updates_per_s": evals[-1][0] / wall if wall > 0 else None,
         "run_dir": str(d), "recorded": now(),
-        "machine": dict(machine()), "versions": dict(versions()), "data": data_provenance(run, cfg),
+        "machine": provenance.machine(), "versions": dict(versions()), "data": data_provenance(run, cfg),
     }
 
 
