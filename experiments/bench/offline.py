@@ -30,6 +30,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make `experiments` importable
+    sys.path.insert(0, str(ROOT))
+from experiments import provenance  # noqa: E402
+
 OUT = ROOT / "experiments" / "offline" / "results"
 WORKER = Path(__file__).with_name("d3rlpy_worker.py")
 D3RLPY_VENV = ROOT / ".venv-d3rlpy"
@@ -175,8 +179,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     peak = max(flops)
     res: dict[str, Any] = {"threads": args.threads, "rounds": args.rounds, "updates_per_round": args.updates,
                            "batch": BATCH, "hidden": [HID, HID], "obs_dim": OBS, "act_dim": ACT,
-                           "matmul_256_gflops": [f / 1e9 for f in flops], "torch": torch.__version__,
-                           "cpu_count": os.cpu_count(), "load_avg_end": os.getloadavg(), "rows": []}
+                           "matmul_256_gflops": [f / 1e9 for f in flops], "machine": provenance.machine(),
+                           "versions": provenance.versions(), "load_avg_end": os.getloadavg(), "rows": []}
     for a in OURS:
         f = update_flops(a)
         med = statistics.median(ours[a])
@@ -200,7 +204,9 @@ def table(res: dict[str, Any]) -> str:
     lines = [f"Learner throughput, batch {res['batch']}, MLPs {res['hidden']}, obs {res['obs_dim']}, act "
              f"{res['act_dim']}, {res['threads']} thread(s), {res['rounds']} interleaved rounds of "
              f"{res['updates_per_round']} updates (shared machine: median and best per round). "
-             f"Measured 256x256 float32 matmul: {peak:.0f} GFLOP/s (best round).", "",
+             f"Measured 256x256 float32 matmul: {peak:.0f} GFLOP/s (best round). Machine: "
+             f"{res['machine']['cpu']}, {res['machine']['cpus']} logical CPUs, load average at the end "
+             f"{res['load_avg_end'][0]:.1f}; torch {res['versions']['torch']}.", "",
              "| library | agent | updates/s (median) | best | matmul GFLOP/update | achieved GFLOP/s | "
              "of matmul peak |", "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
