@@ -5,6 +5,7 @@ POIR's online budget, and robomimic's BC-RNN-GMM, under deployment shifts, on he
     python -m experiments.imitation.study run --seed 1 ...      # seeds side by side: one process (core) each
     python -m experiments.imitation.study run --task can --seed 0   # PickPlaceCan (its smaller grid)
     python -m experiments.imitation.study report                # tables + plots from the committed JSON
+    python -m experiments.imitation.study fit --task can        # open-loop action error on the own demos
     python -m experiments.imitation.study run --quick --seed 0 --out /tmp/study --runs /tmp/runs   # smoke run
 
 Every training is an ordinary `rlkit2-train` run (`rlkit2.train.run` on composed overrides), its raw run dir
@@ -252,7 +253,7 @@ def _cores() -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m experiments.imitation.study", description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=("run", "report"))
+    ap.add_argument("command", choices=("run", "report", "fit"))
     ap.add_argument("--task", default="lift", choices=list(TASKS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
@@ -280,6 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.command == "run":
         run_seed(args)
+    elif args.command == "fit":
+        from experiments.imitation.study_fit import fit
+
+        fit(args.task, Path(args.runs).resolve(), Path(args.out))
     else:
         report(Path(args.out))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from experiments.imitation import study, study_plan, study_report
 from experiments.imitation.study import compose
@@ -152,3 +154,33 @@ def test_reference_rows_are_evaluated_untrained_on_the_held_out_episodes(tmp_pat
     assert not (tmp_path / "runs" / "lift" / "seed3").exists()  # no demos collected, nothing trained
     with pytest.raises(ValueError, match="unknown reference"):
         study.held_out(study_plan.TASKS["lift"], None, ("all", 0.0), 0, 1, "random")
+
+
+def test_fit_check_tells_a_fitted_policy_from_an_unfitted_one(tmp_path):
+    """`study fit`'s open-loop action error: BC trained on the demos reproduces their actions far more closely
+    than the same network untrained, reading the demos with the env's observation keys, per action dim."""
+    import rlkit2
+    from experiments.imitation.study_fit import demo_action_error
+    from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions
+    from rlkit2.data.robomimic_writer import write_robomimic
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 2))
+    demos = []
+    for _ in range(4):
+        obs = rng.normal(size=(25, 3)).astype(np.float32)
+        dones = np.zeros(25)
+        dones[-1] = 1
+        demos.append(Demo({"object": obs}, np.tanh(obs @ w).astype(np.float32), dones, dones))
+    path = write_robomimic(tmp_path / "demos.hdf5", demos, {"env_name": "Lift"})
+    arrays = to_transitions(read_robomimic(path, obs_keys=["object"]), ["object"])
+    errors = {}
+    for name, updates in (("untrained", 0), ("trained", 400)):
+        torch.manual_seed(0)
+        agent = rlkit2.make("bc", rlkit2.EnvSpec(3, 2), dict(arrays), hidden=[32, 32], batch_size=50)
+        for _ in range(updates):
+            agent.learner.step()
+        rlkit2.save_policy(agent, tmp_path / name / "policy.pt")
+        errors[name] = demo_action_error(tmp_path / name, path, ["object"])
+    assert errors["trained"]["transitions"] == 100 and len(errors["trained"]["mse_per_dim"]) == 2
+    assert errors["trained"]["mse"] < 0.2 * errors["untrained"]["mse"]
