@@ -168,9 +168,9 @@ def _policy_from_checkpoint(path: Path, trust: bool = False, device: Any = "cpu"
 
     name = str(cfg["agent"]["name"])
     entry = get_agent(name)
-    if entry.family != "control":
-        raise CheckpointError(f"{where}: agent '{name}' (family {entry.family}) saves its policy as {POLICY_FILE} "
-                              "(control) or a Hugging Face folder (language); load that instead")
+    if entry.family == "lm":
+        raise CheckpointError(f"{where}: agent '{name}' is a language agent; its policy is a Hugging Face folder "
+                              "(rlkit2.load_language_policy)")
     env = make_env(OmegaConf.create(cfg["env"]), int(cfg.get("seed", 0)))
     try:
         spec = env_spec(env)
@@ -202,8 +202,9 @@ def load_policy(path: str | os.PathLike[str], *, with_info: bool = False, trust:
         except CheckpointError as policy_error:
             try:
                 policy, info = _policy_from_checkpoint(p, trust, device)
-            except CheckpointError:
-                raise policy_error from None
+            except CheckpointError as checkpoint_error:  # say both: which one the file was meant to be is unknown
+                raise CheckpointError(f"cannot load a policy from {p}: as a policy file: {policy_error}; as a "
+                                      f"checkpoint: {checkpoint_error}") from None
             return (policy, info) if with_info else policy
     if p.is_dir():
         source = p / "checkpoints" if (p / "checkpoints").is_dir() else p

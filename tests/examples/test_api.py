@@ -125,7 +125,7 @@ def test_checkpoint_without_config_is_refused_with_advice(tmp_path):
     from rlkit2 import checkpoint
 
     checkpoint.save({"learner": {}, "step": 1}, tmp_path / "step_000000001.pt")
-    with pytest.raises(rlkit2.CheckpointError, match="config"):
+    with pytest.raises(rlkit2.CheckpointError, match="does not record its config .* load the run's policy.pt"):
         rlkit2.load_policy(tmp_path / "step_000000001.pt")
 
 
@@ -254,3 +254,8 @@ def test_imitation_runner_writes_policy_pt_for_bc(tmp_path):
     assert info["agent"] == "bc" and info["step"] == 10 and info["env"]["kind"] == "robosuite"
     again = rlkit2.evaluate(rlkit2.make_env(info["env"], seed=0), policy, 1, seed=cfg.seed + 10_000)
     assert again["eval/return"] == pytest.approx(final["eval/return"], abs=1e-6)
+    # an imitation run's checkpoint rebuilds the same policy (checkpoint selection reads them)
+    from_checkpoint, ckpt_info = rlkit2.load_policy(tmp_path / "checkpoints" / "step_000000010.pt", with_info=True)
+    obs = rlkit2.make_env(info["env"], seed=0).reset(seed=0)[0]
+    assert ckpt_info["step"] == 10
+    np.testing.assert_array_equal(from_checkpoint(obs), policy(obs))
