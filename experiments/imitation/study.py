@@ -111,9 +111,9 @@ def overrides_for(name: str, seed: int, demos: Path, budget: Budget, online_step
         extra += [f"agent.online_env_steps={online_steps}",
                   f"agent.online_updates_per_episode={budget.online_updates_per_episode}"]
     return [f"experiment={task.presets[p.role]}", f"env.dataset={demos}", f"env.num_demos={budget.demos}",
-            f"seed={seed}",
-            f"trainer.total_steps={budget.offline_updates}", "trainer.eval_episodes=0", "trainer.plot=false",
-            "trainer.progress=false", "env.eval_nominal=false", "trainer.checkpoint_every=1000",
+            f"seed={seed}", f"trainer.total_steps={budget.offline_updates * p.updates_factor}",
+            "trainer.eval_episodes=0", "trainer.plot=false", "trainer.progress=false", "env.eval_nominal=false",
+            "trainer.checkpoint_every=1000",
             *p.overrides, *extra]
 
 
@@ -256,7 +256,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("command", choices=("run", "report", "fit"))
     ap.add_argument("--task", default="lift", choices=list(TASKS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    ap.add_argument("--policies", nargs="+", default=[k for k, p in POLICIES.items() if not p.optional],
+                    choices=list(POLICIES), help="default: all but the optional checks (%(default)s)")
     ap.add_argument("--cells", help="comma list of axis:strength (axes: all, object, robot, noise); default: the "
                     f"task's ({', '.join(f'{k}: {t.cells}' for k, t in TASKS.items())})")
     ap.add_argument("--online-cells", help="cells the online policies are fine-tuned in (default: the task's)")

@@ -23,7 +23,7 @@ import numpy as np
 from experiments import provenance
 from experiments.imitation.study_plan import POLICIES, TASKS
 
-FITTED = ("bc", "bc_features", "bc_rnn_gmm")
+FITTED = ("bc", "bc_features", "bc_rnn_gmm", "bc_rnn_gmm_4x")
 
 
 def demo_action_error(run_dir: Path, demos: Path, obs_keys: list[str]) -> dict[str, Any]:

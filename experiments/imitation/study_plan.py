@@ -17,6 +17,8 @@ class Policy:
     features: str = ""  # "obs": the policy sees only the task's features; "score": POIR scores on them
     online_from: str = ""  # fine-tuned online per cell from this offline policy's checkpoint
     reference: str = ""  # "zero" or "expert": a reference level, evaluated as is (nothing trained)
+    updates_factor: int = 1  # offline updates = the task budget's times this
+    optional: bool = False  # run only when named in --policies (a check beside the study, not one of its rows)
 
 
 # "features" = the task's feature dims (POIR's preset score_dims); filled in per task by `overrides_for`
@@ -24,6 +26,9 @@ POLICIES = {
     "bc": Policy("BC, full obs", "bc"),
     "bc_features": Policy("BC, features", "bc", features="bc"),
     "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn"),
+    # is the recurrent GMM under-fit at the shared budget? (`study fit`: its demo-action error is ~15x BC's on Can)
+    "bc_rnn_gmm_4x": Policy("BC-RNN-GMM (robomimic), full obs, 4x updates (budget check)", "bc_rnn",
+                            updates_factor=4, optional=True),
     "poir": Policy("POIR, full obs (prior and score)", "poir", ("agent.score_dims=[]",)),
     "poir_features": Policy("POIR, features (prior and score)", "poir", features="poir"),
     "bc_features_online": Policy("BC, features, fine-tuned online", "bc", features="bc", online_from="bc_features"),
@@ -33,7 +38,7 @@ POLICIES = {
     "zero_action": Policy("zero action (reference)", "", reference="zero"),
     "expert": Policy("scripted expert, the demonstrator (reference)", "", reference="expert"),
 }
-OFFLINE = [k for k, p in POLICIES.items() if not p.online_from and not p.reference]
+OFFLINE = [k for k, p in POLICIES.items() if not p.online_from and not p.reference and not p.optional]
 
 
 @dataclasses.dataclass
