@@ -133,13 +133,17 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 def report(out: Path, readme: Path = README) -> None:
     blocks = []
-    order = list(TASKS)  # Lift first, as the README introduces them
-    for path in sorted(out.glob("*.json"), key=lambda q: (order.index(q.stem) if q.stem in order else len(order),
-                                                          q.stem)):
-        data = json.loads(path.read_text())
+    for task in TASKS:  # Lift first, as the README introduces them
+        path = out / f"{task}.json"
+        data = json.loads(path.read_text()) if path.is_file() else {}
         if not data.get("rows"):
             continue
         md = markdown(data)  # the tables live in the README block (no second copy beside the JSON)
+        fit = out / f"{task}_fit.json"  # `study fit`: how closely each BC-family policy fits its demos
+        if fit.is_file():
+            from experiments.imitation.study_fit import table as fit_table
+
+            md += "\n" + fit_table(json.loads(fit.read_text())) + "\n"
         plot(data, path.with_suffix(".png"))
         print(md)
         blocks.append(md + f"\n![{data['task']}](results/study/{path.with_suffix('.png').name})\n")

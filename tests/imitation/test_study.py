@@ -80,6 +80,8 @@ def test_report_tables_and_paired_comparisons(tmp_path):
     out = tmp_path / "results" / "study"
     out.mkdir(parents=True)
     (out / "lift.json").write_text(json.dumps(data))
+    fit = {"task": "Lift", "rows": [{"seed": 0, "policy": "bc", "mse": 0.002, "mse_per_dim": [0.001, 0.003]}]}
+    (out / "lift_fit.json").write_text(json.dumps(fit))  # `study fit`'s file sits beside it: tabled, not a task
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{study_report.BEGIN}\nold\n{study_report.END}\nrest\n")
     study_report.report(out, readme=readme)
@@ -88,6 +90,7 @@ def test_report_tables_and_paired_comparisons(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n" + study_report.BEGIN) and text.endswith(study_report.END + "\nrest\n")
     assert "old" not in text and md in text and "results/study/lift.png" in text
+    assert "| BC, full obs | 1 | 0.0020 | 0.0020 | 1: 0.003, 0: 0.001 |" in text
 
 
 def test_held_out_episodes_differ_per_seed_and_from_development_episodes():
