@@ -37,8 +37,7 @@ def demo_action_error(run_dir: Path, demos: Path, obs_keys: list[str]) -> dict[s
     for demo in dataset.demos:
         if hasattr(policy, "reset"):
             policy.reset()
-        obs = np.concatenate([demo.obs[k].reshape(len(demo), -1) for k in obs_keys], axis=1).astype(np.float32)
-        actions = np.stack([policy(o) for o in obs])
+        actions = np.stack([policy(o) for o in demo.flat_obs(obs_keys)])
         sq.append((actions - demo.actions) ** 2)
         steps += len(demo)
     per_dim = np.concatenate(sq).mean(axis=0)
@@ -86,5 +85,5 @@ def table(data: dict[str, Any]) -> str:
         dims = np.mean([r["mse_per_dim"] for r in rows], axis=0)
         top = ", ".join(f"{i}: {dims[i]:.3f}" for i in np.argsort(dims)[::-1][:2])
         lines.append(f"| {POLICIES[name].label} | {len(rows)} | {statistics.mean(r['mse'] for r in rows):.4f} | "
-                     + ", ".join(f"{r['mse']:.4f}" for r in rows) + f" | {top} |")
+                     + ", ".join(f"s{r['seed']}: {r['mse']:.4f}" for r in rows) + f" | {top} |")
     return "\n".join(lines)

@@ -26,7 +26,7 @@ POLICIES = {
     "bc": Policy("BC, full obs", "bc"),
     "bc_features": Policy("BC, features", "bc", features="bc"),
     "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn"),
-    # is the recurrent GMM under-fit at the shared budget? (`study fit`: its demo-action error is ~15x BC's on Can)
+    # is the recurrent GMM under-fit at the shared budget? (`study fit`: its demo-action error is ~19x BC's on Can)
     "bc_rnn_gmm_4x": Policy("BC-RNN-GMM (robomimic), full obs, 4x updates (budget check)", "bc_rnn",
                             updates_factor=4, optional=True),
     "poir": Policy("POIR, full obs (prior and score)", "poir", ("agent.score_dims=[]",)),

@@ -97,7 +97,8 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(f"| {POLICIES[c['a']].label} − {POLICIES[c['b']].label} | {c['cell']} | {d.format(2)} | "
                      f"{c['verdict']} |")
     v, m = data.get("versions", {}), data.get("machine", {})
-    lines += ["", f"Machine: {m.get('cores', '?')} cores ({m.get('cpu', '?')}); "
+    python = m.get("python", v.get("python", "?"))  # older files kept it among the versions
+    lines += ["", f"Machine: {m.get('cores', '?')} cores ({m.get('cpu', '?')}, python {python}); "
               f"wall time of all rows: {sum(r['seconds'] for r in rows) / 3600:.1f} core-hours; "
               + ", ".join(f"{k} {x}" for k, x in v.items()) + "."]
     return "\n".join(lines) + "\n"

@@ -125,7 +125,8 @@ def test_checkpoint_without_config_is_refused_with_advice(tmp_path):
     from rlkit2 import checkpoint
 
     checkpoint.save({"learner": {}, "step": 1}, tmp_path / "step_000000001.pt")
-    with pytest.raises(rlkit2.CheckpointError, match="does not record its config .* load the run's policy.pt"):
+    refusal = "as a policy file: .*; as a checkpoint: .*does not record its config .* load the run's policy.pt"
+    with pytest.raises(rlkit2.CheckpointError, match=refusal):
         rlkit2.load_policy(tmp_path / "step_000000001.pt")
 
 

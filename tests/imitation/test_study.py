@@ -90,7 +90,7 @@ def test_report_tables_and_paired_comparisons(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n" + study_report.BEGIN) and text.endswith(study_report.END + "\nrest\n")
     assert "old" not in text and md in text and "results/study/lift.png" in text
-    assert "| BC, full obs | 1 | 0.0020 | 0.0020 | 1: 0.003, 0: 0.001 |" in text
+    assert "| BC, full obs | 1 | 0.0020 | s0: 0.0020 | 1: 0.003, 0: 0.001 |" in text
 
 
 def test_held_out_episodes_differ_per_seed_and_from_development_episodes():
