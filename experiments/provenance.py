@@ -33,9 +33,12 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
+DISTRIBUTIONS = {"hydra": "hydra-core"}  # import names whose distribution is named otherwise
+
+
 def _version(name: str) -> str:
     try:
-        return metadata.version(name)
+        return metadata.version(DISTRIBUTIONS.get(name, name))
     except metadata.PackageNotFoundError:
         pass
     try:  # an import name that is not its distribution's name (hydra: hydra-core)

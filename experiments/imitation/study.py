@@ -150,7 +150,8 @@ def train(task: Task, name: str, cell: tuple[str, float] | None, seed: int, runs
             run(cfg, run_dir)
         return run_dir
     start = train(task, p.online_from, None, seed, runs, budget)
-    ckpt = start / "checkpoints" / f"step_{budget.offline_updates:09d}.pt"
+    updates = budget.offline_updates * POLICIES[p.online_from].updates_factor  # the offline run's last checkpoint
+    ckpt = start / "checkpoints" / f"step_{updates:09d}.pt"
     axis, s = cell or ("all", 0.0)
     run_dir = runs / f"seed{seed}" / f"{name}_{axis}_s{s:g}"
     cfg = compose([*overrides_for(p.online_from, seed, demos, budget, budget.online_steps, task),
