@@ -40,12 +40,6 @@ def _version(name: str) -> str:
     try:
         return metadata.version(DISTRIBUTIONS.get(name, name))
     except metadata.PackageNotFoundError:
-        pass
-    try:  # an import name that is not its distribution's name (hydra: hydra-core)
-        import importlib
-
-        return str(importlib.import_module(name).__version__)
-    except (ImportError, AttributeError):
         return "absent"
 
 

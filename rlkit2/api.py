@@ -25,7 +25,7 @@ from typing import Any
 from rlkit2 import checkpoint as ckpt
 from rlkit2.checkpoint import CheckpointError
 from rlkit2.core import Actor, Agent, ConfigError, EnvSpec
-from rlkit2.policy import POLICY_FILE, rebuild_agent
+from rlkit2.policy import POLICY_FILE, rebuild_agent, refuse_language_agent
 from rlkit2.policy import load_policy as _load_policy_file
 from rlkit2.registry import build_agent, get_agent
 from rlkit2.user_data import as_replay, check_replay
@@ -167,10 +167,7 @@ def _policy_from_checkpoint(path: Path, trust: bool = False, device: Any = "cpu"
     from rlkit2.registry import make_env
 
     name = str(cfg["agent"]["name"])
-    entry = get_agent(name)
-    if entry.family == "lm":
-        raise CheckpointError(f"{where}: agent '{name}' is a language agent; its policy is a Hugging Face folder "
-                              "(rlkit2.load_language_policy)")
+    refuse_language_agent(name, str(where))  # before building its env: a text env is not needed to say no
     env = make_env(OmegaConf.create(cfg["env"]), int(cfg.get("seed", 0)))
     try:
         spec = env_spec(env)

@@ -55,14 +55,18 @@ def placeholder_replay(spec: EnvSpec, device: Any = "cpu") -> Any:
     return TransitionReplay.from_arrays(arrays, device=device)
 
 
+def refuse_language_agent(name: str, where: str) -> None:
+    """A language agent's policy is a Hugging Face folder, never rebuilt from saved control-policy state."""
+    if get_agent(name).family == "lm":
+        raise CheckpointError(f"{where}: agent '{name}' is a language agent; its policy is a Hugging Face folder "
+                              "(rlkit2.load_language_policy)")
+
+
 def rebuild_agent(name: str, agent_config: Any, spec: EnvSpec, learner_state: Any, seed: int = 0,
                   where: str = "", device: Any = "cpu") -> Agent:
     """An agent rebuilt from saved weights and config through the registry (no unpickling), on `device` (the
     CPU unless asked: the saved tensors, read on the CPU, are copied into the device's parameters)."""
-    entry = get_agent(name)
-    if entry.family == "lm":
-        raise CheckpointError(f"{where}: agent '{name}' is a language agent; its policy is a Hugging Face folder "
-                              "(rlkit2.load_language_policy)")
+    refuse_language_agent(name, where)
     agent = build_agent(name, agent_config, spec, placeholder_replay(spec, device), seed)  # converts the config
     try:
         agent.learner.load_state_dict(learner_state)

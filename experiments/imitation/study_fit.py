@@ -22,6 +22,7 @@ import numpy as np
 
 from experiments import provenance
 from experiments.imitation.study_plan import POLICIES, TASKS
+from rlkit2.checkpoint import atomic_write_bytes
 
 FITTED = ("bc", "bc_features", "bc_rnn_gmm", "bc_rnn_gmm_4x")
 
@@ -66,10 +67,7 @@ def fit(task_name: str, runs: Path, out: Path) -> dict[str, Any]:
             "command": f"python -m experiments.imitation.study fit --task {task_name} --runs {runs}",
             "machine": provenance.machine(), "versions": provenance.versions("robosuite")}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{task_name}_fit.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_bytes(out / f"{task_name}_fit.json", (json.dumps(data, indent=1) + "\n").encode())
     print(table(data))
     return data
 

@@ -128,6 +128,11 @@ def test_checkpoint_without_config_is_refused_with_advice(tmp_path):
     refusal = "as a policy file: .*; as a checkpoint: .*does not record its config .* load the run's policy.pt"
     with pytest.raises(rlkit2.CheckpointError, match=refusal):
         rlkit2.load_policy(tmp_path / "step_000000001.pt")
+    # a language agent's checkpoint is refused before its text env is built, pointing at its HF folder
+    checkpoint.save({"learner": {}, "step": 1, "config": {"agent": {"name": "ppo_lm"}, "env": {"kind": "text"}}},
+                    tmp_path / "lm" / "step_000000001.pt")
+    with pytest.raises(rlkit2.CheckpointError, match="'ppo_lm' is a language agent.*load_language_policy"):
+        rlkit2.load_policy(tmp_path / "lm")
 
 
 # --------------------------------------------------------------------------- language side
