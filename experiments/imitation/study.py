@@ -36,6 +36,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -252,8 +253,12 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+RUN_ONLY = ("--seed", "--policies", "--cells", "--online-cells", "--episodes", "--quick")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m experiments.imitation.study", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m experiments.imitation.study", description=__doc__.split("\n")[0],
+                                 allow_abbrev=False)
     ap.add_argument("command", choices=("run", "report", "fit"))
     ap.add_argument("--task", default="lift", choices=list(TASKS))
     ap.add_argument("--seed", type=int, default=0)
@@ -267,6 +272,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(RESULTS), help="results dir (default: %(default)s)")
     ap.add_argument("--runs", default=str(RUNS), help="raw run dirs, <runs>/<task>/seed<k>/ (default: %(default)s)")
     args = ap.parse_args(argv)
+    # every option is honoured or refused: `fit` fits every seed and BC-family policy under --runs, `report`
+    # tables every task under --out
+    given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
+    only = {"run": set(RUN_ONLY) | {"--task", "--runs", "--out"}, "fit": {"--task", "--runs", "--out"},
+            "report": {"--out"}}[args.command]
+    if given - only - {"--help"}:
+        ap.error(f"{', '.join(sorted(given - only))} not used by `{args.command}` (it takes "
+                 f"{', '.join(sorted(only))})")
     task = TASKS[args.task]
     if args.episodes is not None and args.episodes <= 0:
         ap.error("--episodes must be positive")

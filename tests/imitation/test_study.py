@@ -56,6 +56,19 @@ def test_bc_and_poir_get_the_same_features_and_budget(tmp_path):
     assert bc_on.agent.online_updates_per_episode == poir_on.agent.online_updates_per_episode
 
 
+def test_options_a_command_does_not_use_are_refused(capsys):
+    """`fit` fits every seed and policy it finds and `report` tables every task: a --seed or --policies given
+    to them (or an abbreviation of one) would be silently ignored, so it is refused, naming the option."""
+    for argv, bad in ((["fit", "--task", "can", "--seed", "4"], "--seed"),
+                      (["fit", "--policies", "bc"], "--policies"), (["report", "--task", "can"], "--task"),
+                      (["fit", "--se", "4"], "--se")):
+        with pytest.raises(SystemExit):
+            study.parse_args(argv)
+        assert f"{bad} not used by `{argv[0]}`" in capsys.readouterr().err or bad == "--se"
+    assert study.parse_args(["fit", "--task", "can", "--runs", "r"]).task == "can"
+    assert study.parse_args(["run", "--seed", "4", "--policies", "bc"]).seed == 4
+
+
 def _rows():
     rows = []
     for seed in range(3):
