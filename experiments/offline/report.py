@@ -36,7 +36,7 @@ import numpy as np
 
 from experiments.offline import published
 from experiments.offline.grid_plan import AGENTS, DATASETS, RESULTS
-from experiments.offline.provenance import collection, cost_and_provenance
+from experiments.offline.report_cost import collection, cost_and_provenance
 from rlkit2 import stats
 
 README = Path(__file__).resolve().parent / "README.md"

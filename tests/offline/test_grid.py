@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.offline import grid, grid_plan, grid_results, provenance, published, report
+from experiments.offline import grid, grid_plan, grid_results, published, report, report_cost
 from rlkit2.data import read_d4rl, write_d4rl
 from rlkit2.data.d4rl import episode_returns
 from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
@@ -154,7 +154,7 @@ def test_the_report_tells_apart_collections_made_with_the_same_settings():
     settings = {"transitions": 1000000, "seed": 0, "behaviour_policies_sha256": "ab" * 32, "chunk_episodes": None}
     runs = [{"agent": "td3_bc", "dataset": "walker2d-v5-medium", "seed": s, "score": 50.0, "wall_s": 10.0,
              "data": {**settings, "dataset_mean_episode_return": ret}} for s, ret in ((0, 1604.59), (1, 1597.31))]
-    lines = provenance.cost_and_provenance({"runs": runs}, ["td3_bc"])
+    lines = report_cost.cost_and_provenance({"runs": runs}, ["td3_bc"])
     data_lines = [line for line in lines if line.startswith("- walker2d-v5-medium:")]
     assert len(data_lines) == 2 and all("trained on different collections" in line for line in data_lines)
     assert any("mean episode return 1604.59" in line for line in data_lines)
@@ -326,8 +326,8 @@ def test_shards_started_together_keep_both_sittings_and_count_their_time_once(tm
     sessions = json.loads(path.read_text())["sessions"]
     assert sorted(s["shard"] for s in sessions) == ["0/2", "1/2"]
     later = {**sitting, "started": "2026-12-02T16:30:00", "shard": "0/1"}  # overlaps the last 30 min
-    assert provenance.covered_seconds(sessions) == 3600.0
-    assert provenance.covered_seconds([*sessions, later]) == 5400.0
+    assert report_cost.covered_seconds(sessions) == 3600.0
+    assert report_cost.covered_seconds([*sessions, later]) == 5400.0
 
 
 def test_an_ablation_file_joins_the_grid_tables_under_what_it_changes(tmp_path):
