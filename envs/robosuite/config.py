@@ -62,6 +62,10 @@ class RobosuiteEnvConfig:
     num_demos: int = 50
     max_demos: int = 0
     filter_key: str = ""  # robomimic mask, e.g. "train"
+    # robomimic mask of held-out demos, e.g. "valid": never trained on (left out when filter_key is empty, refused
+    # when filter_key's demos include them); each evaluation logs valid/action_mse, the policy's open-loop action
+    # error on them (rlkit2.demo_fit)
+    valid_filter_key: str = ""
     eval_nominal: bool = True  # imitation runner: when shifted, also evaluate in the nominal env
 
 

@@ -27,23 +27,13 @@ from rlkit2.checkpoint import atomic_write_bytes
 FITTED = ("bc", "bc_features", "bc_rnn_gmm", "bc_rnn_gmm_4x")
 
 
-def demo_action_error(run_dir: Path, demos: Path, obs_keys: list[str]) -> dict[str, Any]:
+def policy_demo_error(run_dir: Path, demos: Path, obs_keys: list[str]) -> dict[str, Any]:
     """Open-loop squared action error of the policy saved in `run_dir` on the demos in `demos`."""
     from rlkit2.data.robomimic import read_robomimic
+    from rlkit2.demo_fit import demo_action_error
     from rlkit2.policy import load_policy
 
-    policy = load_policy(run_dir)
-    dataset = read_robomimic(demos, obs_keys=obs_keys)
-    sq, steps = [], 0
-    for demo in dataset.demos:
-        if hasattr(policy, "reset"):
-            policy.reset()
-        actions = np.stack([policy(o) for o in demo.flat_obs(obs_keys)])
-        sq.append((actions - demo.actions) ** 2)
-        steps += len(demo)
-    per_dim = np.concatenate(sq).mean(axis=0)
-    return {"mse": float(per_dim.mean()), "mse_per_dim": [float(x) for x in per_dim], "demos": len(dataset),
-            "transitions": steps}
+    return demo_action_error(load_policy(run_dir), read_robomimic(demos, obs_keys=obs_keys).demos, obs_keys)
 
 
 def fit(task_name: str, runs: Path, out: Path) -> dict[str, Any]:
@@ -60,7 +50,7 @@ def fit(task_name: str, runs: Path, out: Path) -> dict[str, Any]:
         for name in FITTED:
             if (seed_dir / name / "policy.pt").is_file() and (seed_dir / "demos.hdf5").is_file():
                 rows.append({"seed": int(seed_dir.name[4:]), "policy": name,
-                             **demo_action_error(seed_dir / name, seed_dir / "demos.hdf5", obs_keys)})
+                             **policy_demo_error(seed_dir / name, seed_dir / "demos.hdf5", obs_keys)})
     if not rows:
         raise SystemExit(f"no trained policies under {runs / task_name}/seed*/ ({', '.join(FITTED)})")
     data = {"task": task.name, "obs_keys": obs_keys, "rows": rows, "wall_s": time.perf_counter() - t0,

@@ -195,7 +195,12 @@ def describe_robomimic(path: str | os.PathLike[str]) -> str:
         lines.append("masks (filter keys): none")
     if others:
         lines.append(f"other entries under data/: {others[:10]}")
-    filter_hint = f" env.filter_key={sorted(masks)[0]}" if masks else ""
+    if "valid" in masks:  # robomimic's split: train on the rest, validate on these
+        filter_hint = " env.valid_filter_key=valid"
+        used = f"the demos outside mask/valid are trained on, the {len(masks['valid'])} in it validate"
+    else:
+        filter_hint = f" env.filter_key={sorted(masks)[0]}" if masks else ""
+        used = f"all {n} demos are used"
     lines.append(f"use: rlkit2-train agent=bc env=robosuite/lift env.dataset={p}{filter_hint}")
-    lines.append(f"  (all {n} demos are used; env.max_demos=K keeps the first K)")
+    lines.append(f"  ({used}; env.max_demos=K keeps the first K)")
     return "\n".join(lines)

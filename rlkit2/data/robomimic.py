@@ -174,10 +174,12 @@ def is_image(shape: Sequence[int], dtype: Any) -> bool:
 def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | None = None,
                    filter_key: str | None = None, max_demos: int | None = None,
                    object_layout: Sequence[Sequence[Any]] | None = None,
-                   image_keys: Sequence[str] = ()) -> RobomimicDataset:
+                   image_keys: Sequence[str] = (), exclude_key: str | None = None) -> RobomimicDataset:
     """Read a robomimic HDF5 file. `obs_keys` (default: all of the first demo's but image-like ones) must exist
     in every demo; `image_keys`: image observations read as uint8 (T, H, W, C) into `Demo.obs` only;
-    `filter_key` selects the demos listed under `mask/<filter_key>`. `object_layout`: the env's obs/object
+    `filter_key` selects the demos listed under `mask/<filter_key>`; `exclude_key` leaves out those under
+    `mask/<exclude_key>` (held-out validation demos; before `max_demos` caps the rest), and a `filter_key` whose
+    demos include one of them is refused. `object_layout`: the env's obs/object
     layout (`RobosuiteEnv.object_layout()`), checked against the file's (`check_object_layout`).
     Malformed files raise DataError."""
     path = str(Path(path).expanduser())
@@ -215,8 +217,18 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
             names = masks[filter_key]
         else:
             names = sorted(data.keys(), key=_demo_sort_key)
+        if exclude_key is not None:
+            if exclude_key not in masks:
+                raise DataError(f"{path}: mask '{exclude_key}' (the held-out demos) not in mask/ "
+                                f"(have {sorted(masks)})")
+            held = set(masks[exclude_key])
+            if filter_key is not None and held & set(names):
+                raise DataError(f"{path}: mask/{filter_key} and mask/{exclude_key} share demos "
+                                f"{sorted(held & set(names))[:5]}: held-out demos would be trained on")
+            names = [n for n in names if n not in held]
         if not names:
-            raise DataError(f"{path}: no demonstrations under data/")
+            raise DataError(f"{path}: no demonstrations under data/"
+                            + (f" outside mask/{exclude_key}" if exclude_key is not None else ""))
         if max_demos is not None:
             names = names[:max_demos]
         demos: list[Demo] = []

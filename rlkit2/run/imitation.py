@@ -9,7 +9,8 @@
    `learner.end_episode(observations, success, actions=...)` after each episode (its returned metrics are
    logged with the episode's).
 Evaluation (`rlkit2.core.evaluate`): `eval/*` in the deployment env (`env` as configured, shift included)
-and, when the shift is not zero, `eval_nominal/*` in the nominal env. `eval/act_ms` is the actor's mean
+and, when the shift is not zero, `eval_nominal/*` in the nominal env; with `env.valid_filter_key`,
+`valid/action_mse` on the held-out demos (`rlkit2.demo_fit`). `eval/act_ms` is the actor's mean
 per-step latency when it measures one. The step counter runs over offline updates, then online env steps
 (offline total + env steps); a checkpoint ends the offline stage and every online episode, whose reset seed
 comes from the run seed: a resume of either stage reproduces the uninterrupted run.
@@ -20,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2.config import to_config
 from rlkit2.core import ConfigError, DataError, evaluate
+from rlkit2.demo_fit import demo_action_error
 from rlkit2.logging import Logger, say
 from rlkit2.policy import BEST_POLICY_FILE, POLICY_FILE, save_policy
 from rlkit2.registry import Agent, build_agent, get_agent, make_env, register_runner
@@ -35,6 +37,9 @@ from rlkit2.run.common import env_spec, eval_seed, evaluating, resolve_device, v
 from rlkit2.run.loop import Advance, RunLoop
 from rlkit2.seeding import seed_everything
 from rlkit2.video import EpisodeRecorder, evaluation_env
+
+if TYPE_CHECKING:
+    from rlkit2.data.robomimic import Demo
 
 ONLINE_SEED_OFFSET = 20_000
 
@@ -68,11 +73,22 @@ def is_shifted(env_cfg: Any) -> bool:
     return _node(env_cfg).get("shift", {}) != dataclasses.asdict(ShiftConfig())
 
 
+@dataclasses.dataclass
+class Demos:
+    """The demonstrations a run learns from (`transitions`) and the held-out ones it validates on (`valid`)."""
+
+    transitions: dict[str, np.ndarray]
+    path: str
+    count: int
+    valid: list[Demo]
+
+
 def load_demos(env_cfg: Any, run_dir: Path, obs_keys: list[str], *, seed: int, progress: bool = True,
-               object_layout: list[tuple[str, int]] | None = None) -> tuple[dict[str, np.ndarray], str, int]:
-    """Demonstration transitions for `env_cfg` (collected by the scripted expert when `dataset` is empty).
-    `object_layout`: the env's "object" sub-observations in order; a file that records a different one is
-    refused (its columns would be read swapped)."""
+               object_layout: list[tuple[str, int]] | None = None) -> Demos:
+    """Demonstration transitions for `env_cfg` (collected by the scripted expert when `dataset` is empty), and
+    the demos under `env.valid_filter_key`'s mask, held out. `object_layout`: the env's "object"
+    sub-observations in order; a file that records a different one is refused (its columns would be read
+    swapped)."""
     from rlkit2.data.robomimic import read_robomimic, to_transitions
 
     path = str(getattr(env_cfg, "dataset", "") or "")
@@ -89,10 +105,12 @@ def load_demos(env_cfg: Any, run_dir: Path, obs_keys: list[str], *, seed: int, p
                   f"(success rate {stats.success_rate:.2f}, mean length {stats.mean_length:.1f}) -> {path}",
                   flush=True)
     filter_key = str(getattr(env_cfg, "filter_key", "") or "") or None
+    valid_key = str(getattr(env_cfg, "valid_filter_key", "") or "") or None
     cap = int(getattr(env_cfg, "max_demos", 0) or 0)
     ds = read_robomimic(path, obs_keys=obs_keys, filter_key=filter_key, max_demos=cap or None,
-                        object_layout=object_layout)
-    return to_transitions(ds, obs_keys), path, len(ds)
+                        object_layout=object_layout, exclude_key=valid_key)
+    valid = read_robomimic(path, obs_keys=obs_keys, filter_key=valid_key).demos if valid_key else []
+    return Demos(to_transitions(ds, obs_keys), path, len(ds), valid)
 
 
 class ImitationPhase:
@@ -125,17 +143,20 @@ class ImitationPhase:
                             if is_shifted(cfg.env) and bool(getattr(cfg.env, "eval_nominal", True)) else None)
         self.spec = env_spec(self.eval_env)
         layout = getattr(base, "object_layout", None)
-        arrays, self.demo_path, self.num_demos = load_demos(
-            cfg.env, Path(run_dir), list(base.obs_keys), seed=self.seed,
-            progress=bool(self.trainer.progress), object_layout=layout() if callable(layout) else None)
+        demos = load_demos(cfg.env, Path(run_dir), list(base.obs_keys), seed=self.seed,
+                           progress=bool(self.trainer.progress), object_layout=layout() if callable(layout) else None)
+        arrays, self.demo_path, self.num_demos, self.valid_demos = (demos.transitions, demos.path, demos.count,
+                                                                    demos.valid)
+        self.obs_keys = list(base.obs_keys)
         if arrays["observations"].shape[1] != self.spec.obs_dim or arrays["actions"].shape[1] != self.spec.act_dim:
             raise DataError(f"demos {self.demo_path}: observations {arrays['observations'].shape[1:]}, actions "
                             f"{arrays['actions'].shape[1:]}; env '{cfg.env.task}' with obs_keys "
                             f"{list(cfg.env.obs_keys)} expects ({self.spec.obs_dim},), ({self.spec.act_dim},)")
         self.replay = TransitionReplay.from_arrays(arrays, seed=self.seed, device=self.device)
         cap = int(getattr(cfg.env, "max_demos", 0) or 0)
+        held = f"; {len(self.valid_demos)} held out (env.valid_filter_key)" if self.valid_demos else ""
         say(f"[rlkit2] demos {self.demo_path}: {self.num_demos} demos{f' (env.max_demos={cap})' if cap else ''}, "
-            f"{len(self.replay)} transitions")
+            f"{len(self.replay)} transitions{held}")
         validate_common(self.agent_cfg, self.trainer, None)  # batches are drawn with replacement: any size works
         self.agent: Agent = build_agent(str(cfg.agent.name), self.agent_cfg, self.spec, self.replay, self.seed)
         self.offline_total = int(self.trainer.total_steps)
@@ -171,6 +192,8 @@ class ImitationPhase:
         if self.nominal_env is not None:
             nominal = evaluate(self.nominal_env, policy, n, seed=seed)
             out.update({k.replace("eval/", "eval_nominal/"): v for k, v in nominal.items()})
+        if self.valid_demos:  # after the episodes: a recurrent or planning policy starts each demo afresh
+            out["valid/action_mse"] = demo_action_error(policy, self.valid_demos, self.obs_keys)["mse"]
         self.last_eval = out
         return out
 

@@ -38,6 +38,8 @@ from rlkit2.seeding import rng_state, set_rng_state
 from rlkit2.video import video_path
 
 FORMAT = "rlkit2-run-v2"
+# trainer.keep_best metrics that are errors: the best policy is the one with the lowest (every other: highest)
+LOWER_IS_BETTER = frozenset({"valid/action_mse"})
 
 
 @dataclasses.dataclass
@@ -216,7 +218,8 @@ class RunLoop:
 
     def _keep_best(self, ev: dict[str, float]) -> None:
         """trainer.keep_best: after an evaluation that beats every earlier one on the metric, the phase saves
-        the policy as its best (strictly higher: ties keep the earlier policy)."""
+        the policy as its best (strictly higher, or lower for an error in LOWER_IS_BETTER: ties keep the earlier
+        policy)."""
         name = self.keep_best
         if not name:
             return
@@ -224,7 +227,8 @@ class RunLoop:
             raise ConfigError(f"trainer.keep_best={name}: the evaluation reports no such metric; it reports "
                               f"{', '.join(sorted(ev))}")
         value = float(ev[name])
-        if not math.isfinite(value) or (self.best is not None and value <= float(self.best["value"])):
+        sign = -1.0 if name in LOWER_IS_BETTER else 1.0
+        if not math.isfinite(value) or (self.best is not None and sign * value <= sign * float(self.best["value"])):
             return
         self.best = {"metric": name, "value": value, "step": self.phase.step}
         self.phase.save_policy(self.run_dir, ev, best=True)

@@ -38,7 +38,8 @@ def test_info_on_a_robomimic_file(tmp_path, capsys):
     assert "obs/object: (10,) float64" in out and "obs/agentview_image: (8, 8, 3) uint8" in out
     assert "actions: dim 7" in out and "next_obs: in every demo" in out and "states: in 3/3 demos (32,)" in out
     assert "masks (filter keys): train (2 demos), valid (1 demos)" in out
-    assert f"env.dataset={path} env.filter_key=train" in out and "(all 3 demos are used" in out
+    assert f"env.dataset={path} env.valid_filter_key=valid" in out  # robomimic's split, used as such
+    assert "(the demos outside mask/valid are trained on, the 1 in it validate" in out
 
 
 def test_info_on_d4rl_file_and_unknown_hdf5(tmp_path, capsys):

@@ -102,6 +102,35 @@ def test_imitation_runner_trains_evaluates_and_resumes(demos, tmp_path):
         torch.testing.assert_close(v, again["modules"]["policy"][k])
 
 
+def test_held_out_demos_validate_the_policy(demos, tmp_path, capsys, caplog):
+    """env.valid_filter_key (robomimic's `valid` mask, which scripted demo files carry: the last 10 %): those
+    demos are not trained on, and each evaluation logs the policy's open-loop action error on them, which falls
+    as BC learns; trainer.keep_best on it keeps the lowest; a mask the file lacks is refused, naming it."""
+    import json
+    import logging
+
+    from rlkit2.core import DataError
+    from rlkit2.logging import JsonlLogger, read_metrics
+    from rlkit2.run.imitation import run_imitation
+
+    caplog.set_level(logging.INFO)
+    over = ["agent=bc", "env=robosuite/lift", f"env.dataset={demos[0]}", "env.valid_filter_key=valid",
+            "env.horizon=20", "trainer.total_steps=300", "trainer.eval_every=20", "trainer.eval_episodes=1",
+            "trainer.log_every=100", "trainer.progress=false", "agent.hidden=[64,64]", "agent.batch_size=64",
+            "trainer.keep_best=valid/action_mse"]
+    run = tmp_path / "run"
+    final = run_imitation(_compose(over), run, JsonlLogger(run))
+    mse = [r["valid/action_mse"] for r in read_metrics(run) if "valid/action_mse" in r]
+    assert len(mse) == 15 and final["valid/action_mse"] == mse[-1]
+    assert mse[-1] < 0.5 * mse[0]
+    best = json.loads((run / "best.json").read_text())  # an error: the best policy is the lowest one's
+    assert best["value"] == min(mse) and best["step"] == 20 * (1 + mse.index(min(mse)))
+    out = capsys.readouterr().out + caplog.text  # `say` prints, or logs where a handler is installed
+    assert "11 demos" in out and "; 1 held out (env.valid_filter_key)" in out
+    with pytest.raises(DataError, match="mask 'holdout' .* not in mask/"):
+        run_imitation(_compose([*over, "env.valid_filter_key=holdout"]), tmp_path / "r2", JsonlLogger(tmp_path))
+
+
 def test_obs_dims_restrict_what_the_policy_sees():
     rng = np.random.default_rng(0)
     n = 64

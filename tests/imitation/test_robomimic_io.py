@@ -60,6 +60,25 @@ def test_filter_key_and_transitions(small_file):
     assert len(replay) == 12 and replay.sample(4).observations.shape == (4, 13)
 
 
+def test_held_out_demos_are_never_trained_on(small_file, tmp_path):
+    """`exclude_key` (env.valid_filter_key): the held-out demos leave the training set before any cap; a training
+    mask that lists one of them is refused; a missing held-out mask is named."""
+    path, _ = small_file
+    assert [d.name for d in read_robomimic(path, exclude_key="valid").demos] == ["demo_0", "demo_1"]
+    assert [d.name for d in read_robomimic(path, exclude_key="valid", max_demos=1).demos] == ["demo_0"]
+    assert [d.name for d in read_robomimic(path, filter_key="train", exclude_key="valid").demos] == ["demo_0",
+                                                                                                     "demo_1"]
+    leaky = write_robomimic(tmp_path / "leaky.hdf5", [_demo(3, 0), _demo(3, 1)],
+                            masks={"train": ["demo_0", "demo_1"], "valid": ["demo_1"]})
+    with pytest.raises(DataError, match=r"mask/train and mask/valid share demos \['demo_1'\]"):
+        read_robomimic(leaky, filter_key="train", exclude_key="valid")
+    with pytest.raises(DataError, match="mask 'holdout' .* not in mask/"):
+        read_robomimic(path, exclude_key="holdout")
+    only = write_robomimic(tmp_path / "only.hdf5", [_demo(3, 0)], masks={"valid": ["demo_0"]})
+    with pytest.raises(DataError, match="no demonstrations under data/ outside mask/valid"):
+        read_robomimic(only, exclude_key="valid")
+
+
 def test_missing_demo_is_refused(tmp_path):
     path = write_robomimic(tmp_path / "d.hdf5", [_demo(3, 0)], masks={"train": ["demo_0", "demo_7"]})
     with pytest.raises(DataError, match=r"demo 'demo_7'.*missing"):
@@ -197,5 +216,6 @@ def test_the_imitation_runner_checks_the_layout_of_the_demos_it_loads(tmp_path):
     keys = list(_can_demo().obs)
     with pytest.raises(DataError, match="differs from the env's"):
         load_demos(env_cfg, tmp_path, keys, seed=0, progress=False, object_layout=CAN_15)
-    arrays, used, n = load_demos(env_cfg, tmp_path, keys, seed=0, progress=False, object_layout=CAN_OLD)
-    assert used == str(path) and n == 1 and len(arrays["observations"]) == 4
+    demos = load_demos(env_cfg, tmp_path, keys, seed=0, progress=False, object_layout=CAN_OLD)
+    assert demos.path == str(path) and demos.count == 1 and len(demos.transitions["observations"]) == 4
+    assert demos.valid == []

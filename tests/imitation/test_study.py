@@ -177,10 +177,11 @@ def test_reference_rows_are_evaluated_untrained_on_the_held_out_episodes(tmp_pat
 
 
 def test_fit_check_tells_a_fitted_policy_from_an_unfitted_one(tmp_path):
-    """`study fit`'s open-loop action error: BC trained on the demos reproduces their actions far more closely
-    than the same network untrained, reading the demos with the env's observation keys, per action dim."""
+    """`study fit`'s open-loop action error (rlkit2.demo_fit): BC trained on the demos reproduces their actions
+    far more closely than the same network untrained, reading the demos with the env's observation keys, per
+    action dim."""
     import rlkit2
-    from experiments.imitation.study_fit import demo_action_error
+    from experiments.imitation.study_fit import policy_demo_error
     from rlkit2.data.robomimic import Demo, read_robomimic, to_transitions
     from rlkit2.data.robomimic_writer import write_robomimic
 
@@ -201,6 +202,6 @@ def test_fit_check_tells_a_fitted_policy_from_an_unfitted_one(tmp_path):
         for _ in range(updates):
             agent.learner.step()
         rlkit2.save_policy(agent, tmp_path / name / "policy.pt")
-        errors[name] = demo_action_error(tmp_path / name, path, ["object"])
+        errors[name] = policy_demo_error(tmp_path / name, path, ["object"])
     assert errors["trained"]["transitions"] == 100 and len(errors["trained"]["mse_per_dim"]) == 2
     assert errors["trained"]["mse"] < 0.2 * errors["untrained"]["mse"]
