@@ -49,7 +49,8 @@ class TrainerConfig(ValidatedConfig):
     # the first episode of every evaluation as videos/step_<step>.mp4 (and to wandb when it logs); control and
     # robot envs (rendered offscreen as rgb_array: MuJoCo needs EGL or OSMesa on a headless machine)
     video: bool = False
-    # an evaluation metric to select a policy by (e.g. eval/success_rate, eval/normalized_score; higher is better):
+    # an evaluation metric to select a policy by (e.g. eval/success_rate, eval/normalized_score: higher is better;
+    # valid/action_mse, an error: lower is better):
     # the policy of the best evaluation so far is also saved as policy_best.pt (language agents: policy_best/).
     # Chosen on the evaluation episodes, so its score is optimistic: report the final policy's, or evaluate the
     # best one on held-out episodes. "" (default): only the final policy.

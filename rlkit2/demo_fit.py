@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 def demo_action_error(actor: Any, demos: Sequence[Demo], obs_keys: Sequence[str]) -> dict[str, Any]:
-    """Mean squared difference between `actor`'s greedy actions and the demonstrated ones over `demos`:
-    overall (`mse`), per action dim (`mse_per_dim`), and the counts it is over."""
+    """Mean squared difference between `actor`'s actions (as it acts when evaluated: greedy for BC, planned for
+    POIR, sampled for a low-noise BC-RNN) and the demonstrated ones over `demos`: overall (`mse`), per action dim
+    (`mse_per_dim`), and the counts it is over."""
     if not demos:
         raise ValueError("demo_action_error needs at least one demo")
     sq: list[np.ndarray] = []
@@ -34,7 +35,11 @@ def demo_action_error(actor: Any, demos: Sequence[Demo], obs_keys: Sequence[str]
             actions.append(a)
             if t + 1 < len(obs):
                 actor.observe(a, obs[t + 1], 0.0, False, False)
-        sq.append((np.stack(actions) - np.asarray(demo.actions, np.float32)) ** 2)
+        acted, shown = np.stack(actions), np.asarray(demo.actions, np.float32)
+        if acted.shape != shown.shape:
+            raise ValueError(f"demo '{demo.name}': the policy's actions are {acted.shape[1:]} wide, the demo's "
+                             f"{shown.shape[1:]}")
+        sq.append((acted - shown) ** 2)
     per_dim = np.concatenate(sq).mean(axis=0)
     return {"mse": float(per_dim.mean()), "mse_per_dim": [float(x) for x in per_dim], "demos": len(demos),
             "transitions": int(sum(len(s) for s in sq))}

@@ -274,10 +274,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     # every option is honoured or refused: `fit` fits every seed and BC-family policy under --runs, `report`
     # tables every task under --out
-    given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
+    given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--") and a != "--"}
     only = {"run": set(RUN_ONLY) | {"--task", "--runs", "--out"}, "fit": {"--task", "--runs", "--out"},
             "report": {"--out"}}[args.command]
-    if given - only - {"--help"}:
+    if given - only:
         ap.error(f"{', '.join(sorted(given - only))} not used by `{args.command}` (it takes "
                  f"{', '.join(sorted(only))})")
     task = TASKS[args.task]
@@ -287,6 +287,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.cells = args.cells or task.cells
     args.online_cells = task.online_cells if args.online_cells is None else args.online_cells
     if args.quick:
+        clash = sorted(given & {"--episodes", "--cells", "--online-cells"})
+        if clash:
+            ap.error(f"--quick sets the smoke test's own {', '.join(clash)}: leave them out")
         args.budget = Budget(demos=4, offline_updates=100, online_steps=80, online_updates_per_episode=5, episodes=2)
         args.cells, args.online_cells = "all:0,all:0.1", "all:0.1"
     return args

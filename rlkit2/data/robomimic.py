@@ -215,6 +215,8 @@ def read_robomimic(path: str | os.PathLike[str], *, obs_keys: Sequence[str] | No
             if filter_key not in masks:
                 raise DataError(f"{path}: filter_key '{filter_key}' not in mask/ (have {sorted(masks)})")
             names = masks[filter_key]
+            if not names:
+                raise DataError(f"{path}: mask/{filter_key} lists no demos")
         else:
             names = sorted(data.keys(), key=_demo_sort_key)
         if exclude_key is not None:

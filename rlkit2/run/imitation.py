@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlkit2.config import to_config
@@ -158,6 +159,13 @@ class ImitationPhase:
         say(f"[rlkit2] demos {self.demo_path}: {self.num_demos} demos{f' (env.max_demos={cap})' if cap else ''}, "
             f"{len(self.replay)} transitions{held}")
         validate_common(self.agent_cfg, self.trainer, None)  # batches are drawn with replacement: any size works
+        if self.valid_demos and not evaluating(self.trainer):
+            raise ConfigError(f"env.valid_filter_key={cfg.env.valid_filter_key} validates at every evaluation, but "
+                              "evaluation is off (trainer.eval_every or trainer.eval_episodes is 0); to hold demos "
+                              "out without validating, train on a mask: env.filter_key=train")
+        if str(getattr(self.trainer, "keep_best", "") or "").startswith("valid/") and not self.valid_demos:
+            raise ConfigError(f"trainer.keep_best={self.trainer.keep_best} needs held-out demos: set "
+                              "env.valid_filter_key (e.g. valid, a mask of env.dataset's)")
         self.agent: Agent = build_agent(str(cfg.agent.name), self.agent_cfg, self.spec, self.replay, self.seed)
         self.offline_total = int(self.trainer.total_steps)
         self.online_steps = int(getattr(self.agent_cfg, "online_env_steps", 0) or 0)
@@ -192,10 +200,24 @@ class ImitationPhase:
         if self.nominal_env is not None:
             nominal = evaluate(self.nominal_env, policy, n, seed=seed)
             out.update({k.replace("eval/", "eval_nominal/"): v for k, v in nominal.items()})
-        if self.valid_demos:  # after the episodes: a recurrent or planning policy starts each demo afresh
-            out["valid/action_mse"] = demo_action_error(policy, self.valid_demos, self.obs_keys)["mse"]
+        if self.valid_demos:
+            out["valid/action_mse"] = self._validate(policy)
         self.last_eval = out
         return out
+
+    def _validate(self, policy: Any) -> float:
+        """The open-loop action error on the held-out demos, leaving the policy's own random streams (the
+        planner's, a sampling actor's) where they were: turning validation on moves no later evaluation."""
+        saved = _actor_state(policy)
+        gen = getattr(policy, "generator", None)
+        gen_state = gen.get_state() if isinstance(gen, torch.Generator) else None
+        try:
+            return float(demo_action_error(policy, self.valid_demos, self.obs_keys)["mse"])
+        finally:
+            if saved is not None:
+                policy.load_state_dict(saved)
+            if gen_state is not None:
+                gen.set_state(gen_state)
 
     # ------------------------------------------------------------------ stages
     def advance(self, update: Callable[[], None]) -> Advance:
@@ -262,8 +284,8 @@ class ImitationPhase:
         self.episode = int(local["episode"])
 
     def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
-        if self.online_steps > 0 and self.offline_eval:
-            final.update({k.replace("eval", "offline_eval", 1): v for k, v in self.offline_eval.items()})
+        if self.online_steps > 0 and self.offline_eval:  # eval/*, eval_nominal/*, valid/* before fine-tuning
+            final.update({f"offline_{k}": v for k, v in self.offline_eval.items()})
         final["demos/transitions"] = float(len(self.replay))
         self.save_policy(run_dir, final)
         return final

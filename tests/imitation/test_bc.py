@@ -129,6 +129,10 @@ def test_held_out_demos_validate_the_policy(demos, tmp_path, capsys, caplog):
     assert "11 demos" in out and "; 1 held out (env.valid_filter_key)" in out
     with pytest.raises(DataError, match="mask 'holdout' .* not in mask/"):
         run_imitation(_compose([*over, "env.valid_filter_key=holdout"]), tmp_path / "r2", JsonlLogger(tmp_path))
+    with pytest.raises(ConfigError, match="validates at every evaluation, but evaluation is off"):
+        run_imitation(_compose([*over[:-1], "trainer.eval_episodes=0"]), tmp_path / "r3", JsonlLogger(tmp_path))
+    with pytest.raises(ConfigError, match="keep_best=valid/action_mse needs held-out demos"):
+        run_imitation(_compose([*over, "env.valid_filter_key="]), tmp_path / "r4", JsonlLogger(tmp_path))
 
 
 def test_obs_dims_restrict_what_the_policy_sees():

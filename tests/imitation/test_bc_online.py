@@ -118,12 +118,15 @@ def test_imitation_runner_fine_tunes_bc_online_and_resumes(tmp_path):
             "env.eval_nominal=false", "trainer.total_steps=10", "trainer.eval_every=100", "trainer.eval_episodes=1",
             "trainer.log_every=10", "trainer.checkpoint_every=10", "trainer.progress=false",
             "agent.hidden=[16,16]", "agent.batch_size=32", "agent.online_env_steps=30",
-            "agent.online_updates_per_episode=3"]
+            "agent.online_updates_per_episode=3", "env.valid_filter_key=valid"]  # demo_1 held out
     register_schemas()
     with initialize_config_module("rlkit2.conf", version_base=None):
         cfg = compose("config", overrides=over)
     final = run_imitation(cfg, run_dir, JsonlLogger(run_dir))
     assert "offline_eval/success_rate" in final and "eval/success_rate" in final
+    # the held-out demos' error: the final value is the fine-tuned policy's, the offline one kept beside it
+    valid = [r["valid/action_mse"] for r in read_metrics(run_dir) if "valid/action_mse" in r]
+    assert final["valid/action_mse"] == valid[-1] and final["offline_valid/action_mse"] == valid[0] != valid[-1]
     episodes = [r for r in read_metrics(run_dir) if "online/episode_success" in r]
     assert len(episodes) == 2 and all("online/success_transitions" in r for r in episodes)
     end = ckpt.load(ckpt.checkpoint_path(run_dir / "checkpoints", 40))["learner"]

@@ -74,6 +74,9 @@ def test_held_out_demos_are_never_trained_on(small_file, tmp_path):
         read_robomimic(leaky, filter_key="train", exclude_key="valid")
     with pytest.raises(DataError, match="mask 'holdout' .* not in mask/"):
         read_robomimic(path, exclude_key="holdout")
+    empty = write_robomimic(tmp_path / "empty.hdf5", [_demo(3, 0)], masks={"valid": []})
+    with pytest.raises(DataError, match="mask/valid lists no demos"):
+        read_robomimic(empty, filter_key="valid")
     only = write_robomimic(tmp_path / "only.hdf5", [_demo(3, 0)], masks={"valid": ["demo_0"]})
     with pytest.raises(DataError, match="no demonstrations under data/ outside mask/valid"):
         read_robomimic(only, exclude_key="valid")
@@ -219,3 +222,20 @@ def test_the_imitation_runner_checks_the_layout_of_the_demos_it_loads(tmp_path):
     demos = load_demos(env_cfg, tmp_path, keys, seed=0, progress=False, object_layout=CAN_OLD)
     assert demos.path == str(path) and demos.count == 1 and len(demos.transitions["observations"]) == 4
     assert demos.valid == []
+
+
+def test_demo_action_error_scores_an_actor_and_refuses_another_width():
+    """rlkit2.demo_fit: a policy that returns the demonstrated action has zero error, one off by 0.5 in one dim
+    0.25 there; actions of another width than the demos' are refused, naming the widths."""
+    from rlkit2.core import FunctionActor
+    from rlkit2.demo_fit import demo_action_error
+
+    demo = _demo(6, 3)
+    lookup = {tuple(np.concatenate([demo.obs[k][t] for k in KEYS]).astype(np.float32)): demo.actions[t]
+              for t in range(6)}
+    exact = demo_action_error(FunctionActor(lambda o: lookup[tuple(o)]), [demo], KEYS)
+    assert exact["mse"] == pytest.approx(0.0, abs=1e-12) and exact["transitions"] == 6
+    off = demo_action_error(FunctionActor(lambda o: lookup[tuple(o)] + np.eye(7)[2] * 0.5), [demo], KEYS)
+    assert off["mse_per_dim"][2] == pytest.approx(0.25) and off["mse"] == pytest.approx(0.25 / 7)
+    with pytest.raises(ValueError, match=r"actions are \(3,\) wide, the demo's \(7,\)"):
+        demo_action_error(FunctionActor(lambda o: np.zeros(3)), [demo], KEYS)
