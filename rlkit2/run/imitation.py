@@ -216,7 +216,7 @@ class ImitationPhase:
         finally:
             if saved is not None:
                 policy.load_state_dict(saved)
-            if gen_state is not None:
+            if isinstance(gen, torch.Generator) and gen_state is not None:
                 gen.set_state(gen_state)
 
     # ------------------------------------------------------------------ stages
