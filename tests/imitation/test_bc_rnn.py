@@ -238,3 +238,27 @@ def test_hydra_composes_and_validates_bc_rnn():
     validate_run(cfg)
     with pytest.raises(ConfigError, match="agent.num_modes"):
         validate_run(compose(["agent=bc_rnn", "env=robosuite/lift", "agent.num_modes=0"]))
+
+
+def test_validation_leaves_a_sampling_actor_where_it_was():
+    """The imitation runner's validation (held-out demos, env.valid_filter_key) runs a low-noise actor, which
+    samples from its own generator; afterwards the actor acts exactly as if no validation had run, so turning
+    validation on moves no later evaluation."""
+    from types import SimpleNamespace
+
+    from rlkit2.data.robomimic import Demo
+    from rlkit2.demo_fit import demo_action_error
+    from rlkit2.run.imitation import ImitationPhase
+
+    episodes = bimodal(6, np.random.default_rng(1))
+    agent = train(make_agent(BCRNNConfig(seq_length=4, eval_mode="low_noise", **SMALL), EnvSpec(3, 2),
+                             TransitionReplay.from_arrays(to_arrays(episodes))), 5)
+    held = [Demo({"o": o}, a, np.zeros(len(o)), np.zeros(len(o)), name=f"demo_{i}")
+            for i, (o, a) in enumerate(episodes[:2])]
+    before = agent.policy.generator.get_state().clone()
+    demo_action_error(agent.policy, held, ["o"])  # acting on the demos alone draws from the actor's generator
+    assert not torch.equal(agent.policy.generator.get_state(), before)
+    agent.policy.generator.set_state(before)
+    phase = SimpleNamespace(valid_demos=held, obs_keys=["o"])
+    mse = ImitationPhase._validate(phase, agent.policy)  # type: ignore[arg-type]
+    assert mse > 0 and torch.equal(agent.policy.generator.get_state(), before)
