@@ -133,7 +133,9 @@ def test_imitation_runner_fine_tunes_bc_online_and_resumes(tmp_path):
     (run_dir / "checkpoints" / "step_000000040.pt").unlink()  # resume from the end of the first episode
     with initialize_config_module("rlkit2.conf", version_base=None):
         cfg = compose("config", overrides=[*over, "resume=true"])
-    run_imitation(cfg, run_dir, JsonlLogger(run_dir))
+    resumed = run_imitation(cfg, run_dir, JsonlLogger(run_dir))
+    offline = {k: v for k, v in final.items() if k.startswith("offline_")}  # the checkpoint kept them: not redone
+    assert offline and {k: resumed[k] for k in offline} == offline
     again = ckpt.load(ckpt.checkpoint_path(run_dir / "checkpoints", 40))["learner"]
     for k, v in end["modules"]["policy"].items():
         torch.testing.assert_close(v, again["modules"]["policy"][k])
