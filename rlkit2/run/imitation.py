@@ -19,6 +19,7 @@ comes from the run seed: a resume of either stage reproduces the uninterrupted r
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,8 +234,8 @@ class ImitationPhase:
         assert self.online_env is not None and self.online_replay is not None and self.agent.explorer is not None
         tr, learner, explorer = self.trainer, self.agent.learner, self.agent.explorer
         start, end = self.offline_total, self.total
-        if self.offline_eval is None and self.step > start:  # resumed mid-stage from a checkpoint older than the
-            self.offline_eval = {}  # record of the policy before it: that policy is gone, so nothing is reported
+        if self.offline_eval is None and self.step > start:  # resumed mid-stage without a record of the policy
+            self.offline_eval = {}  # before it (an older checkpoint, another env): that policy is gone
         if self.offline_eval is None:  # entering the online stage (fresh, or resumed at its start): the policy
             self.offline_eval = dict(self.last_eval) if self.last_eval or not evaluating(tr) else self.evaluate()
         if self.next_eval is None:
@@ -276,7 +277,8 @@ class ImitationPhase:
                 # actors with their own RNG (POIR's planners): without it a resumed online stage plans differently
                 "policy": _actor_state(self.agent.policy), "explorer": _actor_state(self.agent.explorer),
                 # the offline policy's evaluation, reported beside the fine-tuned one's: a resume does not redo it
-                "last_eval": dict(self.last_eval), "offline_eval": self.offline_eval}
+                "last_eval": dict(self.last_eval), "offline_eval": self.offline_eval,
+                "eval_setting": self._eval_setting()}
 
     def load_local_state_dict(self, local: dict[str, Any]) -> None:
         self.replay.generator.set_state(local["replay"]["generator"])
@@ -286,9 +288,15 @@ class ImitationPhase:
             if actor is not None and local.get(key) is not None and hasattr(actor, "load_state_dict"):
                 actor.load_state_dict(local[key])
         self.episode = int(local["episode"])
-        self.last_eval = {str(k): float(v) for k, v in (local.get("last_eval") or {}).items()}
-        if local.get("offline_eval") is not None:
-            self.offline_eval = {str(k): float(v) for k, v in local["offline_eval"].items()}
+        if local.get("eval_setting") == self._eval_setting():  # not another run's, made in another env (init_from)
+            self.last_eval = {str(k): float(v) for k, v in (local.get("last_eval") or {}).items()}
+            if local.get("offline_eval") is not None:
+                self.offline_eval = {str(k): float(v) for k, v in local["offline_eval"].items()}
+
+    def _eval_setting(self) -> str:
+        """What an evaluation's numbers depend on besides the policy: the env (shift included) and the episodes."""
+        return json.dumps({"env": _node(self.cfg.env), "episodes": int(self.trainer.eval_episodes),
+                           "seed": self.seed}, sort_keys=True, default=str)
 
     def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
         if self.online_steps > 0 and self.offline_eval:  # eval/*, eval_nominal/*, valid/* before fine-tuning

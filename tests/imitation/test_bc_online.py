@@ -139,3 +139,14 @@ def test_imitation_runner_fine_tunes_bc_online_and_resumes(tmp_path):
     again = ckpt.load(ckpt.checkpoint_path(run_dir / "checkpoints", 40))["learner"]
     for k, v in end["modules"]["policy"].items():
         torch.testing.assert_close(v, again["modules"]["policy"][k])
+    # A new run started from the offline stage's checkpoint in another env (the study's fine-tuning: init_from,
+    # the deployment shift) evaluates the offline policy there: the source run's numbers are not carried over.
+    offline_dir = tmp_path / "offline"
+    plain = [*(o for o in over if not o.startswith(("agent.online", "env.shift"))), "env.reward_shaping=true"]
+    with initialize_config_module("rlkit2.conf", version_base=None):
+        source = run_imitation(compose("config", overrides=plain), offline_dir, JsonlLogger(offline_dir))
+    source_ckpt = ckpt.checkpoint_path(offline_dir / "checkpoints", 10)
+    shifted = [*over, "env.reward_shaping=true", "env.shift.init=0.3", f"init_from={source_ckpt}"]
+    with initialize_config_module("rlkit2.conf", version_base=None):
+        tuned = run_imitation(compose("config", overrides=shifted), tmp_path / "tuned", JsonlLogger(tmp_path / "tuned"))
+    assert tuned["offline_eval/return"] != source["eval/return"]
