@@ -288,15 +288,21 @@ class ImitationPhase:
             if actor is not None and local.get(key) is not None and hasattr(actor, "load_state_dict"):
                 actor.load_state_dict(local[key])
         self.episode = int(local["episode"])
-        if local.get("eval_setting") == self._eval_setting():  # not another run's, made in another env (init_from)
+        kept = local.get("offline_eval") or local.get("last_eval")
+        if local.get("eval_setting") == self._eval_setting():  # not another run's, made in another setting (init_from)
             self.last_eval = {str(k): float(v) for k, v in (local.get("last_eval") or {}).items()}
             if local.get("offline_eval") is not None:
                 self.offline_eval = {str(k): float(v) for k, v in local["offline_eval"].items()}
+        elif kept and self.online_steps > 0:
+            say("[rlkit2] the checkpoint's evaluations were made in another setting (env, agent or "
+                "trainer.eval_episodes): the offline policy is evaluated again here, or not reported once "
+                "fine-tuning has begun")
 
     def _eval_setting(self) -> str:
-        """What an evaluation's numbers depend on besides the policy: the env (shift included) and the episodes."""
-        return json.dumps({"env": _node(self.cfg.env), "episodes": int(self.trainer.eval_episodes),
-                           "seed": self.seed}, sort_keys=True, default=str)
+        """What an evaluation's numbers depend on besides the weights: the env (shift included), the agent's
+        settings (a planner's, an evaluation mode) and the episodes. A run's own resume cannot change the first two."""
+        return json.dumps({"env": _node(self.cfg.env), "agent": _node(self.cfg.agent),  # e.g. the planner's
+                           "episodes": int(self.trainer.eval_episodes), "seed": self.seed}, sort_keys=True, default=str)
 
     def finish(self, final: dict[str, float], run_dir: Path) -> dict[str, float]:
         if self.online_steps > 0 and self.offline_eval:  # eval/*, eval_nominal/*, valid/* before fine-tuning
