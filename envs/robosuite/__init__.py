@@ -11,7 +11,7 @@ from typing import Any
 from rlkit2.config import store
 from rlkit2.registry import register_env_kind
 
-from .config import DEFAULT_OBS_KEYS, RobosuiteEnvConfig, ShiftConfig, as_config
+from .config import DEFAULT_OBS_KEYS, RobosuiteEnvConfig, ShiftConfig, as_config, refuse_imitation_settings
 
 
 def make_robosuite_env(env_cfg: Any | None = None, seed: int | None = None, render_mode: str | None = None) -> Any:
@@ -28,4 +28,5 @@ store("robosuite_schema", RobosuiteEnvConfig, group="env")
 store("robosuite_schema", RobosuiteEnvConfig, group="env/robosuite")
 register_env_kind("robosuite", make_robosuite_env)
 
-__all__ = ["DEFAULT_OBS_KEYS", "as_config", "RobosuiteEnvConfig", "ShiftConfig", "make_robosuite_env"]
+__all__ = ["DEFAULT_OBS_KEYS", "as_config", "RobosuiteEnvConfig", "ShiftConfig", "make_robosuite_env",
+           "refuse_imitation_settings"]

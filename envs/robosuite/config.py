@@ -69,6 +69,24 @@ class RobosuiteEnvConfig:
     eval_nominal: bool = True  # imitation runner: when shifted, also evaluate in the nominal env
 
 
+# read by the imitation runner only (demonstrations and its nominal-env evaluation)
+IMITATION_SETTINGS = ("dataset", "num_demos", "max_demos", "filter_key", "valid_filter_key", "eval_nominal")
+
+
+def refuse_imitation_settings(cfg: object, agent: str, *, offline: bool) -> None:
+    """An agent of another family on a robosuite env reads none of the imitation runner's settings (an offline
+    agent reads `dataset`, as a D4RL-format file): one set away from its default is refused, not ignored."""
+    from rlkit2.core import ConfigError
+
+    node, default = as_config(cfg), RobosuiteEnvConfig()
+    unread = [k for k in IMITATION_SETTINGS if not (offline and k == "dataset")]
+    changed = [f"env.{k}={getattr(node, k)}" for k in unread if getattr(node, k) != getattr(default, k)]
+    if changed:
+        learns = "from env.dataset's transitions" if offline else "from the env itself"
+        raise ConfigError(f"{', '.join(changed)}: read by the imitation agents (bc, bc_rnn, poir) only; agent "
+                          f"'{agent}' learns {learns}. Leave them at their defaults")
+
+
 def as_config(cfg: object | None) -> RobosuiteEnvConfig:
     """A `RobosuiteEnvConfig` from a dataclass, a dict or an OmegaConf node (unknown keys are refused)."""
     from rlkit2.core import ConfigError

@@ -49,6 +49,10 @@ class ControlSetup:
         # The replay's sampler shares one seed across ranks (each keeps its shard of one global batch);
         # everything that explores (env resets, exploration noise) is seeded per rank.
         seed_everything(self.seed + 1000 * self.rank)
+        if getattr(cfg.env, "kind", None) == "robosuite":
+            from rlkit2.envs.robosuite import refuse_imitation_settings
+
+            refuse_imitation_settings(cfg.env, str(cfg.agent.name), offline=entry.offline)
         self.env = make_env(cfg.env, self.seed + 1000 * self.rank)
         self.eval_env = evaluation_env(cfg.env, eval_seed(self.seed), tr)  # rendering when trainer.video
         self.spec = env_spec(self.env)

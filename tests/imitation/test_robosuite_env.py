@@ -111,6 +111,29 @@ def test_unknown_obs_key_is_refused():
         make_robosuite_env(RobosuiteEnvConfig(obs_keys=["nope"]), seed=0)
 
 
+@pytest.mark.parametrize("setting", ["env.dataset=/data/lift.hdf5", "env.valid_filter_key=valid",
+                                     "env.num_demos=10", "env.eval_nominal=false"])
+def test_an_online_agent_refuses_the_imitation_runners_settings(tmp_path, setting):
+    """SAC on a robosuite env reads no demos: a demo setting given to it is refused, naming it, before any env
+    is built (it used to be ignored); TD3+BC reads env.dataset as its transitions, and refuses the rest."""
+    from hydra import compose, initialize_config_module
+
+    from rlkit2.run.control import ControlSetup
+    from rlkit2.train import register_schemas
+
+    register_schemas()
+    with initialize_config_module("rlkit2.conf", version_base=None):
+        cfg = compose("config", overrides=["agent=sac", "env=robosuite/lift", setting])
+    key, value = setting.split("=")
+    with pytest.raises(ConfigError, match=rf"(?i){key}={value}: read by the imitation agents"):
+        ControlSetup(cfg)
+    if key != "env.dataset":  # an offline agent reads env.dataset (D4RL-format rows), none of the others
+        with initialize_config_module("rlkit2.conf", version_base=None):
+            offline = compose("config", overrides=["agent=td3_bc", "env=robosuite/lift", setting])
+        with pytest.raises(ConfigError, match=rf"(?i){key}={value}: .*agent 'td3_bc' learns from env.dataset"):
+            ControlSetup(offline)
+
+
 def test_hydra_composes_shifted_lift():
     from hydra import compose, initialize_config_module
 
