@@ -71,8 +71,9 @@ def _fmt(x: float | None, digits: int = 1) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _ci(iv: stats.Interval) -> str:
-    return f"[{iv.lo:.1f}, {iv.hi:.1f}]"
+def _ci(iv: stats.Interval, seeds: int = 2) -> str:
+    """The interval, or none where each resampled group holds one seed (a bootstrap of one value is that value)."""
+    return "— (1 seed)" if seeds < 2 else f"[{iv.lo:.1f}, {iv.hi:.1f}]"
 
 
 def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str], reps: int, seed: int) -> list[str]:
@@ -89,7 +90,7 @@ def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str],
             runs = by.get(a, {}).get(d)
             if runs:
                 iv = stats.bootstrap_ci(list(runs.values()), reps=reps, seed=seed)
-                lines.append(f"| {a} | {iv.point:.1f} | {_ci(iv)} | {iv.n} | this grid |")
+                lines.append(f"| {a} | {iv.point:.1f} | {_ci(iv, len(runs))} | {iv.n} | this grid |")
         z = refs.get((d, "zero_action"))
         if z and all(s is not None for s in z["scores"]):
             iv = stats.bootstrap_ci(z["scores"], reps=reps, seed=seed)
@@ -192,7 +193,7 @@ def aggregate_tables(data: dict[str, Any], agents: list[str], datasets: list[str
                 cells += ["—", "", ""]
                 continue
             iv = stats.stratified_bootstrap_ci(eq, "iqm", reps=reps, seed=seed)
-            cells += [f"{iv.point:.1f}", _ci(iv), str(iv.n)]
+            cells += [f"{iv.point:.1f}", _ci(iv, min(len(v) for v in eq.values())), str(iv.n)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     baselines = [b for b in BASELINES if b in by]

@@ -149,6 +149,25 @@ def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
     assert rows[-2].endswith("| 1 vs 3 | too few seeds |")  # one seed gives no interval
 
 
+def test_an_agent_with_one_seed_gets_a_score_but_no_interval():
+    # a bootstrap over one seed per dataset is that seed's value again: a zero-width "CI" would read as certainty
+    runs = [{"agent": a, "dataset": d, "seed": s, "score": 10.0 * (s + 1) + len(d)}
+            for a, seeds in (("qsarsa_ac2", [0]), ("td3_bc", [0, 1, 2])) for s in seeds
+            for d in ("hopper-v5-medium", "walker2d-v5-medium")]
+    data = {"runs": runs}
+    agents, datasets = ["qsarsa_ac2", "td3_bc"], ["hopper-v5-medium", "walker2d-v5-medium"]
+    rows = {line.split(" | ")[0].strip("| "): line
+            for line in report.dataset_tables(data, agents, datasets, 500, 0) if line.startswith("| ")}
+    assert "| — (1 seed) | 1 |" in rows["qsarsa_ac2"]
+    assert "| [" in rows["td3_bc"] and "| 3 |" in rows["td3_bc"]
+    iqm: dict[str, str] = {}  # the IQM table's rows (the probability-of-improvement table follows it)
+    for line in report.aggregate_tables(data, agents, datasets, 500, 0):
+        if line.startswith("| "):
+            iqm.setdefault(line.split(" | ")[0].strip("| "), line)
+    assert "| — (1 seed) | 2 |" in iqm["qsarsa_ac2"]
+    assert "| — (1 seed)" not in iqm["td3_bc"]
+
+
 def test_the_report_tells_apart_collections_made_with_the_same_settings():
     """Same generation settings, other rows (made on another CPU): the rows' mean return tells them apart."""
     settings = {"transitions": 1000000, "seed": 0, "behaviour_policies_sha256": "ab" * 32, "chunk_episodes": None}
