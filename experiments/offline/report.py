@@ -71,9 +71,9 @@ def _fmt(x: float | None, digits: int = 1) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _ci(iv: stats.Interval, seeds: int = 2) -> str:
-    """The interval, or none where each resampled group holds one seed (a bootstrap of one value is that value)."""
-    return "— (1 seed)" if seeds < 2 else f"[{iv.lo:.1f}, {iv.hi:.1f}]"
+def _ci(iv: stats.Interval, largest_group: int) -> str:
+    """The interval, or none where every resampled group holds one seed (resampling one value gives it back)."""
+    return "— (1 seed)" if largest_group < 2 else f"[{iv.lo:.1f}, {iv.hi:.1f}]"
 
 
 def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str], reps: int, seed: int) -> list[str]:
@@ -94,7 +94,8 @@ def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str],
         z = refs.get((d, "zero_action"))
         if z and all(s is not None for s in z["scores"]):
             iv = stats.bootstrap_ci(z["scores"], reps=reps, seed=seed)
-            lines.append(f"| zero action | {iv.point:.1f} | {_ci(iv)} | {iv.n} | this grid: {z['note']} |")
+            ci = _ci(iv, len(z["scores"]))
+            lines.append(f"| zero action | {iv.point:.1f} | {ci} | {iv.n} | this grid: {z['note']} |")
         b = refs.get((d, "behaviour"))
         if b:
             lines.append(f"| behaviour policy (greedy) | {b['score']:.1f} | — | — | {b['note']} |")
@@ -134,7 +135,8 @@ def comparison_table(data: dict[str, Any], agents: list[str], datasets: list[str
                        else "lower" if iv.hi < 0 else "no clear difference")
             if len(trained_on[(a, d)] | trained_on[(b, d)]) > 1:  # see "Cost and provenance": Data
                 verdict += " (runs trained on different collections of the dataset)"
-            rows.append(f"| {a} − {b} | {d} | {iv.point:+.1f} {_ci(iv)} | {len(x)} vs {len(y)} | {verdict} |")
+            ci = _ci(iv, max(len(x), len(y)))
+            rows.append(f"| {a} − {b} | {d} | {iv.point:+.1f} {ci} | {len(x)} vs {len(y)} | {verdict} |")
     if not rows:
         return []
     return ["## Comparisons", "",
@@ -193,7 +195,7 @@ def aggregate_tables(data: dict[str, Any], agents: list[str], datasets: list[str
                 cells += ["—", "", ""]
                 continue
             iv = stats.stratified_bootstrap_ci(eq, "iqm", reps=reps, seed=seed)
-            cells += [f"{iv.point:.1f}", _ci(iv, min(len(v) for v in eq.values())), str(iv.n)]
+            cells += [f"{iv.point:.1f}", _ci(iv, max(len(v) for v in eq.values())), str(iv.n)]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     baselines = [b for b in BASELINES if b in by]

@@ -166,6 +166,12 @@ def test_an_agent_with_one_seed_gets_a_score_but_no_interval():
             iqm.setdefault(line.split(" | ")[0].strip("| "), line)
     assert "| — (1 seed) | 2 |" in iqm["qsarsa_ac2"]
     assert "| — (1 seed)" not in iqm["td3_bc"]
+    # a difference has an interval when either side has seeds to resample, none when both hold one
+    one_bc = {"runs": [*runs, {"agent": "offline_bc", "dataset": "hopper-v5-medium", "seed": 0, "score": 5.0}]}
+    diffs = [line for line in report.comparison_table(one_bc, ["qsarsa_ac2", "td3_bc", "offline_bc"],
+                                                      ["hopper-v5-medium"], 500, 0) if " vs " in line]
+    assert any("| 1 vs 1 |" in line and "— (1 seed)" in line for line in diffs)
+    assert all("— (1 seed)" not in line for line in diffs if "| 1 vs 1 |" not in line)
 
 
 def test_the_report_tells_apart_collections_made_with_the_same_settings():
