@@ -196,7 +196,7 @@ class MeanPoolClassifier(torch.nn.Module):
     def from_encoder(cls, name_or_path: str, labels: Sequence[str], num_layers: int = 0) -> MeanPoolClassifier:
         from transformers import AutoModel
 
-        kw = {"num_hidden_layers": num_layers} if num_layers else {}
+        kw: dict[str, Any] = {"num_hidden_layers": num_layers} if num_layers else {}
         return cls(AutoModel.from_pretrained(resolve_model_path(name_or_path), **kw), labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any) -> Any:
