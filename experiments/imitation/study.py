@@ -114,7 +114,7 @@ def overrides_for(name: str, seed: int, demos: Path, budget: Budget, online_step
     return [f"experiment={task.presets[p.role]}", f"env.dataset={demos}", f"env.num_demos={budget.demos}",
             f"seed={seed}", f"trainer.total_steps={budget.offline_updates * p.updates_factor}",
             "trainer.eval_episodes=0", "trainer.plot=false", "trainer.progress=false", "env.eval_nominal=false",
-            "trainer.checkpoint_every=1000",
+            "trainer.checkpoint_every=1000", "resume=true",  # a killed study continues each run where it stopped
             *p.overrides, *extra]
 
 

@@ -45,6 +45,7 @@ def test_bc_and_poir_get_the_same_features_and_budget(tmp_path):
         assert cfg.trainer.eval_episodes == 0  # no development-episode evaluation in the study
         assert str(cfg.env.dataset).endswith("d.hdf5")
     assert cfgs["poir_features"].agent.online_env_steps == 0
+    assert {str(c.resume) for c in cfgs.values()} == {"True"}  # a killed study resumes each run from its checkpoints
     # the optional budget check: BC-RNN-GMM as in the study, only trained 4x longer; not run unless named
     longer = compose(study.overrides_for("bc_rnn_gmm_4x", 3, tmp_path / "d.hdf5", budget))
     assert longer.trainer.total_steps == 4 * budget.offline_updates and longer.agent == cfgs["bc_rnn_gmm"].agent
@@ -158,6 +159,9 @@ def test_a_finished_run_of_other_settings_is_refused_not_reused(tmp_path):
     with pytest.raises(SystemExit, match="trainer.total_steps: 100 -> 2000"):
         study._finished(run_dir, cfg)
     (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    assert study._finished(run_dir, cfg)
+    # a run finished before the study resumed its runs (saved with resume=false) is the same run
+    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.merge(cfg, {"resume": False})))
     assert study._finished(run_dir, cfg)
 
 
