@@ -49,7 +49,9 @@ def test_bc_and_poir_get_the_same_features_and_budget(tmp_path):
     # the optional budget check: BC-RNN-GMM as in the study, only trained 4x longer; not run unless named
     longer = compose(study.overrides_for("bc_rnn_gmm_4x", 3, tmp_path / "d.hdf5", budget))
     assert longer.trainer.total_steps == 4 * budget.offline_updates and longer.agent == cfgs["bc_rnn_gmm"].agent
-    assert "bc_rnn_gmm_4x" not in study.parse_args(["run"]).policies
+    assert "bc_rnn_gmm_4x" not in study.parse_args(["run"]).policies  # Lift: only when named
+    assert "bc_rnn_gmm_4x" in study.parse_args(["run", "--task", "can"]).policies  # Can: under-fit at 5k, so run
+    assert study.parse_args(["run", "--task", "can", "--policies", "bc"]).policies == ["bc"]
     # online: BC gets POIR's online budget
     bc_on, poir_on = (compose(study.overrides_for(n, 3, tmp_path / "d.hdf5", budget, budget.online_steps))
                       for n in ("bc_features", "poir_features"))
