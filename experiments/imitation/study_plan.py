@@ -27,7 +27,7 @@ POLICIES = {
     "bc_features": Policy("BC, features", "bc", features="bc"),
     "bc_rnn_gmm": Policy("BC-RNN-GMM (robomimic), full obs", "bc_rnn"),
     # is the recurrent GMM under-fit at the shared budget? (`study fit`: its demo-action error is ~19x BC's on Can)
-    "bc_rnn_gmm_4x": Policy("BC-RNN-GMM (robomimic), full obs, 4x updates (budget check)", "bc_rnn",
+    "bc_rnn_gmm_4x": Policy("BC-RNN-GMM (robomimic), full obs, 4x updates", "bc_rnn",
                             updates_factor=4, optional=True),
     "poir": Policy("POIR, full obs (prior and score)", "poir", ("agent.score_dims=[]",)),
     "poir_features": Policy("POIR, features (prior and score)", "poir", features="poir"),

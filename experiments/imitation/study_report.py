@@ -27,8 +27,9 @@ PLANNED_SEEDS = 5
 COMPARISONS = [("poir_features", "bc_features"), ("poir", "bc"), ("poir_features_online", "bc_features_online"),
                ("bc_features", "bc"), ("bc_rnn_gmm", "bc"), ("poir_features_online", "poir_features"),
                ("bc_features_online", "bc_features"), ("bc_rnn_gmm_4x", "bc_rnn_gmm"),
-               # POIR against robomimic's baseline given the budget it needs (where the budget check ran)
-               ("poir_features", "bc_rnn_gmm_4x"), ("poir", "bc_rnn_gmm_4x")]
+               # robomimic's baseline given the budget it needs (where it ran) against BC and POIR
+               ("bc_rnn_gmm_4x", "bc"), ("bc_features", "bc_rnn_gmm_4x"), ("poir_features", "bc_rnn_gmm_4x"),
+               ("poir", "bc_rnn_gmm_4x")]
 
 
 def _cell(r: dict[str, Any]) -> str:
