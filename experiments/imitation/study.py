@@ -262,10 +262,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("command", choices=("run", "report", "fit"))
     ap.add_argument("--task", default="lift", choices=list(TASKS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--policies", nargs="+", choices=list(POLICIES),
-                    help="default: all but the optional checks, plus those the task lists ("
-                    + "; ".join(f"{k}: {', '.join(t.extra_policies)}" for k, t in TASKS.items() if t.extra_policies)
-                    + ")")
+    ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES),
+                    help="default: all (%(default)s)")
     ap.add_argument("--cells", help="comma list of axis:strength (axes: all, object, robot, noise); default: the "
                     f"task's ({', '.join(f'{k}: {t.cells}' for k, t in TASKS.items())})")
     ap.add_argument("--online-cells", help="cells the online policies are fine-tuned in (default: the task's)")
@@ -285,7 +283,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     task = TASKS[args.task]
     if args.episodes is not None and args.episodes <= 0:
         ap.error("--episodes must be positive")
-    args.policies = args.policies or [k for k, p in POLICIES.items() if not p.optional] + list(task.extra_policies)
     args.budget = dataclasses.replace(task.budget, episodes=args.episodes or task.budget.episodes)
     args.cells = args.cells or task.cells
     args.online_cells = task.online_cells if args.online_cells is None else args.online_cells
