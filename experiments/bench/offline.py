@@ -2,6 +2,7 @@
 
     python experiments/bench/offline.py                             # 3 interleaved rounds (~3 min)
     python experiments/bench/offline.py --threads 1 --rounds 5
+    python experiments/bench/offline.py --device cuda --no-d3rlpy    # learners on a GPU (run where one exists)
 
 Updates/s of every agent at the paper's sizes (batch 256, 256-256 MLPs, obs 17, act 6) on the same synthetic
 data, ours in this process and d3rlpy 2.8.1's TD3+BC and IQL in their own venv (`.venv-d3rlpy`, created here
@@ -10,7 +11,12 @@ the project venv), interleaved over `--rounds` rounds because the machine is sha
 machine's measured 256x256 float32 matmul FLOP/s that one of our updates reaches (update FLOPs counted
 analytically: matmuls only).
 
-Writes experiments/offline/results/throughput_threads<N>.{json,md} and prints the table.
+With `--device cuda` our learners train on the GPU (replay batches gathered in host memory and copied, as in a
+real run) and the peak is the GPU's 256x256 float32 matmul; `--no-d3rlpy` leaves d3rlpy's rows out (its venv
+lives on this machine only).
+
+Writes experiments/offline/results/throughput_threads<N>.{json,md} (throughput_cuda.{json,md} on a GPU) and
+prints the table.
 """
 
 from __future__ import annotations
@@ -74,19 +80,27 @@ def synthetic_episodes(n: int = 100_000, seed: int = 0) -> dict[str, np.ndarray]
             "timeouts": timeouts}
 
 
-def matmul_flops(threads: int, seconds: float = 1.5) -> float:
-    """Measured dense float32 FLOP/s of 256x256 @ 256x256 on this machine (best of 3 windows)."""
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_flops(threads: int, seconds: float = 1.5, device: str = "cpu") -> float:
+    """Measured dense float32 FLOP/s of 256x256 @ 256x256 on `device` (best of 3 windows)."""
     torch.set_num_threads(threads)
-    a, b, out = torch.randn(256, 256), torch.randn(256, 256), torch.empty(256, 256)
+    a, b, out = (torch.randn(256, 256, device=device), torch.randn(256, 256, device=device),
+                 torch.empty(256, 256, device=device))
     for _ in range(100):
         torch.mm(a, b, out=out)
     best = 0.0
     for _ in range(3):
+        _sync(device)
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / 3:
             for _ in range(50):
                 torch.mm(a, b, out=out)
             n += 50
+            _sync(device)
         best = max(best, 2 * 256**3 * n / (time.perf_counter() - t0))
     return best
 
@@ -132,6 +146,10 @@ def update_flops(agent: str, obs: int = OBS, act: int = ACT, b: int = BATCH, h: 
     return critic + actor / 2 + sarsa + penalty + ac2
 
 
+def describe_device(device: str) -> str:
+    return torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+
+
 def time_ours(agent: str, replay: Any, updates: int, warmup: int, threads: int) -> float:
     from rlkit2.registry import EnvSpec, get_agent
 
@@ -140,10 +158,12 @@ def time_ours(agent: str, replay: Any, updates: int, warmup: int, threads: int) 
     learner = entry.builder(entry.config_cls(), EnvSpec(OBS, ACT), replay, 0).learner
     for _ in range(warmup):
         learner.step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # the warm-up's queued kernels are not timed
     t0 = time.perf_counter()
     for _ in range(updates):
         metrics = learner.step()
-    float(metrics["critic_loss"])  # one sync at the end, as the trainer reads metrics only when logging
+    float(metrics["critic_loss"])  # one sync at the end (GPU too), as the trainer reads metrics only when logging
     return updates / (time.perf_counter() - t0)
 
 
@@ -154,16 +174,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from rlkit2.replay import TransitionReplay
 
     rows = synthetic_episodes()
-    replay = TransitionReplay.from_arrays(to_transitions(rows), seed=0)
+    replay = TransitionReplay.from_arrays(to_transitions(rows), seed=0, device=args.device)
     tmp = Path(tempfile.mkdtemp(prefix="rlkit2_bench_"))
     np.savez(tmp / "data.npz", **rows)
     ours: dict[str, list[float]] = {a: [] for a in OURS}
     theirs: dict[str, list[float]] = {a: [] for a in D3RLPY}
     flops: list[float] = []
-    jobs = [("ours", a) for a in OURS] + [("d3rlpy", a) for a in D3RLPY]
+    theirs_names = D3RLPY if args.d3rlpy else []
+    jobs = [("ours", a) for a in OURS] + [("d3rlpy", a) for a in theirs_names]
     bar = tqdm(total=args.rounds * len(jobs), desc="throughput", dynamic_ncols=True)
     for r in range(args.rounds):  # interleaved: every round measures everyone under similar load
-        flops.append(matmul_flops(args.threads))
+        flops.append(matmul_flops(args.threads, device=args.device))
         for who, a in jobs:
             bar.set_postfix_str(f"round {r + 1} {who} {a}")
             if who == "ours":
@@ -177,7 +198,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             bar.update(1)
     bar.close()
     peak = max(flops)
-    res: dict[str, Any] = {"threads": args.threads, "rounds": args.rounds, "updates_per_round": args.updates,
+    res: dict[str, Any] = {"device": describe_device(args.device), "threads": args.threads,
+                           "rounds": args.rounds, "updates_per_round": args.updates,
                            "batch": BATCH, "hidden": [HID, HID], "obs_dim": OBS, "act_dim": ACT,
                            "matmul_256_gflops": [f / 1e9 for f in flops], "machine": provenance.machine(),
                            "versions": provenance.versions(), "load_avg_end": os.getloadavg(), "rows": []}
@@ -187,13 +209,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         res["rows"].append({"library": "rlkit2", "agent": a, "updates_per_s": ours[a], "median": med,
                             "best": max(ours[a]), "update_gflop": f / 1e9, "achieved_gflops": f * med / 1e9,
                             "flop_utilisation": f * med / peak})
-    for a in D3RLPY:
+    for a in theirs_names:
         f = update_flops(a)
         med = statistics.median(theirs[a])
         res["rows"].append({"library": "d3rlpy 2.8.1", "agent": a, "updates_per_s": theirs[a], "median": med,
                             "best": max(theirs[a]), "update_gflop": f / 1e9, "achieved_gflops": f * med / 1e9,
                             "flop_utilisation": f * med / peak})
-    for a in D3RLPY:
+    for a in theirs_names:
         ratio = [o / t for o, t in zip(ours[a], theirs[a], strict=True)]
         res[f"speedup_{a}"] = {"per_round": ratio, "median": statistics.median(ratio)}
     return res
@@ -204,7 +226,8 @@ def table(res: dict[str, Any]) -> str:
     lines = [f"Learner throughput, batch {res['batch']}, MLPs {res['hidden']}, obs {res['obs_dim']}, act "
              f"{res['act_dim']}, {res['threads']} thread(s), {res['rounds']} interleaved rounds of "
              f"{res['updates_per_round']} updates (shared machine: median and best per round). "
-             f"Measured 256x256 float32 matmul: {peak:.0f} GFLOP/s (best round). Machine: "
+             f"Learners on {res.get('device', 'cpu')}. "
+             f"Measured 256x256 float32 matmul there: {peak:.0f} GFLOP/s (best round). Machine: "
              f"{res['machine']['cpu']}, {res['machine']['cpus']} logical CPUs, load average at the end "
              f"{res['load_avg_end'][0]:.1f}; torch {res['versions']['torch']}.", "",
              "| library | agent | updates/s (median) | best | matmul GFLOP/update | achieved GFLOP/s | "
@@ -214,6 +237,8 @@ def table(res: dict[str, Any]) -> str:
                      f"{r['update_gflop']:.3f} | {r['achieved_gflops']:.1f} | {100 * r['flop_utilisation']:.0f}% |")
     lines.append("")
     for a in D3RLPY:
+        if f"speedup_{a}" not in res:
+            continue
         s = res[f"speedup_{a}"]
         lines.append(f"rlkit2 / d3rlpy {a}: {s['median']:.2f}x (median of per-round ratios "
                      f"{', '.join(f'{x:.2f}' for x in s['per_round'])})")
@@ -235,10 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
     p.add_argument("--updates", type=int, default=400, help="timed updates per agent per round")
     p.add_argument("--warmup", type=int, default=40)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where our learners train")
+    p.add_argument("--no-d3rlpy", dest="d3rlpy", action="store_false", help="leave d3rlpy's rows out")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch sees no CUDA device on this machine")
     res = measure(args)
     text = table(res)
-    _write(res, f"throughput_threads{args.threads}", text)
+    _write(res, "throughput_cuda" if args.device == "cuda" else f"throughput_threads{args.threads}", text)
     print(text, flush=True)
     print(f"[bench] results in {OUT}", flush=True)
     return 0

@@ -2,6 +2,7 @@
 
     python experiments/bench/stacked_seeds.py                       # S = 1, 3, 5 seeds; 3 rounds; 1 thread
     python experiments/bench/stacked_seeds.py --seeds 1 3 --rounds 5 --threads 1
+    python experiments/bench/stacked_seeds.py --device cuda --seeds 1 5 20     # on a GPU, where one exists
 
 The grid trains each (agent, dataset, seed) in its own one-thread process. The alternative measured here trains
 S seeds of TD3+BC (the grid's most common agent) in one process: the S actors are one `EnsembleMLP`, the 2S
@@ -13,7 +14,8 @@ printed). Each seed draws its own batch (one gather of S x batch rows) and its o
 
 Throughput is counted in seed-updates/s (S updates per stacked step) and compared with rlkit2's `TD3BCLearner`,
 the learner the grid runs, timed in the same rounds (interleaved, since the machine may be shared). Writes
-`experiments/bench/results/stacked_seeds.json` and prints the table.
+`experiments/bench/results/stacked_seeds.json` (`stacked_seeds_cuda.json` with `--device cuda`: the learners and
+the stacked weights on the GPU, the equivalence check still on the CPU) and prints the table.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class StackedTD3BC:
 
     def __init__(self, config: TD3BCConfig, replay: Any, learners: list[TD3BCLearner]):
         self.c, self.replay, self.s = config, replay, len(learners)
-        self.max_action = learners[0].max_action
+        self.max_action, device = learners[0].max_action, learners[0].device
         h = config.hidden
         self.actor = EnsembleMLP(self.s, OBS, ACT, h)
         self.critic = QEnsemble(OBS, ACT, n=2 * self.s, hidden=h)
@@ -68,6 +70,8 @@ class StackedTD3BC:
         self.critic_target = QEnsemble(OBS, ACT, n=2 * self.s, hidden=h).requires_grad_(False)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.critic_target.load_state_dict(self.critic.state_dict())
+        for m in (self.actor, self.critic, self.actor_target, self.critic_target):
+            m.to(device)  # before the optimisers exist, as the learners do
         self.actor_params, self.critic_params = list(self.actor.parameters()), list(self.critic.parameters())
         self.actor_opt = make_adam(self.actor_params, config.actor_lr)
         self.critic_opt = make_adam(self.critic_params, config.critic_lr)
@@ -89,6 +93,7 @@ class StackedTD3BC:
                                     (b.observations, b.actions, b.rewards, b.next_observations, b.terminals))
         with torch.no_grad():
             noise = torch.stack([torch.randn(c.batch_size, ACT, generator=g) for g in self.generators])
+            noise = noise.to(obs.device, non_blocking=True)  # drawn on the CPU, as the learners draw theirs
             next_a = losses.smoothed_target_action(self.pi(self.actor_target, nxt),
                                                    noise * (c.policy_noise * self.max_action),
                                                    c.noise_clip * self.max_action, self.max_action)
@@ -159,19 +164,21 @@ def equivalence_error(s: int, config: TD3BCConfig, replay: TransitionReplay) -> 
     return err
 
 
-def synthetic_replay(n: int = 100_000, seed: int = 0) -> TransitionReplay:
+def synthetic_replay(n: int = 100_000, seed: int = 0, device: str = "cpu") -> TransitionReplay:
     rng = np.random.default_rng(seed)
     arrays = {"observations": rng.normal(size=(n, OBS)).astype(np.float32),
               "actions": rng.uniform(-1, 1, size=(n, ACT)).astype(np.float32),
               "rewards": rng.normal(size=n).astype(np.float32),
               "next_observations": rng.normal(size=(n, OBS)).astype(np.float32),
               "terminals": (rng.random(n) < 0.01).astype(np.float32)}
-    return TransitionReplay.from_arrays(arrays, seed=seed)
+    return TransitionReplay.from_arrays(arrays, seed=seed, device=device)
 
 
 def seed_updates_per_s(step: Any, seeds: int, updates: int, warmup: int) -> float:
     for _ in range(warmup):
         step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # the warm-up's queued kernels are not timed
     t0 = time.perf_counter()
     for _ in range(updates):
         m = step()
@@ -185,18 +192,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--updates", type=int, default=300, help="stacked steps per timing")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the timed learners train")
+    p.add_argument("--out", default="", help=f"default {OUT} (stacked_seeds_cuda.json on cuda)")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch sees no CUDA device on this machine")
+    out = Path(args.out or (OUT.with_name("stacked_seeds_cuda.json") if args.device == "cuda" else OUT))
     if any(s < 1 for s in args.seeds) or args.rounds < 1 or args.updates < 1 or args.threads < 1:
         p.error("--seeds, --rounds, --updates and --threads must be positive")
     torch.set_num_threads(args.threads)
-    config, replay = TD3BCConfig(), synthetic_replay()
-    check = {s: equivalence_error(s, config, replay) for s in args.seeds}
+    config = TD3BCConfig()
+    check = {s: equivalence_error(s, config, synthetic_replay()) for s in args.seeds}
     print("stacked vs separate, max abs weight difference after one update cycle: "
           + ", ".join(f"S={s}: {e:.1e}" for s, e in check.items()), flush=True)
     if max(check.values()) > 1e-4:
         raise SystemExit("the stacked learner does not follow the separate learners' updates; not timing it")
-    spec = EnvSpec(OBS, ACT)
+    spec, replay = EnvSpec(OBS, ACT), synthetic_replay(device=args.device)
     single = TD3BCLearner(config, spec, replay, seed=0)
     stacks = {s: StackedTD3BC(config, replay, [TD3BCLearner(config, spec, replay, seed=i) for i in range(s)])
               for s in args.seeds}
@@ -208,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rows.items()), flush=True)
     base = statistics.median(rows["TD3BCLearner (the grid's)"])
     lines = [f"TD3+BC seed-updates/s, batch {config.batch_size}, MLPs {config.hidden}, obs {OBS}, act {ACT}, "
-             f"{args.threads} thread(s), {args.rounds} interleaved rounds of {args.updates} steps",
+             f"{args.threads} thread(s), {args.rounds} interleaved rounds of {args.updates} steps, on "
+             f"{torch.cuda.get_device_name(0) if args.device == 'cuda' else 'the CPU'}",
              "", "| learner | seed-updates/s (median) | best | vs TD3BCLearner |", "|---|---:|---:|---:|"]
     for k, v in rows.items():
         lines.append(f"| {k} | {statistics.median(v):.0f} | {max(v):.0f} | {statistics.median(v) / base:.2f}x |")
@@ -217,13 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     from experiments import provenance
 
     res = {"config": {"batch": config.batch_size, "hidden": config.hidden, "obs": OBS, "act": ACT,
-                      "threads": args.threads, "rounds": args.rounds, "updates": args.updates},
+                      "threads": args.threads, "rounds": args.rounds, "updates": args.updates,
+                      "device": args.device},
            "equivalence_max_abs_error": {str(s): e for s, e in check.items()},
            "seed_updates_per_s": rows, "table": table,
            "machine": provenance.machine(), "versions": provenance.versions()}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

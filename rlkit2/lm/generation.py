@@ -18,7 +18,7 @@ import torch
 
 from rlkit2.core import BaseActor
 from rlkit2.lm.fast_decode import KVDecoder, unsupported_reason
-from rlkit2.lm.models import lm_forward, position_ids_from_mask
+from rlkit2.lm.models import LAST_HIDDEN, lm_forward, position_ids_from_mask
 
 
 @dataclasses.dataclass
@@ -76,7 +76,8 @@ class _HFSteps:
 
     def __init__(self, lm: Any, want_hidden: bool):
         self.lm, self.want_h = lm, want_hidden
-        self.hidden_sel: Any = [-1] if want_hidden else False  # only the last layer's state (the value head's input)
+        # only the last layer's state (the value head's input) where transformers can select layers, else all
+        self.hidden_sel: Any = LAST_HIDDEN if want_hidden else False
         # Gemma 2: keep every layer's full KV (a plain DynamicCache) and build the per-layer-type additive masks
         # of each decode step ourselves (one comparison), instead of the library re-deriving causal and
         # sliding-window masks from the 2-D mask on every token; same attention pattern as the teacher-forced

@@ -202,11 +202,25 @@ class PolicyWithValue(nn.Module):
         return logits, values
 
 
+def _last_hidden_selector() -> list[int] | bool:
+    """`[-1]` (record only the last layer's hidden state, the value head's input) where transformers takes a list of
+    layers for `output_hidden_states` (newer 5.x releases); older ones return no hidden states for a list (found
+    on transformers 5.17 on a GPU machine), so there every layer's is recorded (True)."""
+    try:
+        from transformers.utils.output_capturing import selected_hidden_states  # noqa: F401
+    except ImportError:
+        return True
+    return [-1]
+
+
+LAST_HIDDEN = _last_hidden_selector()
+
+
 def lm_forward(lm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden: bool = False,
                logits_to_keep: int = 0) -> Any:
-    # hidden: only the last layer's hidden state (the value head's input) is recorded, not every layer's
+    # hidden: the last layer's hidden state (the value head's input) is recorded, alone where transformers can
     return lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask),
-              output_hidden_states=[-1] if hidden else False, use_cache=False, logits_to_keep=logits_to_keep)
+              output_hidden_states=LAST_HIDDEN if hidden else False, use_cache=False, logits_to_keep=logits_to_keep)
 
 
 _DROPOUT_ATTRS = ("attention_dropout", "dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout",

@@ -44,6 +44,8 @@ def resolve_device(trainer: Any) -> torch.device:
             import os
 
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if device.index is None:  # a bare "cuda": the current device, named (torch.cuda.set_device wants an index)
+            device = torch.device("cuda", torch.cuda.current_device())
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"trainer.device={name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         torch.cuda.set_device(device)

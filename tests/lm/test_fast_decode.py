@@ -85,6 +85,30 @@ def test_decode_loop_is_the_same_with_and_without_the_kv_decoder(arch, word_toke
     assert not (out[True][0][:, :2] == 1).any()  # min_new_tokens: no EOS in the first two tokens
 
 
+def test_hf_path_values_are_the_same_when_transformers_cannot_select_layers(word_tokenizer, monkeypatch):
+    """Older transformers 5.x return no hidden states for `output_hidden_states=[-1]`; there every layer's are
+    asked for (LAST_HIDDEN = True), and the value head must see the same last-layer state either way."""
+    import rlkit2.lm.generation as generation
+    import rlkit2.lm.models as models
+
+    policy = PolicyWithValue(tiny("gemma2", word_tokenizer))
+    with torch.no_grad():
+        policy.value_head.weight.normal_()
+    ids, mask, Lq = batch(word_tokenizer, B=4, Lq=9, seed=2)
+    cfg = GenerationConfig(max_new_tokens=6, kv_decoder=False)
+    out, fwd = {}, {}
+    for selector in ([-1], True):
+        monkeypatch.setattr(models, "LAST_HIDDEN", selector)
+        monkeypatch.setattr(generation, "LAST_HIDDEN", selector)
+        with torch.no_grad():
+            out[str(selector)] = decode_loop(policy.lm, ids[:, :Lq], mask[:, :Lq], cfg, eos_id=1, pad_id=0,
+                                             greedy=True, value_head=policy.value_head)
+            fwd[str(selector)] = policy(ids, mask, kv_decoder=False)[1]
+    for a, b in zip(out["[-1]"], out["True"], strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert torch.allclose(fwd["[-1]"], fwd["True"], atol=1e-6)
+
+
 def test_reference_logprobs_through_the_kv_decoder_equal_the_hf_forward(word_tokenizer):
     lm = tiny("gemma2", word_tokenizer, sliding_window=4)
     ids, mask, Lq = batch(word_tokenizer)

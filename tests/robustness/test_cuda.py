@@ -1,0 +1,119 @@
+"""The GPU path on a real CUDA device: learners train there, checkpoints move between GPU and CPU, a run resumes
+exactly on the GPU after kill -9, and a GPU-trained policy loads on the CPU.
+
+Skipped where torch sees no CUDA device (CI and the project's CPU machines, where `tests/offline/test_devices.py`
+covers the same code path with CPU device strings). Run on a GPU machine: `pytest tests/robustness/test_cuda.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlkit2 import checkpoint as ckpt
+from rlkit2.train import run
+from tests.helpers import compose_config
+from tests.offline.test_devices import TINY_TD3, _build, _run
+from tests.robustness.common import assert_same_tensors, offline_args
+from tests.robustness.test_kill_resume import assert_resume_after, kill_at_random_step, metric_rows
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+AGENTS = ["td3_bc", "sac", "cql", "iql", "bc", "poir", "qsarsa_ac", "qsarsa_ac2"]
+# Online SAC draws its policy noise from the global RNG of the device it trains on (the CUDA generator on a GPU,
+# saved in its checkpoints), not from a CPU Generator, so on a GPU it follows its own random stream: it resumes
+# exactly there but does not track a CPU run.
+OWN_STREAM = {"sac"}
+OBS = np.array([0.3, -0.2], np.float32)
+
+
+def _close(a: list[dict[str, float]], b: list[dict[str, float]]) -> None:
+    assert [sorted(r) for r in a] == [sorted(r) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for k in ra:
+            assert np.isfinite(rb[k]), k
+            np.testing.assert_allclose(rb[k], ra[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_learner_on_cuda_follows_the_cpu_learner(name):
+    """Same init (built on the CPU, then moved), same batches (CPU sampler), same noise (CPU Generators): the GPU
+    learner's losses track the CPU learner's to float32 round-off, and its policy acts on CPU arrays."""
+    torch.manual_seed(123)
+    cpu = _build(name, "cpu")
+    torch.manual_seed(123)
+    gpu = _build(name, "cuda")
+    assert gpu.learner.device.type == "cuda"
+    assert all(p.device.type == "cuda" for m in gpu.learner.modules.values() for p in m.parameters())
+    torch.manual_seed(7)
+    a = _run(cpu.learner, 5)
+    torch.manual_seed(7)
+    b = _run(gpu.learner, 5)
+    if name in OWN_STREAM:
+        assert all(np.isfinite(v) for r in b for v in r.values())
+    else:
+        _close(a, b)
+    act = gpu.policy.act(OBS)
+    assert isinstance(act, np.ndarray) and act.dtype == np.float32
+    if name not in OWN_STREAM:
+        np.testing.assert_allclose(act, cpu.policy.act(OBS), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["td3_bc", "sac", "iql", "bc", "poir", "qsarsa_ac2"])
+def test_cuda_checkpoint_resumes_exactly_on_cuda_and_loads_on_the_cpu(name, tmp_path):
+    first = _build(name, "cuda").learner
+    _run(first, 4)
+    ckpt.save({"learner": first.state_dict(), "replay": first.replay.state_dict()}, tmp_path / "c.pt")
+    torch.manual_seed(11)
+    straight = _run(first, 4)
+    saved = ckpt.load(tmp_path / "c.pt")  # read on the CPU, as runs resume
+    again = _build(name, "cuda", seed=42, replay_seed=99).learner
+    again.replay.load_state_dict(saved["replay"])
+    again.load_state_dict(saved["learner"])
+    torch.manual_seed(11)
+    assert _run(again, 4) == straight  # bit for bit on the same device
+    saved = ckpt.load(tmp_path / "c.pt")  # read again: loaded optimiser state is the file's tensors, now stepped
+    on_cpu = _build(name, "cpu", seed=42, replay_seed=99).learner
+    on_cpu.replay.load_state_dict(saved["replay"])
+    on_cpu.load_state_dict(saved["learner"])
+    assert all(p.device.type == "cpu" for m in on_cpu.modules.values() for p in m.parameters())
+    torch.manual_seed(11)
+    resumed_on_cpu = _run(on_cpu, 4)
+    if name not in OWN_STREAM:
+        _close(straight, resumed_on_cpu)
+
+
+@pytest.mark.parametrize("agent", ["td3_bc", "iql", "qsarsa_ac2"])
+def test_offline_run_on_cuda_resumes_mid_window_exactly(tmp_path, hopper_file, agent):
+    args = [*offline_args(hopper_file, "trainer.total_steps=40", "trainer.checkpoint_every=15",
+                          "trainer.eval_every=20", "trainer.log_every=10", "trainer.keep_checkpoints=5", "seed=9"),
+            f"agent={agent}", "agent.hidden=[32,32]", "agent.batch_size=32", "trainer.device=cuda"]
+    assert_resume_after(args, tmp_path, kept_step=15, final_step=40, label=agent)
+
+
+def test_offline_run_on_cuda_sigkill_resume_equals_uninterrupted(tmp_path, hopper_file):
+    args = offline_args(hopper_file, "trainer.total_steps=3000", "trainer.checkpoint_every=40",
+                        "trainer.eval_every=1000", "trainer.log_every=40", "trainer.keep_checkpoints=3", "seed=11",
+                        "trainer.device=cuda")
+    ref = tmp_path / "ref"
+    run(compose_config(args), ref)
+    killed = tmp_path / "killed"
+    at = kill_at_random_step(args, killed, [40, 80, 120, 160], tmp_path)
+    assert at < 3000, "the run finished before the kill landed"
+    run(compose_config([*args, "resume=true"]), killed)
+    a, b = ckpt.latest_valid(ref / "checkpoints")[1], ckpt.latest_valid(killed / "checkpoints")[1]
+    assert a["step"] == b["step"] == 3000
+    assert_same_tensors(a["learner"], b["learner"], "learner state")
+    assert metric_rows(ref) == metric_rows(killed)
+
+
+def test_online_run_on_cuda_leaves_a_policy_the_cpu_loads(tmp_path):
+    from rlkit2 import load_policy
+
+    run(compose_config([*TINY_TD3, "trainer.device=cuda"]), tmp_path / "run")
+    policy = load_policy(tmp_path / "run")  # the CPU by default, whatever device trained it
+    act = policy(np.zeros(11, np.float32))  # Hopper-v5's observation
+    assert isinstance(act, np.ndarray) and act.shape == (3,) and np.all(np.isfinite(act))
+    on_gpu = load_policy(tmp_path / "run", device="cuda")
+    np.testing.assert_allclose(on_gpu(np.zeros(11, np.float32)), act, rtol=1e-4, atol=1e-5)
