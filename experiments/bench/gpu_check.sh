@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements, in one pass on a machine with a CUDA device (about 6 minutes on one H200):
+# The GPU measurements, in one pass on a machine with a CUDA device (under 3 minutes on one H200, measured):
 #   bash experiments/bench/gpu_check.sh [OUT_DIR]        # default experiments/bench/results/gpu
 # 1. tests/robustness/test_cuda.py: learners on the GPU track the CPU ones, checkpoints move between devices,
 #    offline runs resume bit for bit on the GPU (mid log window and after kill -9), a GPU-trained policy loads

@@ -53,11 +53,20 @@ def fit(task_name: str, runs: Path, out: Path) -> dict[str, Any]:
                              **policy_demo_error(seed_dir / name, seed_dir / "demos.hdf5", obs_keys)})
     if not rows:
         raise SystemExit(f"no trained policies under {runs / task_name}/seed*/ ({', '.join(FITTED)})")
+    # rows of run dirs no longer on disk stay (the file accumulates, as the study's results do); refitted ones
+    # replace theirs
+    path, fresh = out / f"{task_name}_fit.json", {(r["seed"], r["policy"]) for r in rows}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("obs_keys") != obs_keys:
+            raise SystemExit(f"{path} was fitted on other observation keys ({old.get('obs_keys')}); move it aside")
+        rows += [r for r in old["rows"] if (r["seed"], r["policy"]) not in fresh]
+    rows.sort(key=lambda r: (r["seed"], FITTED.index(r["policy"]) if r["policy"] in FITTED else len(FITTED)))
     data = {"task": task.name, "obs_keys": obs_keys, "rows": rows, "wall_s": time.perf_counter() - t0,
             "command": f"python -m experiments.imitation.study fit --task {task_name} --runs {runs}",
             "machine": provenance.machine(), "versions": provenance.versions("robosuite")}
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / f"{task_name}_fit.json", (json.dumps(data, indent=1) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
     print(table(data))
     return data
 

@@ -214,3 +214,31 @@ def test_fit_check_tells_a_fitted_policy_from_an_unfitted_one(tmp_path):
         errors[name] = policy_demo_error(tmp_path / name, path, ["object"])
     assert errors["trained"]["transitions"] == 100 and len(errors["trained"]["mse_per_dim"]) == 2
     assert errors["trained"]["mse"] < 0.2 * errors["untrained"]["mse"]
+
+
+def test_fit_keeps_the_rows_of_run_dirs_no_longer_on_disk(tmp_path, monkeypatch):
+    """`study fit` accumulates like the study's results: refitted (seed, policy) rows replace theirs, rows whose
+    run dirs are gone stay, and a file fitted on other observation keys is refused."""
+    from experiments.imitation import study_fit
+
+    def fake_error(run_dir, demos, obs_keys):
+        return {"mse": 0.5, "mse_per_dim": [0.5], "demos": 1, "transitions": 2}
+
+    monkeypatch.setattr(study_fit, "policy_demo_error", fake_error)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for rel in ("lift/seed1/demos.hdf5", "lift/seed1/bc_rnn_gmm_4x/policy.pt"):
+        (runs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (runs / rel).write_bytes(b"")
+    keys = list(compose([f"experiment={study_plan.TASKS['lift'].presets['bc']}"]).env.obs_keys)
+    old = {"task": "Lift", "obs_keys": keys, "rows": [
+        {"seed": 0, "policy": "bc", "mse": 0.1, "mse_per_dim": [0.1]},
+        {"seed": 1, "policy": "bc_rnn_gmm_4x", "mse": 0.9, "mse_per_dim": [0.9]}]}
+    out.mkdir()
+    (out / "lift_fit.json").write_text(json.dumps(old))
+    data = study_fit.fit("lift", runs, out)
+    got = {(r["seed"], r["policy"]): r["mse"] for r in data["rows"]}
+    assert got == {(0, "bc"): 0.1, (1, "bc_rnn_gmm_4x"): 0.5}
+    assert json.loads((out / "lift_fit.json").read_text())["rows"] == data["rows"]
+    (out / "lift_fit.json").write_text(json.dumps({**old, "obs_keys": ["object"]}))
+    with pytest.raises(SystemExit, match="other observation keys"):
+        study_fit.fit("lift", runs, out)

@@ -69,20 +69,33 @@ def test_explicit_device_gives_the_default_numbers(name, device):
     np.testing.assert_array_equal(default.policy.act(obs), act)
 
 
-@pytest.mark.parametrize("name", ["td3_bc", "sac", "bc", "poir"])
-def test_checkpoint_saved_on_one_device_resumes_on_another(name, tmp_path):
-    first = _build(name, "cpu").learner
+def save_midway(name: str, device: str, path) -> tuple[object, list[dict[str, float]]]:
+    """A learner trained 4 steps on `device` and saved to `path` (the replay's state beside the learner's, as a
+    run saves them: SAC's learner does not carry its sampler), then 4 more steps: (learner, those steps)."""
+    first = _build(name, device).learner
     _run(first, 4)
-    # the replay's state beside the learner's, as a run saves them (SAC's learner does not carry its sampler)
-    checkpoint.save({"learner": first.state_dict(), "replay": first.replay.state_dict()}, tmp_path / "c.pt")
+    checkpoint.save({"learner": first.state_dict(), "replay": first.replay.state_dict()}, path)
     torch.manual_seed(11)
-    straight = _run(first, 4)
-    other = _build(name, "cpu:0", seed=42, replay_seed=99).learner  # other device string, init and sampler
-    saved = checkpoint.load(tmp_path / "c.pt")  # read on the CPU, as runs resume
+    return first, _run(first, 4)
+
+
+def resume_from(name: str, device: str, path) -> tuple[object, list[dict[str, float]]]:
+    """A learner of other init and sampler on `device`, loaded from `path` (read on the CPU, as runs resume):
+    (learner, its 4 steps after the load)."""
+    other = _build(name, device, seed=42, replay_seed=99).learner
+    saved = checkpoint.load(path)  # read per use: a loaded optimiser state is the file's tensors, then stepped
     other.replay.load_state_dict(saved["replay"])
     other.load_state_dict(saved["learner"])
+    assert all(p.device.type == torch.device(device).type for m in other.modules.values() for p in m.parameters())
     torch.manual_seed(11)
-    assert _run(other, 4) == straight
+    return other, _run(other, 4)
+
+
+@pytest.mark.parametrize("name", ["td3_bc", "sac", "bc", "poir"])
+def test_checkpoint_saved_on_one_device_resumes_on_another(name, tmp_path):
+    first, straight = save_midway(name, "cpu", tmp_path / "c.pt")
+    other, resumed = resume_from(name, "cpu:0", tmp_path / "c.pt")  # other device string, init and sampler
+    assert resumed == straight
     for k, mod in first.modules.items():
         for p1, p2 in zip(mod.state_dict().values(), other.modules[k].state_dict().values(), strict=True):
             assert torch.equal(p1, p2), k

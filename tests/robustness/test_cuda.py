@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlkit2 import checkpoint as ckpt
 from rlkit2.train import run
 from tests.helpers import compose_config
-from tests.offline.test_devices import TINY_TD3, _build, _run
-from tests.robustness.common import assert_same_tensors, offline_args
-from tests.robustness.test_kill_resume import assert_resume_after, kill_at_random_step, metric_rows
+from tests.offline.test_devices import TINY_TD3, _build, _run, resume_from, save_midway
+from tests.robustness.common import offline_args
+from tests.robustness.test_kill_resume import assert_offline_sigkill_resume, assert_resume_after
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -62,26 +61,11 @@ def test_learner_on_cuda_follows_the_cpu_learner(name):
 
 @pytest.mark.parametrize("name", ["td3_bc", "sac", "iql", "bc", "poir", "qsarsa_ac2"])
 def test_cuda_checkpoint_resumes_exactly_on_cuda_and_loads_on_the_cpu(name, tmp_path):
-    first = _build(name, "cuda").learner
-    _run(first, 4)
-    ckpt.save({"learner": first.state_dict(), "replay": first.replay.state_dict()}, tmp_path / "c.pt")
-    torch.manual_seed(11)
-    straight = _run(first, 4)
-    saved = ckpt.load(tmp_path / "c.pt")  # read on the CPU, as runs resume
-    again = _build(name, "cuda", seed=42, replay_seed=99).learner
-    again.replay.load_state_dict(saved["replay"])
-    again.load_state_dict(saved["learner"])
-    torch.manual_seed(11)
-    assert _run(again, 4) == straight  # bit for bit on the same device
-    saved = ckpt.load(tmp_path / "c.pt")  # read again: loaded optimiser state is the file's tensors, now stepped
-    on_cpu = _build(name, "cpu", seed=42, replay_seed=99).learner
-    on_cpu.replay.load_state_dict(saved["replay"])
-    on_cpu.load_state_dict(saved["learner"])
-    assert all(p.device.type == "cpu" for m in on_cpu.modules.values() for p in m.parameters())
-    torch.manual_seed(11)
-    resumed_on_cpu = _run(on_cpu, 4)
+    _, straight = save_midway(name, "cuda", tmp_path / "c.pt")
+    assert resume_from(name, "cuda", tmp_path / "c.pt")[1] == straight  # bit for bit on the same device
+    _, on_cpu = resume_from(name, "cpu", tmp_path / "c.pt")
     if name not in OWN_STREAM:
-        _close(straight, resumed_on_cpu)
+        _close(straight, on_cpu)
 
 
 @pytest.mark.parametrize("agent", ["td3_bc", "iql", "qsarsa_ac2"])
@@ -93,19 +77,7 @@ def test_offline_run_on_cuda_resumes_mid_window_exactly(tmp_path, hopper_file, a
 
 
 def test_offline_run_on_cuda_sigkill_resume_equals_uninterrupted(tmp_path, hopper_file):
-    args = offline_args(hopper_file, "trainer.total_steps=3000", "trainer.checkpoint_every=40",
-                        "trainer.eval_every=1000", "trainer.log_every=40", "trainer.keep_checkpoints=3", "seed=11",
-                        "trainer.device=cuda")
-    ref = tmp_path / "ref"
-    run(compose_config(args), ref)
-    killed = tmp_path / "killed"
-    at = kill_at_random_step(args, killed, [40, 80, 120, 160], tmp_path)
-    assert at < 3000, "the run finished before the kill landed"
-    run(compose_config([*args, "resume=true"]), killed)
-    a, b = ckpt.latest_valid(ref / "checkpoints")[1], ckpt.latest_valid(killed / "checkpoints")[1]
-    assert a["step"] == b["step"] == 3000
-    assert_same_tensors(a["learner"], b["learner"], "learner state")
-    assert metric_rows(ref) == metric_rows(killed)
+    assert_offline_sigkill_resume(hopper_file, tmp_path, "trainer.device=cuda")
 
 
 def test_online_run_on_cuda_leaves_a_policy_the_cpu_loads(tmp_path):

@@ -86,9 +86,16 @@ def assert_resume_after(args: list[str], tmp_path: Path, kept_step: int, final_s
 
 
 def test_offline_sigkill_resume_equals_uninterrupted(tmp_path, hopper_file):
-    # The kill targets early checkpoints of a long run, so it lands before the end even on a fast machine.
+    assert_offline_sigkill_resume(hopper_file, tmp_path)
+
+
+def assert_offline_sigkill_resume(hopper_file: Path, tmp_path: Path, *extra: str) -> None:
+    """TD3+BC for 3000 updates, killed after an early checkpoint and resumed: the uninterrupted run's final
+    learner state and metrics rows. The kill targets early checkpoints of a long run, so it lands before the end
+    even on a fast machine."""
     args = offline_args(hopper_file, "trainer.total_steps=3000", "trainer.checkpoint_every=40",
-                        "trainer.eval_every=1000", "trainer.log_every=40", "trainer.keep_checkpoints=3", "seed=11")
+                        "trainer.eval_every=1000", "trainer.log_every=40", "trainer.keep_checkpoints=3", "seed=11",
+                        *extra)
     ref = tmp_path / "ref"
     run(compose_config(args), ref)
 
