@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,16 @@ def resolve_device(trainer: Any) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"trainer.device={name}: no CUDA device is available on this machine "
                               "(torch.cuda.is_available() is false); use trainer.device=cpu here")
-        if bool(getattr(trainer, "distributed", False)) and device.index is None:
-            import os
-
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if device.index is None:  # a bare "cuda": the current device, named (torch.cuda.set_device wants an index)
-            device = torch.device("cuda", torch.cuda.current_device())
-        if device.index is not None and device.index >= torch.cuda.device_count():
+        # a bare "cuda" gets named (torch.cuda.set_device wants an index): this rank's GPU under torchrun, else
+        # the current device
+        index = device.index
+        if index is None and bool(getattr(trainer, "distributed", False)):
+            index = int(os.environ.get("LOCAL_RANK", 0))
+        elif index is None:
+            index = torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
             raise ConfigError(f"trainer.device={name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     elif device.type == "mps":
         if not torch.backends.mps.is_available():

@@ -147,3 +147,25 @@ def test_imitation_runner_resolves_the_device_too(tmp_path):
     cfg = compose_config(["agent=poir", "env=robosuite/lift", "trainer.device=cuda"])
     with pytest.raises(ConfigError, match="no CUDA device is available on this machine"):
         ImitationPhase(cfg, tmp_path)
+
+
+def test_cuda_device_names_are_resolved_to_an_index(monkeypatch):
+    """A bare `cuda` becomes the current device (torch.cuda.set_device refuses an index-less device: found on a
+    real GPU), `cuda` under torchrun this rank's GPU, and an index past the device count is refused; the CUDA
+    runtime is stood in for, so this runs on CPU machines."""
+    from types import SimpleNamespace
+
+    from rlkit2.run.common import resolve_device
+
+    chosen: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(d))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device(SimpleNamespace(device="cuda")) == torch.device("cuda", 0)
+    assert resolve_device(SimpleNamespace(device="cuda", distributed=True)) == torch.device("cuda", 1)
+    assert resolve_device(SimpleNamespace(device="cuda:1")) == torch.device("cuda", 1)
+    assert chosen == [torch.device("cuda", 0), torch.device("cuda", 1), torch.device("cuda", 1)]
+    with pytest.raises(ConfigError, match="trainer.device=cuda:2: this machine has 2 CUDA device"):
+        resolve_device(SimpleNamespace(device="cuda:2"))

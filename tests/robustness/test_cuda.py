@@ -14,8 +14,7 @@ import torch
 from rlkit2.train import run
 from tests.helpers import compose_config
 from tests.offline.test_devices import TINY_TD3, _build, _run, resume_from, save_midway
-from tests.robustness.common import offline_args
-from tests.robustness.test_kill_resume import assert_offline_sigkill_resume, assert_resume_after
+from tests.robustness.test_kill_resume import assert_offline_mid_window_resume, assert_offline_sigkill_resume
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -70,10 +69,7 @@ def test_cuda_checkpoint_resumes_exactly_on_cuda_and_loads_on_the_cpu(name, tmp_
 
 @pytest.mark.parametrize("agent", ["td3_bc", "iql", "qsarsa_ac2"])
 def test_offline_run_on_cuda_resumes_mid_window_exactly(tmp_path, hopper_file, agent):
-    args = [*offline_args(hopper_file, "trainer.total_steps=40", "trainer.checkpoint_every=15",
-                          "trainer.eval_every=20", "trainer.log_every=10", "trainer.keep_checkpoints=5", "seed=9"),
-            f"agent={agent}", "agent.hidden=[32,32]", "agent.batch_size=32", "trainer.device=cuda"]
-    assert_resume_after(args, tmp_path, kept_step=15, final_step=40, label=agent)
+    assert_offline_mid_window_resume(hopper_file, tmp_path, agent, "trainer.device=cuda")
 
 
 def test_offline_run_on_cuda_sigkill_resume_equals_uninterrupted(tmp_path, hopper_file):

@@ -157,9 +157,15 @@ def test_rlhf_sigkill_resume_equals_uninterrupted(tmp_path):
 def test_offline_resume_mid_log_window_equals_uninterrupted(tmp_path, hopper_file, agent):
     """Every offline agent resumes exactly, also when the checkpoint falls inside a log window (the window's
     running sums travel in the checkpoint, so the averages logged after the resume are the same)."""
+    assert_offline_mid_window_resume(hopper_file, tmp_path, agent)
+
+
+def assert_offline_mid_window_resume(hopper_file: Path, tmp_path: Path, agent: str, *extra: str) -> None:
+    """40 updates of `agent`, resumed from the checkpoint at 15 (inside a log window of 10): the uninterrupted
+    run's learner state and metrics rows."""
     args = [*offline_args(hopper_file, "trainer.total_steps=40", "trainer.checkpoint_every=15",
                           "trainer.eval_every=20", "trainer.log_every=10", "trainer.keep_checkpoints=5", "seed=9"),
-            f"agent={agent}", "agent.hidden=[32,32]", "agent.batch_size=32"]
+            f"agent={agent}", "agent.hidden=[32,32]", "agent.batch_size=32", *extra]
     assert_resume_after(args, tmp_path, kept_step=15, final_step=40, label=agent)
 
 
