@@ -110,9 +110,10 @@ def dataset_tables(data: dict[str, Any], agents: list[str], datasets: list[str],
 
 def comparison_pairs(agents: list[str]) -> list[tuple[str, str]]:
     """The comparisons the grid is for: each Q-sarsa agent against TD3+BC (the method it builds on), every
-    agent against BC (what a score has to beat to show it used the rewards), and each variant (`--with`)
-    against the agent it varies."""
+    agent against BC (what a score has to beat to show it used the rewards), each variant (`--with`)
+    against the agent it varies, and Qsarsa-AC against Qsarsa-AC2 (kappa = 0: the actor term ablated)."""
     pairs = [(a, a.split(" (")[0]) for a in agents if " (" in a and a.split(" (")[0] in agents]
+    pairs += [("qsarsa_ac", "qsarsa_ac2")] if {"qsarsa_ac", "qsarsa_ac2"} <= set(agents) else []
     pairs += [(a, "td3_bc") for a in agents if a.startswith("qsarsa") and "td3_bc" in agents]
     pairs += [(a, "offline_bc") for a in agents if a != "offline_bc" and "offline_bc" in agents]
     return pairs
