@@ -168,12 +168,32 @@ def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str])
     return [*lines, ""]
 
 
-def dataset_sets(datasets: list[str]) -> list[tuple[str, list[str]]]:
-    """The sets aggregates are taken over: every dataset, and (when it differs) the hopper ones."""
-    out = [(f"all datasets ({len(datasets)})", datasets)]
+def dataset_kind(name: str) -> str | None:
+    """`hopper-v5-medium-replay` / `hopper-medium-replay-v2` -> "medium-replay"; None for a path or other name."""
+    from rlkit2.core import ConfigError
+    from rlkit2.data.names import parse_d4rl_name, parse_generated_name
+
+    try:
+        parsed = parse_generated_name(name) or parse_d4rl_name(name)
+    except ConfigError:
+        return None
+    return parsed.kind if parsed else None
+
+
+def dataset_sets(datasets: list[str]) -> list[tuple[str, str, list[str]]]:
+    """The sets aggregates are taken over, as (key, name, datasets): every dataset; each kind of data
+    (medium, medium-replay, ...) when there are several, so a kind that not every agent has run yet does not
+    hide the others' aggregate; and the hopper ones when they differ from all."""
+    out = [("", f"all datasets ({len(datasets)})", datasets)]
+    kinds: dict[str, list[str]] = defaultdict(list)
+    for d in datasets:
+        if (k := dataset_kind(d)) is not None:
+            kinds[k].append(d)
+    if len(kinds) > 1:
+        out += [(f"_{k}", f"{k} ({len(ds)})", ds) for k, ds in kinds.items()]
     hopper = [d for d in datasets if d.startswith("hopper")]
     if hopper and hopper != datasets:
-        out.append((f"hopper ({len(hopper)})", hopper))
+        out.append(("_hopper", f"hopper ({len(hopper)})", hopper))
     return out
 
 
@@ -186,11 +206,11 @@ def aggregate_tables(data: dict[str, Any], agents: list[str], datasets: list[str
              f"(runs resampled within each dataset, {reps:,} resamples). Only the seeds every dataset of the set "
              "has enter (extra seeds of one dataset would weigh it more); n = runs. An agent without runs on "
              "every dataset of a set gets no entry there (cql runs on hopper only).", "",
-             "| agent | " + " | ".join(f"IQM, {name} | 95 % CI | n" for name, _ in sets) + " |",
+             "| agent | " + " | ".join(f"IQM, {name} | 95 % CI | n" for _, name, _ in sets) + " |",
              "|---|" + "---:|---|---:|" * len(sets)]
     for a in agents:
         cells = [a]
-        for _, ds in sets:
+        for _, _, ds in sets:
             eq = equalized(by.get(a, {}), ds)
             if eq is None:
                 cells += ["—", "", ""]
@@ -281,8 +301,8 @@ def render(data: dict[str, Any], out_dir: Path, sources: Sequence[str], reps: in
     lines += comparison_table(data, agents, datasets, reps, seed)
     lines += aggregate_tables(data, agents, datasets, reps, seed)
     pngs = []
-    for i, (name, ds) in enumerate(dataset_sets(datasets)):
-        png = out_dir / (f"{stem}_profile.png" if i == 0 else f"{stem}_profile_hopper.png")
+    for key, name, ds in dataset_sets(datasets):
+        png = out_dir / f"{stem}_profile{key}.png"
         if profile_plot(data, agents, ds, png, f"Performance profiles, {name} (95 % stratified-bootstrap bands)",
                         seed):
             pngs.append(png)

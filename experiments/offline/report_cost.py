@@ -61,7 +61,8 @@ def cost_and_provenance(data: dict[str, Any], agents: list[str]) -> list[str]:
     lines += ["", "Library versions:"]
     for v in vers:
         lines.append("- " + ", ".join(f"{k} {x}" for k, x in json.loads(v).items()))
-    lines += ["", "Data (the collection each run trained on: rows, seed, behaviour policies, chunking, and the rows' "
+    lines += ["", "Data (the collection each run trained on: `--transitions` (medium-replay has as many rows as env "
+                  "steps up to the medium snapshot instead), seed, behaviour policies, chunking, and the rows' "
                   "mean episode return, which tells apart two collections made with the same settings on different "
                   "CPUs):"]
     collections = Counter((r["dataset"], collection(r)) for r in runs)
@@ -79,7 +80,7 @@ def _collection(p: dict[str, Any]) -> str:
     chunks = f"chunks of {p['chunk_episodes']} episodes" if p.get("chunk_episodes") else \
         "chunked by rows (the earlier collection)"
     ret = p.get("dataset_mean_episode_return")
-    return (f"{p.get('transitions')} rows, seed {p.get('seed')}, policies sha256 "
+    return (f"--transitions {p.get('transitions')}, seed {p.get('seed')}, policies sha256 "
             f"{str(p.get('behaviour_policies_sha256'))[:12]}, {chunks}, "
             + (f"mean episode return {ret:.2f}" if isinstance(ret, int | float)
                else "mean episode return not recorded"))

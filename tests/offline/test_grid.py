@@ -145,6 +145,13 @@ def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
     assert rows["iql − offline_bc"].endswith("| no clear difference |")
     assert report.comparison_table(data, ["iql"], ["hopper-v5-medium"], 2000, 0) == []  # nothing to compare
     assert report.comparison_pairs(["qsarsa_ac", "qsarsa_ac2"]) == [("qsarsa_ac", "qsarsa_ac2")]  # kappa = 0
+    # aggregates per kind of data too, so a kind not every agent has run does not hide the others' IQM
+    sets = report.dataset_sets(["hopper-v5-medium", "walker2d-v5-medium", "hopper-v5-medium-replay"])
+    assert [(k, ds) for k, _, ds in sets] == [
+        ("", ["hopper-v5-medium", "walker2d-v5-medium", "hopper-v5-medium-replay"]),
+        ("_medium", ["hopper-v5-medium", "walker2d-v5-medium"]), ("_medium-replay", ["hopper-v5-medium-replay"]),
+        ("_hopper", ["hopper-v5-medium", "hopper-v5-medium-replay"])]
+    assert [k for k, _, _ in report.dataset_sets(["hopper-v5-medium", "/data/x.hdf5"])] == ["", "_hopper"]
     one = {"runs": [r for r in data["runs"] if r["agent"] != "td3_bc" or r["seed"] == 0]}
     rows = report.comparison_table(one, ["td3_bc", "offline_bc"], ["hopper-v5-medium"], 2000, 0)
     assert rows[-2].endswith("| 1 vs 3 | too few seeds |")  # one seed gives no interval
