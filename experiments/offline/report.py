@@ -171,13 +171,12 @@ def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str])
 def dataset_kind(name: str) -> str | None:
     """`hopper-v5-medium-replay` / `hopper-medium-replay-v2` -> "medium-replay"; None for a path or other name."""
     from rlkit2.core import ConfigError
-    from rlkit2.data.names import parse_d4rl_name, parse_generated_name
+    from rlkit2.data.names import parse_dataset_name
 
     try:
-        parsed = parse_generated_name(name) or parse_d4rl_name(name)
+        return parse_dataset_name(name).kind
     except ConfigError:
         return None
-    return parsed.kind if parsed else None
 
 
 def dataset_sets(datasets: list[str]) -> list[tuple[str, str, list[str]]]:
