@@ -165,7 +165,9 @@ def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str])
         cells.append(_fmt(b["score"]) if b else "—")
         cells.append(_fmt(e["score"]) if e and e.get("score") is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    note = ("behaviour (greedy): the policy behind the data, from the file's metadata; for medium-replay data, the "
+            "medium snapshot the replay ends at; for medium-expert data, the mean of the medium and expert policies.")
+    return [*lines, "", note, ""]
 
 
 def dataset_kind(name: str) -> str | None:

@@ -279,6 +279,7 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
                 "| IQL (published) |", "| CQL (published) |", "| BC (published) |"):
         assert row in section, row
     assert "not comparable 1:1: generated v5 data" in section
+    assert "for medium-replay data, the medium snapshot the replay ends at" in md  # the overview's column
     td3 = [r["score"] for r in again["runs"] if r["agent"] == "td3_bc"]
     assert f"| td3_bc | {np.mean(td3):.1f} |" in section
     assert "| iql | " in md[md.index("## Across datasets"):] and "P(> td3_bc)" in md
