@@ -165,9 +165,21 @@ def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str])
         cells.append(_fmt(b["score"]) if b else "—")
         cells.append(_fmt(e["score"]) if e and e.get("score") is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
-    note = ("behaviour (greedy): the policy behind the data, from the file's metadata; for medium-replay data, the "
-            "medium snapshot the replay ends at; for medium-expert data, the mean of the medium and expert policies.")
-    return [*lines, "", note, ""]
+    return [*lines, "", *behaviour_column_note(refs, datasets)]
+
+
+def behaviour_column_note(refs: dict[tuple[str, str], Any], datasets: list[str]) -> list[str]:
+    """What the overview's behaviour column is for each kind of data shown, from the rows' own notes
+    (`rlkit2.data.references.behaviour_return` words them): medium-replay's is the medium snapshot's return."""
+    said: dict[str, str] = {}
+    for d in datasets:
+        b = refs.get((d, "behaviour"))
+        if b:
+            said.setdefault(dataset_kind(d) or d, b["note"].removeprefix("metadata: "))
+    if not said:
+        return []
+    return ["behaviour (greedy), from each file's metadata: " + "; ".join(f"{k}: {n}" for k, n in said.items())
+            + ".", ""]
 
 
 def dataset_kind(name: str) -> str | None:

@@ -152,6 +152,14 @@ def test_the_report_compares_q_sarsa_with_td3_bc_and_every_agent_with_bc():
         ("_medium", ["hopper-v5-medium", "walker2d-v5-medium"]), ("_medium-replay", ["hopper-v5-medium-replay"]),
         ("_hopper", ["hopper-v5-medium", "hopper-v5-medium-replay"])]
     assert [k for k, _, _ in report.dataset_sets(["hopper-v5-medium", "/data/x.hdf5"])] == ["", "_hopper"]
+    # the overview says what its behaviour column is, per kind of data shown, in the reference rows' own words
+    refs = {("hopper-v5-medium", "behaviour"): {"note": "metadata: the behaviour policy's return"},
+            ("walker2d-v5-medium", "behaviour"): {"note": "metadata: the behaviour policy's return"},
+            ("hopper-v5-medium-replay", "behaviour"): {"note": "metadata: the medium snapshot's return"}}
+    assert report.behaviour_column_note(refs, ["hopper-v5-medium", "walker2d-v5-medium", "hopper-v5-medium-replay"]) \
+        == ["behaviour (greedy), from each file's metadata: medium: the behaviour policy's return; "
+            "medium-replay: the medium snapshot's return.", ""]
+    assert report.behaviour_column_note({}, ["hopper-v5-medium"]) == []  # D4RL's files: no note to give
     one = {"runs": [r for r in data["runs"] if r["agent"] != "td3_bc" or r["seed"] == 0]}
     rows = report.comparison_table(one, ["td3_bc", "offline_bc"], ["hopper-v5-medium"], 2000, 0)
     assert rows[-2].endswith("| 1 vs 3 | too few seeds |")  # one seed gives no interval
@@ -279,7 +287,7 @@ def test_tiny_grid_end_to_end(tiny_dataset, tmp_path, capsys, monkeypatch):
                 "| IQL (published) |", "| CQL (published) |", "| BC (published) |"):
         assert row in section, row
     assert "not comparable 1:1: generated v5 data" in section
-    assert "for medium-replay data, the medium snapshot the replay ends at" in md  # the overview's column
+    assert "behaviour (greedy), from each file's metadata: medium: the behaviour policy's return." in md
     td3 = [r["score"] for r in again["runs"] if r["agent"] == "td3_bc"]
     assert f"| td3_bc | {np.mean(td3):.1f} |" in section
     assert "| iql | " in md[md.index("## Across datasets"):] and "P(> td3_bc)" in md
