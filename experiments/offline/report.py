@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -37,7 +36,9 @@ import numpy as np
 from experiments.offline import published
 from experiments.offline.grid_plan import AGENTS, DATASETS, RESULTS
 from experiments.offline.report_cost import collection, cost_and_provenance
+from experiments.offline.report_readme import readme_body, splice
 from rlkit2 import stats
+from rlkit2.checkpoint import atomic_write_bytes
 
 README = Path(__file__).resolve().parent / "README.md"
 BASELINES = ("td3_bc", "iql")
@@ -345,41 +346,6 @@ def with_variants(data: dict[str, Any], variants: Sequence[tuple[str, dict[str, 
                                                 *(s for _, v in variants for s in v.get("sessions", []))]}
 
 
-def markers(stem: str) -> tuple[str, str]:
-    """The comments that delimit report `stem`'s section of a README."""
-    return f"<!-- {stem}:start -->", f"<!-- {stem}:end -->"
-
-
-def splice(readme: Path, body: str, stem: str = "grid") -> None:
-    """Put `body` between report `stem`'s markers in `readme` (a marked section is appended when they are
-    missing)."""
-    start, end = markers(stem)
-    text = readme.read_text() if readme.is_file() else ""
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text and text.index(start) < text.index(end):
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + ("\n\n" if text else "") + f"### Evidence grid: {stem}\n\n" + block + "\n"
-    from rlkit2.checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(readme, text.encode())
-
-
-def readme_body(md: str, out_dir: Path, readme: Path) -> str:
-    """The report without its title, headings two levels down (the README heads each report's section with a
-    third-level heading of its own), image links relative to the README."""
-    rel = os.path.relpath(out_dir, readme.parent)
-    out = []
-    for line in md.splitlines()[1:]:
-        if line.startswith("#"):
-            line = "##" + line
-        if line.startswith("![") and "](" in line and rel != ".":
-            alt, target = line[2:].split("](", 1)
-            line = f"![{alt}]({rel}/{target}"
-        out.append(line)
-    return "\n".join(out).strip() + "\n"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.offline.report", description=__doc__.split("\n")[0])
     p.add_argument("--results", default=str(RESULTS), help="results JSON (default: %(default)s)")
@@ -404,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "+".join(Path(x).stem for x in sources)
     md_path = out_dir / f"{stem}.md"
-    md_path.write_text(md)
+    atomic_write_bytes(md_path, md.encode())
     print(md)
     print(f"wrote {md_path}" + "".join(f", {x}" for x in pngs))
     if a.readme:

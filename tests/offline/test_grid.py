@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.offline import grid, grid_plan, grid_results, published, report, report_cost
+from experiments.offline import grid, grid_plan, grid_results, published, report, report_cost, report_readme
 from rlkit2.data import read_d4rl, write_d4rl
 from rlkit2.data.d4rl import episode_returns
 from rlkit2.data.scores import D4RL_REFERENCE, normalized_score
@@ -405,3 +405,17 @@ def test_an_ablation_file_joins_the_grid_tables_under_what_it_changes(tmp_path):
     assert text.startswith("# Notes\n\n<!-- grid:start -->\nthe grid\n<!-- grid:end -->\n")
     assert "<!-- grid+ablation_frozen:start -->" in text and text.endswith("<!-- grid+ablation_frozen:end -->\n")
     assert label in text[text.index("<!-- grid+ablation_frozen:start -->"):]
+
+
+def test_splice_owns_only_its_section(tmp_path):
+    """Each report rewrites the text between its own markers; the other report's section and the hand-written
+    text stay byte for byte; a report without markers yet gets a headed section appended."""
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- grid:start -->\nA\n<!-- grid:end -->\nmiddle\n<!-- other:start -->\nB\n"
+                      "<!-- other:end -->\nend\n")
+    report_readme.splice(readme, "A2\n", "grid")
+    assert readme.read_text() == ("intro\n<!-- grid:start -->\nA2\n<!-- grid:end -->\nmiddle\n<!-- other:start -->\n"
+                                  "B\n<!-- other:end -->\nend\n")
+    report_readme.splice(readme, "C", "third")
+    assert readme.read_text().endswith("end\n\n### Evidence grid: third\n\n<!-- third:start -->\nC\n<!-- third:end -->\n")
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary left beside it
