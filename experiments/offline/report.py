@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -153,14 +153,18 @@ def comparison_table(data: dict[str, Any], agents: list[str], datasets: list[str
 def overview_table(data: dict[str, Any], agents: list[str], datasets: list[str]) -> list[str]:
     by = scores_by(data)
     refs = {(r["dataset"], r["kind"]): r for r in data.get("references", [])}
+    counts = Counter(len(by[a][d]) for a in agents for d in datasets if by.get(a, {}).get(d))
+    usual = counts.most_common(1)[0][0] if counts else 0  # the seeds most cells have; the others say theirs
     head = ["dataset", *agents, "zero action", "behaviour (greedy)", "dataset episodes"]
-    lines = ["## Overview", "", "Mean normalised score over seeds (details and CIs below).", "",
+    seeds = f"{usual} seeds a cell" + (", other counts in parentheses" if len(counts) > 1 else "")
+    lines = ["## Overview", "", f"Mean normalised score over seeds ({seeds}; details and CIs below).", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for d in datasets:
         cells = [d]
         for a in agents:
             runs = by.get(a, {}).get(d)
-            cells.append(f"{np.mean(list(runs.values())):.1f}" if runs else "—")
+            n = f" ({len(runs)})" if runs and len(runs) != usual else ""
+            cells.append(f"{np.mean(list(runs.values())):.1f}{n}" if runs else "—")
         z, b, e = refs.get((d, "zero_action")), refs.get((d, "behaviour")), refs.get((d, "dataset"))
         cells.append(_fmt(float(np.mean(z["scores"]))) if z and all(s is not None for s in z["scores"]) else "—")
         cells.append(_fmt(b["score"]) if b else "—")

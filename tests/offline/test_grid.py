@@ -417,5 +417,20 @@ def test_splice_owns_only_its_section(tmp_path):
     assert readme.read_text() == ("intro\n<!-- grid:start -->\nA2\n<!-- grid:end -->\nmiddle\n<!-- other:start -->\n"
                                   "B\n<!-- other:end -->\nend\n")
     report_readme.splice(readme, "C", "third")
-    assert readme.read_text().endswith("end\n\n### Evidence grid: third\n\n<!-- third:start -->\nC\n<!-- third:end -->\n")
+    appended = "end\n\n### Evidence grid: third\n\n<!-- third:start -->\nC\n<!-- third:end -->\n"
+    assert readme.read_text().endswith(appended)
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary left beside it
+
+
+def test_the_overview_says_how_many_seeds_each_cell_has():
+    """Most cells' seed count is said once above the table; a cell with another count carries its own."""
+    runs = [{"agent": a, "dataset": d, "seed": s, "score": float(s)}
+            for a, d, n in (("td3_bc", "hopper-v5-medium", 5), ("td3_bc", "walker2d-v5-medium", 3),
+                            ("iql", "hopper-v5-medium", 3), ("iql", "walker2d-v5-medium", 3))
+            for s in range(n)]
+    lines = report.overview_table({"runs": runs}, ["td3_bc", "iql"], ["hopper-v5-medium", "walker2d-v5-medium"])
+    assert "(3 seeds a cell, other counts in parentheses; details and CIs below)" in lines[2]
+    assert "| hopper-v5-medium | 2.0 (5) | 1.0 | — | — | — |" in lines
+    assert "| walker2d-v5-medium | 1.0 | 1.0 | — | — | — |" in lines
+    even = report.overview_table({"runs": [r for r in runs if r["seed"] < 3]}, ["td3_bc"], ["hopper-v5-medium"])
+    assert "(3 seeds a cell; details and CIs below)" in even[2] and "| hopper-v5-medium | 1.0 | — | — | — |" in even
