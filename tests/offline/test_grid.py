@@ -419,7 +419,7 @@ def test_splice_owns_only_its_section(tmp_path):
     report_readme.splice(readme, "C", "third")
     appended = "end\n\n### Evidence grid: third\n\n<!-- third:start -->\nC\n<!-- third:end -->\n"
     assert readme.read_text().endswith(appended)
-    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary left beside it
+    assert [f.name for f in tmp_path.iterdir()] == ["README.md"]  # written atomically: no temporary left
 
 
 def test_the_overview_says_how_many_seeds_each_cell_has():
